@@ -1,0 +1,47 @@
+"""gln-jax: Gated Linear Networks in JAX, with NumPy, PyTorch and TensorFlow ports.
+
+The functional API (``init``, ``apply``, ``update``, ``batch_update``, the ``lax.scan``
+drivers) is the reference implementation; :class:`GLN` is a thin stateful facade over it.
+"""
+
+from gln_jax._types import GLNConfig as GLNConfig
+from gln_jax._types import GLNState as GLNState
+from gln_jax._types import LayerState as LayerState
+from gln_jax._types import make_config as make_config
+from gln_jax.backends import backend_names as backend_names
+from gln_jax.context import batch_context_indices as batch_context_indices
+from gln_jax.context import context_indices as context_indices
+from gln_jax.facade import GLN as GLN
+from gln_jax.multiclass import class_targets as class_targets
+from gln_jax.multiclass import predict_classes as predict_classes
+from gln_jax.network import apply as apply
+from gln_jax.network import base_predictions as base_predictions
+from gln_jax.network import batch_update as batch_update
+from gln_jax.network import init as init
+from gln_jax.network import update as update
+from gln_jax.stream import fit_stream as fit_stream
+from gln_jax.stream import scan_batch_update as scan_batch_update
+from gln_jax.stream import scan_update as scan_update
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GLN",
+    "GLNConfig",
+    "GLNState",
+    "LayerState",
+    "apply",
+    "backend_names",
+    "base_predictions",
+    "batch_context_indices",
+    "batch_update",
+    "class_targets",
+    "context_indices",
+    "fit_stream",
+    "init",
+    "make_config",
+    "predict_classes",
+    "scan_batch_update",
+    "scan_update",
+    "update",
+]

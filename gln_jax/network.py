@@ -1,0 +1,290 @@
+"""init / apply / update of a GLN: the reference maths.
+
+Every function takes one example (``batch_update`` takes a batch, since examples that share a
+weight row must accumulate); the leading class axis of the state is handled by
+:mod:`gln_jax.multiclass`, which vmaps the per-model functions ``_model_*`` over it.
+
+Semantics (every port reproduces them exactly):
+
+- base predictions ``clip(inputs, eps, 1 - eps)``; a layer's input logits are the logits of
+  the previous layer's clipped outputs, with ``1.0`` appended when ``config.bias``;
+- neuron output ``p = clip(sigmoid(w_c . x), eps, 1 - eps)`` with ``c`` its context index;
+- update of the active row only: ``w_c <- clip(w_c - lr * (p - y) * x, -wc, wc)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from gln_jax import _numerics, multiclass
+from gln_jax._types import Array, GLNConfig, GLNState, LayerState, PRNGKey
+from gln_jax.context import batch_context_indices, context_indices
+
+Weights = tuple[jax.Array, ...]  # per layer [K, R, I] (one model) or [C, K, R, I]
+
+
+def init(key: PRNGKey, config: GLNConfig) -> GLNState:
+    """Builds the initial state: gating hyperplanes at random, weights ``1 / inputs``.
+
+    Weight rows start at ``1 / inputs`` (the bias input counted), clipped into
+    ``[-weight_clipping, weight_clipping]`` so that every weight always lies inside the clip.
+    With ``context_bias`` the gating directions are unit-norm Gaussian and the thresholds
+    ``N(0, 1)``; without it the directions are Gaussian and the thresholds zero.
+
+    Args:
+        key: a ``jax.random`` key.
+        config: from :func:`gln_jax.make_config`.
+
+    Returns:
+        The state, every array with a leading class axis of size ``config.num_models``.
+
+    Example:
+        >>> state = init(jax.random.key(0), make_config([4, 4], 784))  # doctest: +SKIP
+    """
+    dtype = jnp.dtype(config.dtype)
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
+            "before building the model"
+        )
+    c, m, n = config.num_models, config.context_map_size, config.input_size
+    layers = []
+    keys = jax.random.split(key, len(config.layer_sizes))
+    for layer_key, neurons, inputs in zip(
+        keys, config.layer_sizes, config.layer_input_sizes(), strict=True
+    ):
+        plane_key, bias_key = jax.random.split(layer_key)
+        planes = jax.random.normal(plane_key, (c, neurons, m, n), dtype)
+        if config.context_bias:
+            planes = planes / jnp.linalg.norm(planes, axis=-1, keepdims=True)
+            thresholds = jax.random.normal(bias_key, (c, neurons, m), dtype)
+        else:
+            thresholds = jnp.zeros((c, neurons, m), dtype)
+        start = min(1.0 / inputs, config.weight_clipping)
+        weights = jnp.full((c, neurons, config.num_contexts, inputs), start, dtype)
+        layers.append(LayerState(weights, planes, thresholds))
+    return GLNState(layers=tuple(layers), step=jnp.zeros((), jnp.int32))
+
+
+def base_predictions(x: Array, *, config: GLNConfig) -> jax.Array:
+    """Default base predictions: the example itself, clipped into ``[eps, 1 - eps]``.
+
+    Args:
+        x: ``[N]`` (or ``[B, N]``) example with entries in [0, 1].
+        config: the network's config.
+
+    Returns:
+        Same shape, clipped, in ``config.dtype``.
+    """
+    return _numerics.clip_probability(jnp.asarray(x, config.dtype), config.pred_clipping)
+
+
+def _input_logits(inputs: jax.Array, config: GLNConfig) -> jax.Array:
+    """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
+    p = _numerics.clip_probability(jnp.asarray(inputs, config.dtype), config.pred_clipping)
+    return _append_bias(_numerics.logit(p), config)
+
+
+def _append_bias(x: jax.Array, config: GLNConfig) -> jax.Array:
+    if not config.bias:
+        return x
+    return jnp.concatenate([x, jnp.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
+
+
+def _model_forward(weights: Weights, x0: jax.Array, contexts, *, config: GLNConfig):
+    """Forward pass of one binary model on one example.
+
+    Args:
+        weights: per layer ``[K, R, I]``.
+        x0: ``[I_0]`` first-layer input logits.
+        contexts: per layer ``[K]`` context indices.
+        config: the network's config.
+
+    Returns:
+        ``(xs, ps, rows)``: per layer the input logits ``[I]``, the clipped outputs ``[K]``
+        and the active weight rows ``[K, I]``.
+    """
+    xs, ps, rows = [], [], []
+    x = x0
+    for w, ctx in zip(weights, contexts, strict=True):
+        active = w[jnp.arange(w.shape[0]), ctx]  # [K, I]
+        p = _numerics.clip_probability(
+            _numerics.sigmoid(jnp.sum(active * x, axis=-1)), config.pred_clipping
+        )
+        xs.append(x)
+        ps.append(p)
+        rows.append(active)
+        x = _append_bias(_numerics.logit(p), config)
+    return xs, ps, rows
+
+
+def _model_update(weights, x0, contexts, target, learning_rate, *, config: GLNConfig):
+    """Exact online update of one binary model; returns ``(weights, p_out)``."""
+    xs, ps, rows = _model_forward(weights, x0, contexts, config=config)
+    new_weights = []
+    for w, x, p, active, ctx in zip(weights, xs, ps, rows, contexts, strict=True):
+        step = (learning_rate * (p - target))[:, None] * x[None, :]
+        row = _numerics.clip_weights(active - step, config.weight_clipping)
+        new_weights.append(w.at[jnp.arange(w.shape[0]), ctx].set(row))
+    return tuple(new_weights), ps[-1][0]
+
+
+def _model_batch_update(weights, x0, contexts, targets, learning_rates, *, config: GLNConfig):
+    """Batch update of one binary model: predictions from the old weights, deltas added.
+
+    Args:
+        weights: per layer ``[K, R, I]``.
+        x0: ``[B, I_0]`` input logits.
+        contexts: per layer ``[B, K]``.
+        targets: ``[B]`` 0/1 targets of this model.
+        learning_rates: ``[B]``; a rate of 0 makes an example a no-op (used for padding).
+        config: the network's config.
+
+    Returns:
+        ``(weights, p_out [B])``.
+    """
+    forward = jax.vmap(functools.partial(_model_forward, config=config), in_axes=(None, 0, 0))
+    xs, ps, _ = forward(weights, x0, contexts)
+    new_weights = []
+    for w, x, p, ctx in zip(weights, xs, ps, contexts, strict=True):
+        scale = learning_rates[:, None] * (p - targets[:, None])  # [B, K]
+        delta = -scale[:, :, None] * x[:, None, :]  # [B, K, I]
+        neuron = jnp.broadcast_to(jnp.arange(w.shape[0]), ctx.shape)
+        w = w.at[neuron, ctx].add(delta)
+        rows = _numerics.clip_weights(w[neuron, ctx], config.weight_clipping)
+        new_weights.append(w.at[neuron, ctx].set(rows))
+    return tuple(new_weights), ps[-1][:, 0]
+
+
+def _weights(state: GLNState) -> Weights:
+    return tuple(layer.weights for layer in state.layers)
+
+
+def _with_weights(state: GLNState, weights: Weights, step) -> GLNState:
+    layers = tuple(
+        layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
+    )
+    return GLNState(layers=layers, step=step)
+
+
+def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):
+    """:func:`apply` with precomputed context indices (per layer ``[C, K]``)."""
+    x0 = _input_logits(inputs, config)
+    forward = multiclass.over_classes(_model_forward, (0, None, 0), config=config)
+    _, ps, _ = forward(_weights(state), x0, contexts)
+    return ps[-1][:, 0]
+
+
+def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig) -> jax.Array:
+    """Probability of the positive class of every one-vs-all model, for one example.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[K]`` base probabilities (see :func:`base_predictions`).
+        side_info: ``[N]`` raw example, looked at by the gates.
+        config: the network's config.
+
+    Returns:
+        ``[C]`` clipped probabilities, ``C = config.num_models``.
+
+    Example:
+        >>> p = apply(state, x, x, config=config)  # doctest: +SKIP
+    """
+    contexts = context_indices(state.layers, side_info, config=config)
+    return apply_from_contexts(state, inputs, contexts, config=config)
+
+
+def update_from_contexts(
+    state, inputs, contexts, target, learning_rate, *, config: GLNConfig, count=1
+):
+    """:func:`update` with precomputed context indices; ``count`` (0 or 1) advances ``step``."""
+    x0 = _input_logits(inputs, config)
+    targets = multiclass.class_targets(target, config).astype(config.dtype)
+    lr = jnp.asarray(learning_rate, config.dtype)
+    step_fn = multiclass.over_classes(_model_update, (0, None, 0, 0, None), config=config)
+    weights, p = step_fn(_weights(state), x0, contexts, targets, lr)
+    return _with_weights(state, weights, state.step + jnp.asarray(count, jnp.int32)), p
+
+
+def update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    target: Array,
+    learning_rate: Array,
+    *,
+    config: GLNConfig,
+) -> tuple[GLNState, jax.Array]:
+    """Predicts one example, then learns from it (exact online step).
+
+    Only the active row of each neuron moves, from that neuron's own clipped output:
+    ``w_c <- clip(w_c - lr * (p - y) * x, -wc, wc)``.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[K]`` base probabilities.
+        side_info: ``[N]`` raw example.
+        target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary).
+        learning_rate: scalar rate for this example.
+        config: the network's config.
+
+    Returns:
+        ``(new_state, p)`` with ``p [C]`` the prediction made before the update.
+
+    Example:
+        >>> state, p = update(state, x, x, 3, 1e-3, config=config)  # doctest: +SKIP
+    """
+    contexts = context_indices(state.layers, side_info, config=config)
+    return update_from_contexts(state, inputs, contexts, target, learning_rate, config=config)
+
+
+def batch_update_from_contexts(
+    state, inputs, contexts, targets, learning_rates, *, config: GLNConfig, mask=None
+):
+    """:func:`batch_update` with contexts per layer ``[B, C, K]``; ``mask [B]`` drops padding."""
+    x0 = _input_logits(inputs, config)
+    targets = jax.vmap(lambda t: multiclass.class_targets(t, config))(jnp.asarray(targets))
+    lrs = jnp.asarray(learning_rates, config.dtype)
+    count = jnp.asarray(lrs.shape[0], jnp.int32)
+    if mask is not None:
+        lrs = jnp.where(mask, lrs, 0)
+        count = jnp.sum(mask, dtype=jnp.int32)
+    contexts = tuple(jnp.moveaxis(c, 1, 0) for c in contexts)  # [C, B, K]
+    step_fn = multiclass.over_classes(_model_batch_update, (0, None, 0, 1, None), config=config)
+    weights, p = step_fn(_weights(state), x0, contexts, targets.astype(config.dtype), lrs)
+    return _with_weights(state, weights, state.step + count), p.T
+
+
+def batch_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+) -> tuple[GLNState, jax.Array]:
+    """Predicts a batch with the weights from before it, then learns from all of it.
+
+    Example ``i`` contributes ``-learning_rates[i] * (p_i - y_i) * x_i`` to its active rows;
+    contributions to a shared row add up; the touched rows are then clipped and ``step``
+    advances by the batch size. A batch of one equals :func:`update`.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[B, K]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        targets: ``[B]`` class labels.
+        learning_rates: ``[B]`` rate of each example (``schedule(step + i)``).
+        config: the network's config.
+
+    Returns:
+        ``(new_state, p)`` with ``p [B, C]`` the predictions made before the update.
+    """
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    return batch_update_from_contexts(
+        state, inputs, contexts, targets, learning_rates, config=config
+    )
