@@ -82,8 +82,11 @@ class JaxEngine:
 #: backend name -> (module holding its engine, engine class, pip extra); aliases map to names.
 _ENGINES = {
     "jax": ("gln_jax.backends", "JaxEngine", None),
+    "numpy": ("gln_numpy.engine", "NumpyEngine", None),
+    "pytorch": ("gln_torch.engine", "TorchEngine", "torch"),
+    "tf": ("gln_tf.engine", "TFEngine", "tf"),
 }
-_ALIASES = {}
+_ALIASES = {"torch": "pytorch", "tensorflow": "tf"}
 
 
 def backend_names() -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 from gln_jax import _validation, multiclass
 from gln_jax._types import GLNConfig, GLNState, make_config
 from gln_jax.backends import make_engine
+from gln_jax.checkpoint import load_checkpoint, save_checkpoint
 from gln_jax.network import init
 
 
@@ -177,6 +178,70 @@ class GLN:
             outputs.append(np.asarray(multiclass.predict_classes(probs, config=self.config)))
         self.state = state
         return np.concatenate(outputs)
+
+    def save(self, path) -> None:
+        """Writes a portable checkpoint (one ``.npz``) that any backend can load.
+
+        The constant learning rate is stored; a schedule or a ``base_predictor`` is code and is
+        not: pass them again to :meth:`load`.
+        """
+        save_checkpoint(
+            path,
+            self.config,
+            self.reference_state(),
+            learning_rate=None if callable(self.learning_rate) else self.learning_rate,
+            has_base_predictor=self.base_predictor is not None,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        path,
+        backend: str = "jax",
+        *,
+        base_predictor: Callable | None = None,
+        learning_rate: float | Callable | None = None,
+    ) -> GLN:
+        """Restores a model saved by any backend into ``backend``.
+
+        Args:
+            path: a file written by :meth:`save`.
+            backend: the backend to load into.
+            base_predictor: required when the saved model had one (it is not stored).
+            learning_rate: overrides the stored rate; required when the saved model used a
+                schedule.
+
+        Returns:
+            The model, with predictions identical to the saved one's.
+        """
+        checkpoint = load_checkpoint(path)
+        config = checkpoint.config
+        if checkpoint.has_base_predictor and base_predictor is None:
+            raise ValueError(
+                f"{path!s} was saved with a base_predictor, which is code and not stored; "
+                "pass base_predictor= to load"
+            )
+        if base_predictor is not None:
+            width = _validation.check_base_predictor(base_predictor, config.input_size)
+            if width != config.base_prediction_size:
+                raise ValueError(
+                    f"base_predictor returns {width} base predictions, the checkpoint's model "
+                    f"takes {config.base_prediction_size}"
+                )
+        if learning_rate is None:
+            learning_rate = checkpoint.learning_rate
+        if learning_rate is None:
+            raise ValueError(
+                f"{path!s} was saved with a learning-rate schedule, which is code and not "
+                "stored; pass learning_rate= to load"
+            )
+        _validation.check_learning_rate(learning_rate)
+        engine = make_engine(backend, config)
+        model = cls.__new__(cls)
+        model._setup(
+            engine, config, engine.from_reference(checkpoint.state), base_predictor, learning_rate
+        )
+        return model
 
     def __repr__(self) -> str:
         c = self.config
