@@ -18,7 +18,7 @@ _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32/bf16 passes on GPU/TPU: gates mu
 def _bits_to_index(bits: jax.Array) -> jax.Array:
     """``[..., context_map_size]`` bools -> ``[...]`` int32 indices (bit j has weight 2**j)."""
     powers = 2 ** jnp.arange(bits.shape[-1], dtype=jnp.int32)
-    return jnp.sum(bits.astype(jnp.int32) * powers, axis=-1, dtype=jnp.int32)
+    return jnp.matmul(bits.astype(jnp.int32), powers)
 
 
 def context_indices(
@@ -66,7 +66,7 @@ def batch_context_indices(
     )
     thresholds = jnp.concatenate([layer.hyperplane_bias.reshape(-1) for layer in layers])
     projections = jnp.matmul(side_info, planes.T, precision=_HIGHEST)  # [B, sum C*K*m]
-    bits = projections > thresholds
+    bits = projections > thresholds[None, :]
     out, start = [], 0
     for layer in layers:
         shape = layer.hyperplane_bias.shape  # [C, K, m]

@@ -112,7 +112,7 @@ def _model_forward(weights: Weights, x0: jax.Array, contexts, *, config: GLNConf
     for w, ctx in zip(weights, contexts, strict=True):
         active = w[jnp.arange(w.shape[0]), ctx]  # [K, I]
         p = _numerics.clip_probability(
-            _numerics.sigmoid(jnp.sum(active * x, axis=-1)), config.pred_clipping
+            _numerics.sigmoid(jnp.sum(active * x[None, :], axis=-1)), config.pred_clipping
         )
         xs.append(x)
         ps.append(p)
