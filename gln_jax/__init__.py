@@ -4,6 +4,8 @@ The functional API (``init``, ``apply``, ``update``, ``batch_update``, the ``lax
 drivers) is the reference implementation; :class:`GLN` is a thin stateful facade over it.
 """
 
+from gln_jax import datasets as datasets
+from gln_jax import utils as utils
 from gln_jax._types import GLNConfig as GLNConfig
 from gln_jax._types import GLNState as GLNState
 from gln_jax._types import LayerState as LayerState
@@ -37,6 +39,7 @@ __all__ = [
     "batch_update",
     "class_targets",
     "context_indices",
+    "datasets",
     "fit_stream",
     "init",
     "make_config",
@@ -44,4 +47,5 @@ __all__ = [
     "scan_batch_update",
     "scan_update",
     "update",
+    "utils",
 ]
