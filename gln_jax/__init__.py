@@ -18,6 +18,7 @@ from gln_jax.multiclass import class_targets as class_targets
 from gln_jax.multiclass import predict_classes as predict_classes
 from gln_jax.network import apply as apply
 from gln_jax.network import base_predictions as base_predictions
+from gln_jax.network import batch_apply as batch_apply
 from gln_jax.network import batch_update as batch_update
 from gln_jax.network import init as init
 from gln_jax.network import update as update
@@ -34,6 +35,7 @@ __all__ = [
     "LayerState",
     "apply",
     "backend_names",
+    "batch_apply",
     "base_predictions",
     "batch_context_indices",
     "batch_update",

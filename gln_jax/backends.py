@@ -24,16 +24,14 @@ import numpy as np
 
 from gln_jax._types import GLNConfig, GLNState
 from gln_jax.context import batch_context_indices
-from gln_jax.network import apply_from_contexts, batch_update_from_contexts, update_from_contexts
+from gln_jax.network import batch_apply, batch_update_from_contexts, update_from_contexts
 from gln_jax.stream import fit_stream
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def predict_batch(state: GLNState, inputs, side_info, *, config: GLNConfig) -> jax.Array:
     """Probabilities ``[B, C]`` of a batch (inputs ``[B, K]``, side_info ``[B, N]``)."""
-    contexts = batch_context_indices(state.layers, side_info, config=config)
-    apply = functools.partial(apply_from_contexts, state, config=config)
-    return jax.vmap(apply)(inputs, contexts)
+    return batch_apply(state, inputs, side_info, config=config)
 
 
 @functools.partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))

@@ -342,3 +342,17 @@ def test_float64_without_x64_is_a_clear_error():
     assert not jax.config.jax_enable_x64
     with pytest.raises(ValueError, match="jax_enable_x64"):
         gln_jax.init(jax.random.key(0), make_config([1], 2, dtype="float64"))
+
+
+@pytest.mark.parametrize("context_map_size", [2, 7])  # dense scoring and gathered rows
+def test_batch_apply_equals_vmapped_apply(context_map_size):
+    config = make_config([6, 3, 1], 10, context_map_size=context_map_size, num_classes=3)
+    state = gln_jax.init(jax.random.key(2), config)
+    rng = np.random.default_rng(1)
+    xs = jnp.asarray(rng.random((64, 10)), jnp.float32)
+    ys = jnp.asarray(rng.integers(0, 3, 64), jnp.int32)
+    state, _ = gln_jax.scan_update(state, xs, xs, ys, jnp.full(64, 0.2), config=config)
+    batched = gln_jax.batch_apply(state, xs, xs, config=config)
+    mapped = jax.vmap(lambda x: gln_jax.apply(state, x, x, config=config))(xs)
+    assert batched.shape == (64, 3)
+    np.testing.assert_allclose(np.asarray(batched), np.asarray(mapped), rtol=1e-5, atol=1e-6)
