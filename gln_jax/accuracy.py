@@ -62,12 +62,14 @@ def ten_class_evaluate(data, *, backend="jax", seed=0, progress=False, **setting
     return utils.evaluate_mnist(model, batch_size=4, seed=seed, data=data, progress=progress)
 
 
-def measure(protocols, settings, seeds, backends, dataset="mnist", progress=False) -> dict:
+def measure(
+    protocols, settings, seeds, backends, dataset="mnist", progress=False, data_dir=None
+) -> dict:
     """Runs every combination; returns a JSON-able dict of raw accuracies and agreement."""
     from gln_jax import utils
 
     deskewed = dataset == "mnist"
-    data = utils.get_mnist(deskewed=deskewed, dataset=dataset, progress=progress)
+    data = utils.get_mnist(deskewed, data_dir, dataset, progress=progress)
     runs = []
     agreement = {}
     for protocol in protocols:
@@ -145,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--backends", nargs="+", default=["jax"])
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
+    parser.add_argument("--data-dir", default=None, help="directory with the IDX files")
     parser.add_argument("--json", default=None, help="write raw results here")
     parser.add_argument("--merge", nargs="*", default=[], help="earlier JSON results to include")
     parser.add_argument("--readme", default=None, help="update this README's accuracy block")
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         result["agreement"] += earlier["agreement"]
     if args.seeds:
         new = measure(args.protocols, args.settings, args.seeds, args.backends, args.dataset,
-                      args.progress)
+                      args.progress, args.data_dir)
         result["runs"] += new["runs"]
         result["agreement"] += new["agreement"]
     if args.json:

@@ -334,7 +334,8 @@ def test_float64(x64):
     state = gln_jax.init(jax.random.key(0), config)
     assert all(layer.weights.dtype == jnp.float64 for layer in state.layers)
     x = jnp.asarray(np.random.default_rng(0).random((20, 6)))
-    state, p = gln_jax.scan_update(state, x, x, jnp.arange(20) % 3, jnp.full(20, 0.1), config=config)
+    labels, rates = jnp.arange(20) % 3, jnp.full(20, 0.1)
+    state, p = gln_jax.scan_update(state, x, x, labels, rates, config=config)
     assert p.dtype == jnp.float64 and state.layers[0].weights.dtype == jnp.float64
 
 
