@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocols", nargs="+", default=["digit3", "10class"],
                         choices=["digit3", "10class"])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--backends", nargs="+", default=["jax"])
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
     parser.add_argument("--data-dir", default=None, help="directory with the IDX files")

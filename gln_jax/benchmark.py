@@ -108,8 +108,13 @@ def run_case(spec: dict) -> list[dict]:
         record("train_b1", n / statistics.median(times), times, n)
     else:
         for batch in spec["batches"]:
-            m.fit(X[:256], y[:256], batch_size=batch)  # warm-up of this shape
-            times = _timed(lambda b=batch: model().fit(X, y, batch_size=b), repeats)
+            fresh = [model() for _ in range(repeats + 1)]  # each repeat starts from scratch
+            fresh[0].fit(X, y, batch_size=batch)  # warm-up: compiles this shape
+            times = []
+            for twin in fresh[1:]:
+                start = time.perf_counter()
+                twin.fit(X, y, batch_size=batch)
+                times.append(time.perf_counter() - start)
             record(f"train_b{batch}", n / statistics.median(times), times, n)
 
         m.predict(X[:1], target=y[:1])
