@@ -22,6 +22,8 @@ from gln_jax.network import batch_apply as batch_apply
 from gln_jax.network import batch_update as batch_update
 from gln_jax.network import init as init
 from gln_jax.network import update as update
+from gln_jax.saliency import Saliency as Saliency
+from gln_jax.saliency import saliency as saliency
 from gln_jax.stream import fit_stream as fit_stream
 from gln_jax.stream import scan_batch_update as scan_batch_update
 from gln_jax.stream import scan_update as scan_update
@@ -33,6 +35,7 @@ __all__ = [
     "GLNConfig",
     "GLNState",
     "LayerState",
+    "Saliency",
     "apply",
     "backend_names",
     "batch_apply",
@@ -46,6 +49,7 @@ __all__ = [
     "init",
     "make_config",
     "predict_classes",
+    "saliency",
     "scan_batch_update",
     "scan_update",
     "update",

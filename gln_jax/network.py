@@ -26,6 +26,23 @@ from gln_jax.context import batch_context_indices, context_indices
 Weights = tuple[jax.Array, ...]  # per layer [K, R, I] (one model) or [C, K, R, I]
 
 
+_NORMAL_BLOCK = 1 << 15
+
+
+def _standard_normal(key: PRNGKey, count: int, dtype) -> jax.Array:
+    """``[count]`` standard normal draws, made in fixed-size blocks.
+
+    One block shape serves every configuration, so building a model of a new shape compiles
+    nothing new (a fresh ``jax.random.normal`` shape costs a compilation of up to a second).
+    """
+    blocks = max(1, -(-count // _NORMAL_BLOCK))
+    draws = [
+        jax.random.normal(jax.random.fold_in(key, i), (_NORMAL_BLOCK,), dtype)
+        for i in range(blocks)
+    ]
+    return jnp.concatenate(draws)[:count]
+
+
 def init(key: PRNGKey, config: GLNConfig) -> GLNState:
     """Builds the initial state: gating hyperplanes at random, weights ``1 / inputs``.
 
@@ -51,18 +68,22 @@ def init(key: PRNGKey, config: GLNConfig) -> GLNState:
             "before building the model"
         )
     c, m, n = config.num_models, config.context_map_size, config.input_size
-    layers = []
-    keys = jax.random.split(key, len(config.layer_sizes))
-    for layer_key, neurons, inputs in zip(
-        keys, config.layer_sizes, config.layer_input_sizes(), strict=True
+    plane_key, bias_key = jax.random.split(key)
+    plane_sizes = [c * k * m * n for k in config.layer_sizes]
+    planes_flat = _standard_normal(plane_key, sum(plane_sizes), dtype)
+    thresholds_flat = _standard_normal(bias_key, c * m * sum(config.layer_sizes), dtype)
+    layers, plane_start, bias_start = [], 0, 0
+    for neurons, inputs, size in zip(
+        config.layer_sizes, config.layer_input_sizes(), plane_sizes, strict=True
     ):
-        plane_key, bias_key = jax.random.split(layer_key)
-        planes = jax.random.normal(plane_key, (c, neurons, m, n), dtype)
+        planes = planes_flat[plane_start : plane_start + size].reshape(c, neurons, m, n)
+        thresholds = thresholds_flat[bias_start : bias_start + c * neurons * m]
+        thresholds = thresholds.reshape(c, neurons, m)
+        plane_start, bias_start = plane_start + size, bias_start + c * neurons * m
         if config.context_bias:
-            planes = planes / jnp.linalg.norm(planes, axis=-1, keepdims=True)
-            thresholds = jax.random.normal(bias_key, (c, neurons, m), dtype)
+            planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
         else:
-            thresholds = jnp.zeros((c, neurons, m), dtype)
+            thresholds = jnp.zeros_like(thresholds)
         start = min(1.0 / inputs, config.weight_clipping)
         weights = jnp.full((c, neurons, config.num_contexts, inputs), start, dtype)
         layers.append(LayerState(weights, planes, thresholds))
