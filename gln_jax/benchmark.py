@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", default=None, choices=list(SIZES))
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "gpu", "tpu"])
     parser.add_argument("--json", default=None, metavar="PATH", help="write the results here")
-    parser.add_argument("--render", default=None, metavar="JSON", help="print a saved run")
+    parser.add_argument(
+        "--render", nargs="+", default=None, metavar="JSON", help="print saved runs, merged"
+    )
     parser.add_argument("--readme", default=None, help="with --render: update this README")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -289,8 +291,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(json.loads(args.case))))
         return 0
     if args.render is not None:
-        with open(args.render) as handle:
-            table = render(json.load(handle))
+        data = None
+        for path in args.render:
+            with open(path) as handle:
+                part = json.load(handle)
+            if data is None:
+                data = part
+            else:  # later runs add their cases (same machine: see the versions line)
+                data["results"] += part["results"]
+                data["failures"] += part["failures"]
+        table = render(data)
         if args.readme:
             update_readme(args.readme, table)
         print(table)
