@@ -53,6 +53,11 @@ class JaxEngine:
     name = "jax"
 
     def __init__(self, config: GLNConfig):
+        if config.dtype == "float64" and not jax.config.jax_enable_x64:
+            raise ValueError(
+                "dtype='float64' needs 64-bit JAX: call "
+                "jax.config.update('jax_enable_x64', True) first (or use another backend)"
+            )
         self.config = config
 
     def from_reference(self, state: GLNState) -> GLNState:

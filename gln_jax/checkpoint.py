@@ -110,7 +110,7 @@ def load_checkpoint(path) -> Checkpoint:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
         raise _bad(path, f"cannot read it as an .npz archive ({err})") from err
@@ -152,6 +152,9 @@ def load_checkpoint(path) -> Checkpoint:
                 )
             if not np.isfinite(array).all():
                 raise _bad(path, f"{key!r} contains NaN or inf")
+            if field == "weights" and np.abs(array).max() > config.weight_clipping:
+                raise _bad(path, f"{key!r} holds weights outside [-weight_clipping, "
+                           f"weight_clipping] = ±{config.weight_clipping}")
             fields[field] = array
         layers.append(LayerState(**fields))
     extra = set(contents) - {"config", "step"} - {
