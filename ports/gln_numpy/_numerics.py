@@ -1,0 +1,43 @@
+"""Logit, sigmoid and clipping in NumPy: the only home of eps and clip arithmetic in the port.
+
+Every function keeps the float dtype of its array argument (Python float bounds are weak under
+NumPy's promotion rules, so float32 stays float32). Clipping is ``minimum(maximum(.))``: the
+same values as ``np.clip`` for two ufunc calls, without ``np.clip``'s Python-level overhead
+(it runs several times per example in the online loop).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+
+def clip_probability(p: np.ndarray, eps: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Clips probabilities into ``[eps, 1 - eps]``.
+
+    Args:
+        p: probabilities, any shape.
+        eps: ``pred_clipping``, in (0, 0.5).
+        out: optional array to write into (may be ``p`` itself).
+
+    Returns:
+        ``p`` clipped, same shape and dtype.
+    """
+    return np.minimum(np.maximum(p, eps, out=out), 1.0 - eps, out=out)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """``log(p) - log1p(-p)`` of clipped probabilities, any shape."""
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Numerically stable ``1 / (1 + exp(-x))``, any shape (no overflow warnings)."""
+    return expit(x, out=out)
+
+
+def clip_weights(
+    w: np.ndarray, weight_clipping: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Clips weights into ``[-weight_clipping, weight_clipping]``, any shape."""
+    return np.minimum(np.maximum(w, -weight_clipping, out=out), weight_clipping, out=out)

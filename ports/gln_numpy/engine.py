@@ -1,0 +1,104 @@
+"""The ``"numpy"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.backends`).
+
+The engine's state is a :class:`~gln_jax.GLNState` of NumPy arrays owned by the engine; every
+training call copies the weights, learns on the copy and returns a new state, so a call that
+fails leaves the previous state as it was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gln_numpy._types import GLNConfig, GLNState, from_reference, to_reference
+from gln_numpy.context import batch_context_indices
+from gln_numpy.multiclass import batch_class_targets
+from gln_numpy.network import (
+    _batch_step,
+    _copy_weights,
+    _flat_rows,
+    _flatten,
+    _input_logits,
+    _online_step,
+    _with_weights,
+    batch_apply,
+)
+from gln_numpy.stream import fit_stream
+
+
+def predict_batch(state: GLNState, inputs, side_info, *, config: GLNConfig) -> np.ndarray:
+    """Probabilities ``[B, C]`` of a batch (inputs ``[B, K]``, side_info ``[B, N]``).
+
+    Example:
+        >>> probs = predict_batch(state, x_batch, x_batch, config=config)  # doctest: +SKIP
+    """
+    return batch_apply(state, inputs, side_info, config=config)
+
+
+def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: GLNConfig):
+    """One batch update (the exact online step for a batch of one) on a copy of the weights.
+
+    Args:
+        state: the engine's state (not modified; its gating arrays are shared with the result).
+        inputs: ``[B, K]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        targets: ``[B]`` int labels.
+        rates: ``[B]`` learning rates.
+        config: the network's config.
+
+    Returns:
+        ``(state, p [B, C])``.
+    """
+    dtype = np.dtype(config.dtype)
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    weights = _copy_weights(state, config)
+    flat = _flatten(weights)
+    x0 = _input_logits(inputs, config)
+    rows = _flat_rows(contexts, config)
+    target_rows = batch_class_targets(targets, config).astype(dtype)
+    rates = np.asarray(rates, dtype).reshape(-1)
+    if x0.shape[0] == 1:  # the cheaper single-example path, same maths
+        p = _online_step(flat, x0[0], tuple(r[0] for r in rows), target_rows[0], rates[0], config)
+        p = p[None]
+    else:
+        p = _batch_step(flat, x0, rows, target_rows, rates, config)
+    step = np.asarray(state.step) + x0.shape[0]
+    return _with_weights(state, weights, step, copy_gating=False), p
+
+
+class NumpyEngine:
+    """The NumPy port behind ``gln_jax.GLN(backend="numpy")``.
+
+    Args:
+        config: the model's config.
+    """
+
+    name = "numpy"
+
+    def __init__(self, config: GLNConfig):
+        self.config = config
+
+    def from_reference(self, state: GLNState) -> GLNState:
+        """A NumPy copy of a reference state, in ``config.dtype``."""
+        return from_reference(state, dtype=self.config.dtype)
+
+    def to_reference(self, state: GLNState) -> GLNState:
+        """A NumPy copy of the engine's state in the reference layout."""
+        return to_reference(state)
+
+    def step(self, state: GLNState) -> int:
+        """Number of examples learned from."""
+        return int(state.step)
+
+    def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
+        """Probabilities ``[B, C]`` of ``inputs [B, K]`` with gates on ``side_info [B, N]``."""
+        return predict_batch(state, inputs, side_info, config=self.config)
+
+    def train(self, state: GLNState, inputs, side_info, targets, rates):
+        """One batch update; returns ``(state, probs [B, C])``."""
+        return train_batch(state, inputs, side_info, targets, rates, config=self.config)
+
+    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
+        """Trains on a stream in order; returns ``(state, probs [T, C])``."""
+        return fit_stream(
+            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+        )

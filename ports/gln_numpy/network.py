@@ -1,0 +1,375 @@
+"""apply / update / batch_update of a GLN in NumPy, vectorised across neurons and classes.
+
+A transliteration of :mod:`gln_jax.network` (read its docstring for the semantics):
+
+- base predictions ``clip(inputs, eps, 1 - eps)``; a layer's input logits are the logits of the
+  previous layer's clipped outputs, with ``1.0`` appended last when ``config.bias``;
+- neuron output ``p = clip(sigmoid(w_c . x), eps, 1 - eps)`` with ``c`` its context index;
+- update of the active row only: ``w_c <- clip(w_c - lr * (p - y) * x, -wc, wc)``;
+- a batch update predicts with the weights from before the batch, adds the deltas of all its
+  examples into their rows (shared rows accumulate), then clips the touched rows.
+
+Internally each layer's weights ``[C, K, R, I]`` are viewed as a flat table ``[C*K*R, I]``
+and the active rows are addressed by flat row numbers ``(c*K + k)*R + context``: reading and
+writing the active rows of every neuron and class is one fancy-indexing operation per layer.
+The public functions never write into their arguments: they copy the state first, and every
+array they return is fresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from gln_numpy import _numerics
+from gln_numpy._types import Array, GLNConfig, GLNState
+from gln_numpy.context import batch_context_indices, context_indices
+from gln_numpy.multiclass import batch_class_targets, class_targets
+
+FlatWeights = Sequence[np.ndarray]  # per layer [C*K*R, I], written in place by the helpers
+
+
+def base_predictions(x: Array, *, config: GLNConfig) -> np.ndarray:
+    """Default base predictions: the example itself, clipped into ``[eps, 1 - eps]``.
+
+    Args:
+        x: ``[N]`` (or ``[B, N]``) example with entries in [0, 1].
+        config: the network's config.
+
+    Returns:
+        A new array of the same shape, clipped, in ``config.dtype``.
+
+    Example:
+        >>> base_predictions(np.array([0.0, 0.5], np.float32), config=config)  # doctest: +SKIP
+        array([0.001, 0.5  ], dtype=float32)
+    """
+    return _numerics.clip_probability(np.asarray(x, config.dtype), config.pred_clipping)
+
+
+def _append_bias(x: np.ndarray, config: GLNConfig) -> np.ndarray:
+    """``[..., K]`` logits -> ``[..., K + 1]`` with the bias input ``1.0`` last (if any)."""
+    if not config.bias:
+        return x
+    return np.concatenate([x, np.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
+
+
+def _input_logits(inputs: Array, config: GLNConfig) -> np.ndarray:
+    """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
+    p = _numerics.clip_probability(np.asarray(inputs, config.dtype), config.pred_clipping)
+    return _append_bias(_numerics.logit(p), config)
+
+
+def _row_offsets(config: GLNConfig, neurons: int) -> np.ndarray:
+    """``[C, K]`` int64 flat row of context 0 of every neuron of a layer."""
+    models = np.arange(config.num_models, dtype=np.int64)[:, None]
+    return (models * neurons + np.arange(neurons, dtype=np.int64)[None, :]) * config.num_contexts
+
+
+def _flat_rows(contexts, config: GLNConfig) -> tuple[np.ndarray, ...]:
+    """Per layer ``[..., C, K]`` context indices -> flat row numbers (int64, same shape)."""
+    return tuple(
+        _row_offsets(config, k) + np.asarray(c, np.int64)
+        for c, k in zip(contexts, config.layer_sizes, strict=True)
+    )
+
+
+def _copy_weights(state: GLNState, config: GLNConfig) -> list[np.ndarray]:
+    """Fresh copies of every layer's weights, in ``config.dtype``."""
+    return [np.array(layer.weights, dtype=config.dtype, copy=True) for layer in state.layers]
+
+
+def _flatten(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Per layer ``[C, K, R, I]`` -> ``[C*K*R, I]`` views (writes go through to ``weights``)."""
+    return [w.reshape(-1, w.shape[-1]) for w in weights]  # contiguous copies: always views
+
+
+def _with_weights(state: GLNState, weights, step, *, copy_gating: bool = True) -> GLNState:
+    """A new state with ``weights`` and ``step``; the gating arrays copied unless told not."""
+    gating = np.array if copy_gating else np.asarray
+    layers = tuple(
+        layer._replace(
+            weights=w,
+            hyperplanes=gating(layer.hyperplanes),
+            hyperplane_bias=gating(layer.hyperplane_bias),
+        )
+        for layer, w in zip(state.layers, weights, strict=True)
+    )
+    return GLNState(layers=layers, step=np.asarray(step, np.int32))
+
+
+#: Examples whose first-layer rows are gathered at once (bounds the ``[B, C*K, I]`` buffer).
+BLOCK = 128
+
+
+def _first_layer_sums(wf: np.ndarray, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``w_c . x`` of every first-layer neuron: ``[B, I_0]`` inputs, ``[B, C, K]`` rows."""
+    batch, classes, neurons = r.shape
+    s = np.empty((batch, classes * neurons), wf.dtype)
+    for start in range(0, batch, BLOCK):
+        block = slice(start, start + BLOCK)
+        active = wf[r[block].reshape(-1, classes * neurons)]  # [b, C*K, I]
+        s[block] = np.matmul(active, x[block, :, None])[..., 0]
+    return s.reshape(batch, classes, neurons)
+
+
+def _forward(flat_weights: FlatWeights, x0: np.ndarray, rows, config: GLNConfig):
+    """Forward pass of a batch, every class at once.
+
+    Args:
+        flat_weights: per layer ``[C*K*R, I]``.
+        x0: ``[B, I_0]`` first-layer input logits (shared by the classes).
+        rows: per layer ``[B, C, K]`` flat row numbers of the active rows.
+        config: the network's config.
+
+    Returns:
+        ``(xs, ps)``: per layer the input logits (``[B, I_0]`` for the first layer, else
+        ``[B, C, I]``) and the clipped outputs ``[B, C, K]``.
+    """
+    xs, ps = [], []
+    x = x0
+    for wf, r in zip(flat_weights, rows, strict=True):
+        if x.ndim == 2:  # first layer: one input vector shared by every class
+            s = _first_layer_sums(wf, x, r)
+        else:
+            s = np.matmul(wf[r], x[:, :, :, None])[..., 0]  # [B, C, K, I] @ [B, C, I, 1]
+        p = _numerics.clip_probability(_numerics.sigmoid(s), config.pred_clipping)
+        xs.append(x)
+        ps.append(p)
+        x = _append_bias(_numerics.logit(p), config)
+    return xs, ps
+
+
+def _batch_step(
+    flat_weights: FlatWeights, x0, rows, targets, rates, config: GLNConfig
+) -> np.ndarray:
+    """Batch update in place: predictions from the old weights, deltas added, rows clipped.
+
+    Args:
+        flat_weights: per layer ``[C*K*R, I]``, written in place.
+        x0: ``[B, I_0]`` input logits.
+        rows: per layer ``[B, C, K]`` flat row numbers.
+        targets: ``[B, C]`` 0/1 targets in ``config.dtype``.
+        rates: ``[B]`` learning rates in ``config.dtype`` (0 makes an example a no-op).
+        config: the network's config.
+
+    Returns:
+        ``[B, C]`` predictions made before the update.
+    """
+    xs, ps = _forward(flat_weights, x0, rows, config)
+    for wf, x, p, r in zip(flat_weights, xs, ps, rows, strict=True):
+        scale = rates[:, None, None] * (p - targets[:, :, None])  # [B, C, K]
+        for start in range(0, x.shape[0], BLOCK):  # bounds the [b, C, K, I] deltas
+            block = slice(start, start + BLOCK)
+            xb = x[block, None, None, :] if x.ndim == 2 else x[block, :, None, :]
+            delta = -scale[block, :, :, None] * xb  # [b, C, K, I]
+            flat = r[block].reshape(-1)
+            np.add.at(wf, flat, delta.reshape(flat.size, wf.shape[1]))
+        touched = np.unique(r)
+        wf[touched] = _numerics.clip_weights(wf[touched], config.weight_clipping)
+    return ps[-1][..., 0]
+
+
+def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNConfig):
+    """Exact online update of one example in place.
+
+    Args:
+        flat_weights: per layer ``[C*K*R, I]``, written in place.
+        x0: ``[I_0]`` input logits.
+        rows: per layer ``[C, K]`` flat row numbers.
+        target: ``[C]`` 0/1 targets in ``config.dtype``.
+        rate: scalar learning rate in ``config.dtype``.
+        config: the network's config.
+
+    Returns:
+        ``[C]`` prediction made before the update.
+    """
+    eps, clip = config.pred_clipping, config.weight_clipping
+    column = target[:, None]
+    x = x0
+    p = None
+    for wf, r in zip(flat_weights, rows, strict=True):
+        active = wf[r]  # [C, K, I]
+        if x.ndim == 1:
+            s = active @ x
+            x_rows = x
+        else:
+            s = np.matmul(active, x[:, :, None])[..., 0]
+            x_rows = x[:, None, :]
+        p = _numerics.clip_probability(_numerics.sigmoid(s), eps)  # [C, K]
+        step = (rate * (p - column))[..., None] * x_rows
+        wf[r] = _numerics.clip_weights(active - step, clip)
+        x = _append_bias(_numerics.logit(p), config)
+    return p[:, 0]
+
+
+def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):
+    """:func:`apply` with precomputed context indices (per layer ``[C, K]``)."""
+    p = batch_apply_from_contexts(
+        state,
+        np.asarray(inputs)[None],
+        tuple(np.asarray(c)[None] for c in contexts),
+        config=config,
+    )
+    return p[0]
+
+
+def batch_apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):
+    """Probabilities ``[B, C]`` of a batch with context indices per layer ``[B, C, K]``."""
+    flat = [
+        np.asarray(layer.weights, config.dtype).reshape(-1, layer.weights.shape[-1])
+        for layer in state.layers
+    ]
+    _, ps = _forward(flat, _input_logits(inputs, config), _flat_rows(contexts, config), config)
+    return ps[-1][..., 0]
+
+
+def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig):
+    """Probabilities of a batch: :func:`apply` for every example, all at once.
+
+    The contexts come from one matrix product; each layer then gathers the active rows of
+    every neuron and class (in blocks of :data:`BLOCK` examples) and multiplies them by its
+    inputs. Equals the reference's ``batch_apply`` up to float rounding.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[B, K]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        config: the network's config.
+
+    Returns:
+        ``[B, C]`` clipped probabilities in ``config.dtype``.
+
+    Example:
+        >>> probs = batch_apply(state, x_batch, x_batch, config=config)  # doctest: +SKIP
+    """
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    return batch_apply_from_contexts(state, inputs, contexts, config=config)
+
+
+def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig) -> np.ndarray:
+    """Probability of the positive class of every one-vs-all model, for one example.
+
+    Args:
+        state: the GLN state (NumPy arrays).
+        inputs: ``[K]`` base probabilities (see :func:`base_predictions`).
+        side_info: ``[N]`` raw example, looked at by the gates.
+        config: the network's config.
+
+    Returns:
+        ``[C]`` clipped probabilities in ``config.dtype``, ``C = config.num_models``.
+
+    Example:
+        >>> p = apply(state, x, x, config=config)  # doctest: +SKIP
+    """
+    contexts = context_indices(state.layers, side_info, config=config)
+    return apply_from_contexts(state, inputs, contexts, config=config)
+
+
+def update_from_contexts(
+    state, inputs, contexts, target, learning_rate, *, config: GLNConfig, count=1
+):
+    """:func:`update` with precomputed context indices; ``count`` (0 or 1) advances ``step``."""
+    dtype = np.dtype(config.dtype)
+    weights = _copy_weights(state, config)
+    p = _online_step(
+        _flatten(weights),
+        _input_logits(inputs, config),
+        _flat_rows(contexts, config),
+        class_targets(target, config).astype(dtype),
+        np.asarray(learning_rate, dtype),
+        config,
+    )
+    return _with_weights(state, weights, np.asarray(state.step) + int(count)), p
+
+
+def update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    target: Array,
+    learning_rate: Array,
+    *,
+    config: GLNConfig,
+) -> tuple[GLNState, np.ndarray]:
+    """Predicts one example, then learns from it (exact online step).
+
+    Only the active row of each neuron moves, from that neuron's own clipped output:
+    ``w_c <- clip(w_c - lr * (p - y) * x, -wc, wc)``. The argument state is not modified.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[K]`` base probabilities.
+        side_info: ``[N]`` raw example.
+        target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary).
+        learning_rate: scalar rate for this example.
+        config: the network's config.
+
+    Returns:
+        ``(new_state, p)`` with ``p [C]`` the prediction made before the update; the new state
+        shares no memory with ``state``.
+
+    Example:
+        >>> state, p = update(state, x, x, 3, 1e-3, config=config)  # doctest: +SKIP
+    """
+    contexts = context_indices(state.layers, side_info, config=config)
+    return update_from_contexts(state, inputs, contexts, target, learning_rate, config=config)
+
+
+def batch_update_from_contexts(
+    state, inputs, contexts, targets, learning_rates, *, config: GLNConfig, mask=None
+):
+    """:func:`batch_update` with contexts per layer ``[B, C, K]``; ``mask [B]`` drops padding."""
+    dtype = np.dtype(config.dtype)
+    rates = np.asarray(learning_rates, dtype).reshape(-1)
+    count = rates.shape[0]
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        rates = np.where(mask, rates, dtype.type(0))
+        count = int(mask.sum())
+    weights = _copy_weights(state, config)
+    p = _batch_step(
+        _flatten(weights),
+        _input_logits(inputs, config),
+        _flat_rows(contexts, config),
+        batch_class_targets(targets, config).astype(dtype),
+        rates,
+        config,
+    )
+    return _with_weights(state, weights, np.asarray(state.step) + count), p
+
+
+def batch_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+) -> tuple[GLNState, np.ndarray]:
+    """Predicts a batch with the weights from before it, then learns from all of it.
+
+    Example ``i`` contributes ``-learning_rates[i] * (p_i - y_i) * x_i`` to its active rows;
+    contributions to a shared row add up; the touched rows are then clipped and ``step``
+    advances by the batch size. A batch of one equals :func:`update`.
+
+    Args:
+        state: the GLN state (not modified).
+        inputs: ``[B, K]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        targets: ``[B]`` class labels.
+        learning_rates: ``[B]`` rate of each example.
+        config: the network's config.
+
+    Returns:
+        ``(new_state, p)`` with ``p [B, C]`` the predictions made before the update.
+
+    Example:
+        >>> state, p = batch_update(state, xs, xs, ys, np.full(len(ys), 1e-3), config=config)
+        ... # doctest: +SKIP
+    """
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    return batch_update_from_contexts(
+        state, inputs, contexts, targets, learning_rates, config=config
+    )

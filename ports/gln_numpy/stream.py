@@ -1,0 +1,205 @@
+"""Drivers over a stream of examples in NumPy: exact online learning and batched learning.
+
+As in :mod:`gln_jax.stream`, the gates depend only on the examples and the fixed hyperplanes,
+so the context indices (and the first layer's input logits) of a whole chunk come from one
+vectorised pass before the loop; inside the loop only the selected weight rows are read and
+written, in place, on a private copy of the state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gln_numpy._types import Array, GLNConfig, GLNState
+from gln_numpy.context import batch_context_indices
+from gln_numpy.multiclass import batch_class_targets
+from gln_numpy.network import (
+    _batch_step,
+    _copy_weights,
+    _flat_rows,
+    _flatten,
+    _input_logits,
+    _online_step,
+    _with_weights,
+)
+
+
+def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> np.ndarray:
+    """:func:`_online_step` over ``T`` examples in order; returns ``p [T, C]``."""
+    out = np.empty((x0.shape[0], config.num_models), config.dtype)
+    for t in range(x0.shape[0]):
+        out[t] = _online_step(
+            flat_weights, x0[t], tuple(r[t] for r in rows), targets[t], rates[t], config
+        )
+    return out
+
+
+def _prepare(state: GLNState, inputs, side_info, targets, rates, config: GLNConfig):
+    """Vectorised per-stream work: input logits, flat rows, class targets, rates."""
+    dtype = np.dtype(config.dtype)
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    return (
+        _input_logits(inputs, config),
+        _flat_rows(contexts, config),
+        batch_class_targets(targets, config).astype(dtype),
+        np.asarray(rates, dtype).reshape(-1),
+    )
+
+
+def scan_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+) -> tuple[GLNState, np.ndarray]:
+    """Exact online learning over a stream: :func:`gln_numpy.update` once per example.
+
+    Args:
+        state: the GLN state (not modified).
+        inputs: ``[T, K]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        mask: optional ``[T]`` bools; a masked-out example learns with rate 0 and is not
+            counted in ``step`` (padding).
+
+    Returns:
+        ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update.
+
+    Example:
+        >>> state, p = scan_update(state, x, x, y, np.full(len(y), 1e-3), config=config)
+        ... # doctest: +SKIP
+    """
+    x0, rows, target_rows, rates = _prepare(
+        state, inputs, side_info, targets, learning_rates, config
+    )
+    count = rates.shape[0]
+    if mask is not None:
+        mask = np.asarray(mask, bool).reshape(-1)
+        rates = np.where(mask, rates, rates.dtype.type(0))
+        count = int(mask.sum())
+    weights = _copy_weights(state, config)
+    p = _online_loop(_flatten(weights), x0, rows, target_rows, rates, config)
+    return _with_weights(state, weights, np.asarray(state.step) + count), p
+
+
+def scan_batch_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+) -> tuple[GLNState, np.ndarray]:
+    """Batched learning over a stream: :func:`gln_numpy.batch_update` once per batch.
+
+    Args:
+        state: the GLN state (not modified).
+        inputs: ``[S, B, K]`` base probabilities, ``S`` batches of ``B``.
+        side_info: ``[S, B, N]`` raw examples.
+        targets: ``[S, B]`` class labels.
+        learning_rates: ``[S, B]``.
+        config: the network's config.
+        mask: optional ``[S, B]`` bools; masked-out examples contribute nothing.
+
+    Returns:
+        ``(state, p)`` with ``p [S, B, C]``.
+
+    Example:
+        >>> state, p = scan_batch_update(state, xs, xs, ys, rates, config=config)
+        ... # doctest: +SKIP
+    """
+    targets = np.asarray(targets)
+    s, b = targets.shape
+    inputs = np.asarray(inputs).reshape(s * b, -1)
+    side_info = np.asarray(side_info).reshape(s * b, -1)
+    x0, rows, target_rows, rates = _prepare(
+        state, inputs, side_info, targets.reshape(-1), learning_rates, config
+    )
+    count = s * b
+    if mask is not None:
+        mask = np.asarray(mask, bool).reshape(-1)
+        rates = np.where(mask, rates, rates.dtype.type(0))
+        count = int(mask.sum())
+    weights = _copy_weights(state, config)
+    flat = _flatten(weights)
+    out = np.empty((s, b, config.num_models), config.dtype)
+    for i in range(s):
+        part = slice(i * b, (i + 1) * b)
+        out[i] = _batch_step(
+            flat, x0[part], tuple(r[part] for r in rows), target_rows[part], rates[part], config
+        )
+    return _with_weights(state, weights, np.asarray(state.step) + count), out
+
+
+def fit_stream(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    batch_size: int = 1,
+    chunk_size: int = 8192,
+) -> tuple[GLNState, np.ndarray]:
+    """Trains on a whole stream in order, in chunks that bound the memory.
+
+    ``batch_size == 1`` is exact online learning; otherwise consecutive batches of
+    ``batch_size`` examples are learned with :func:`gln_numpy.batch_update` semantics and a last
+    partial batch is a smaller batch. The caller's ``state`` is left intact.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[T, K]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        batch_size: examples per update.
+        chunk_size: most examples whose contexts are computed at once.
+
+    Returns:
+        ``(state, p)`` with ``p`` a ``[T, C]`` array of the predictions made before each
+        update.
+
+    Example:
+        >>> state, p = fit_stream(state, x, x, y, rates, config=config)  # doctest: +SKIP
+    """
+    targets = np.asarray(targets)
+    total = targets.shape[0]
+    length = batch_size * max(1, chunk_size // batch_size)
+    weights = _copy_weights(state, config)
+    flat = _flatten(weights)
+    out = np.empty((total, config.num_models), config.dtype)
+    for start in range(0, total, length):
+        stop = min(start + length, total)
+        x0, rows, target_rows, rates = _prepare(
+            state,
+            inputs[start:stop],
+            side_info[start:stop],
+            targets[start:stop],
+            learning_rates[start:stop],
+            config,
+        )
+        if batch_size == 1:
+            out[start:stop] = _online_loop(flat, x0, rows, target_rows, rates, config)
+            continue
+        for first in range(0, stop - start, batch_size):
+            part = slice(first, min(first + batch_size, stop - start))
+            out[start + part.start : start + part.stop] = _batch_step(
+                flat,
+                x0[part],
+                tuple(r[part] for r in rows),
+                target_rows[part],
+                rates[part],
+                config,
+            )
+    return _with_weights(state, weights, np.asarray(state.step) + total), out

@@ -1,0 +1,50 @@
+"""The ``"tf"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.backends`).
+
+The engine's state is a :class:`~gln_tf.module.GLNModule` (variables on the default device:
+a GPU when TensorFlow sees one). Its compiled methods are traced once per module; training
+assigns the variables only after the whole call has been computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gln_tf._types import GLNConfig, GLNState, to_reference
+from gln_tf.module import GLNModule
+
+
+class TFEngine:
+    """The TensorFlow port behind ``gln_jax.GLN(backend="tf")``.
+
+    Args:
+        config: the model's config.
+    """
+
+    name = "tf"
+
+    def __init__(self, config: GLNConfig):
+        self.config = config
+
+    def from_reference(self, state: GLNState) -> GLNModule:
+        """A :class:`GLNModule` holding a copy of a reference state."""
+        return GLNModule(self.config, state)
+
+    def to_reference(self, module: GLNModule) -> GLNState:
+        """A NumPy copy of the module's state in the reference layout."""
+        return to_reference(module.state)
+
+    def step(self, module: GLNModule) -> int:
+        """Number of examples learned from."""
+        return int(module.step.numpy())
+
+    def predict(self, module: GLNModule, inputs, side_info) -> np.ndarray:
+        """Probabilities ``[B, C]`` of ``inputs [B, K]`` with gates on ``side_info [B, N]``."""
+        return module.predict_probabilities(inputs, side_info).numpy()
+
+    def train(self, module: GLNModule, inputs, side_info, targets, rates):
+        """One batch update; returns ``(module, probs [B, C])``."""
+        return module, module.train(inputs, side_info, targets, rates).numpy()
+
+    def fit(self, module: GLNModule, inputs, side_info, targets, rates, batch_size: int):
+        """Trains on a stream in order; returns ``(module, probs [T, C])``."""
+        return module, module.fit(inputs, side_info, targets, rates, batch_size).numpy()

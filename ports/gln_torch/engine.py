@@ -1,0 +1,161 @@
+"""The ``"pytorch"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.backends`).
+
+The engine's state is a :class:`~gln_torch.module.GLNModule` (buffers on CUDA when available,
+else the CPU). Training computes the new weights on a clone and copies them into the buffers
+only once everything has succeeded, so a call that fails leaves the module as it was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gln_torch._types import GLNConfig, GLNState, as_tensor, to_reference, torch_dtype
+from gln_torch.context import batch_context_indices
+from gln_torch.module import GLNModule
+from gln_torch.multiclass import batch_class_targets
+from gln_torch.network import (
+    _batch_step,
+    _clone_weights,
+    _device,
+    _flat_rows,
+    _flatten,
+    _input_logits,
+    _online_step,
+    _tensor,
+    _with_weights,
+    batch_apply,
+)
+from gln_torch.stream import fit_chunks
+
+
+@torch.no_grad()
+def predict_batch(state: GLNState, inputs, side_info, *, config: GLNConfig) -> torch.Tensor:
+    """Probabilities ``[B, C]`` of a batch (inputs ``[B, K]``, side_info ``[B, N]``).
+
+    Example:
+        >>> probs = predict_batch(module.state, x_batch, x_batch, config=config)
+        ... # doctest: +SKIP
+    """
+    return batch_apply(state, inputs, side_info, config=config)
+
+
+@torch.no_grad()
+def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: GLNConfig):
+    """One batch update (the exact online step for a batch of one) on a clone of the weights.
+
+    Args:
+        state: the current state (not modified; its gating tensors are shared with the result).
+        inputs: ``[B, K]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        targets: ``[B]`` int labels.
+        rates: ``[B]`` learning rates.
+        config: the network's config.
+
+    Returns:
+        ``(state, p [B, C])``.
+    """
+    device = _device(state)
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    weights = _clone_weights(state, config)
+    flat = _flatten(weights)
+    x0 = _input_logits(_tensor(inputs, config, device), config)
+    rows = _flat_rows(contexts, config)
+    target_rows = batch_class_targets(as_tensor(targets, device=device), config)
+    target_rows = target_rows.to(torch_dtype(config))
+    rates = _tensor(rates, config, device).reshape(-1)
+    if x0.shape[0] == 1:  # the cheaper single-example path, same maths
+        first = tuple(r[0].reshape(-1) for r in rows)
+        p = _online_step(flat, x0[0], first, target_rows[0][:, None], rates[0], config)[None]
+    else:
+        p = _batch_step(flat, x0, rows, target_rows, rates, config)
+    state = _with_weights(state, weights, state.step + x0.shape[0], copy_gating=False)
+    return state, p
+
+
+@torch.no_grad()
+def fit_module(
+    module: GLNModule, inputs, side_info, targets, rates, batch_size: int, epochs: int = 1
+) -> torch.Tensor:
+    """Trains ``module`` on a stream (``epochs`` passes), committing only at the end.
+
+    Args:
+        module: the model; its buffers change only after every pass has succeeded.
+        inputs: ``[T, K]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` labels.
+        rates: ``[epochs * T]`` learning rates, one per example and pass.
+        batch_size: examples per update.
+        epochs: passes over the stream.
+
+    Returns:
+        ``[epochs * T, C]`` predictions made before each update.
+    """
+    state, config = module.state, module.config
+    weights = _clone_weights(state, config)
+    flat = _flatten(weights)
+    total = len(targets)
+    out = [
+        fit_chunks(
+            flat,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates[epoch * total : (epoch + 1) * total],
+            config=config,
+            batch_size=batch_size,
+            chunk_size=8192,
+        )
+        for epoch in range(epochs)
+    ]
+    module.assign(_with_weights(state, weights, state.step + total * epochs, copy_gating=False))
+    return torch.cat(out)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+class TorchEngine:
+    """The PyTorch port behind ``gln_jax.GLN(backend="pytorch")``.
+
+    Args:
+        config: the model's config.
+        device: where new modules go; ``None`` means CUDA when available, else the CPU.
+    """
+
+    name = "pytorch"
+
+    def __init__(self, config: GLNConfig, device=None):
+        self.config = config
+        self.device = device
+
+    def from_reference(self, state: GLNState) -> GLNModule:
+        """A :class:`GLNModule` holding a copy of a reference state."""
+        return GLNModule(self.config, state, device=self.device)
+
+    def to_reference(self, module: GLNModule) -> GLNState:
+        """A NumPy copy of the module's state in the reference layout."""
+        return to_reference(module.state)
+
+    def step(self, module: GLNModule) -> int:
+        """Number of examples learned from."""
+        return int(module.step)
+
+    def predict(self, module: GLNModule, inputs, side_info) -> np.ndarray:
+        """Probabilities ``[B, C]`` of ``inputs [B, K]`` with gates on ``side_info [B, N]``."""
+        return _numpy(predict_batch(module.state, inputs, side_info, config=module.config))
+
+    def train(self, module: GLNModule, inputs, side_info, targets, rates):
+        """One batch update, then the buffers are assigned; returns ``(module, probs)``."""
+        state, p = train_batch(
+            module.state, inputs, side_info, targets, rates, config=module.config
+        )
+        module.assign(state)
+        return module, _numpy(p)
+
+    def fit(self, module: GLNModule, inputs, side_info, targets, rates, batch_size: int):
+        """Trains on a stream in order; returns ``(module, probs [T, C])``."""
+        p = fit_module(module, inputs, side_info, targets, rates, batch_size)
+        return module, _numpy(p)

@@ -1,0 +1,275 @@
+"""Drivers over a stream of examples in PyTorch: exact online learning and batched learning.
+
+As in :mod:`gln_jax.stream`, the gates depend only on the examples and the fixed hyperplanes,
+so the context indices (one matrix product), the flat row numbers, the first layer's input
+logits and the class targets of a whole chunk are computed before the loop; each example then
+costs a few kernels per layer (``index_select``, a matrix-vector product, the elementwise
+maths, ``index_copy_``), on a private clone of the weights, in place.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gln_torch._types import Array, GLNConfig, GLNState, as_tensor, torch_dtype
+from gln_torch.context import batch_context_indices
+from gln_torch.multiclass import batch_class_targets
+from gln_torch.network import (
+    _batch_step,
+    _clone_weights,
+    _device,
+    _flat_rows,
+    _flatten,
+    _input_logits,
+    _online_step,
+    _tensor,
+    _with_weights,
+)
+
+
+def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> torch.Tensor:
+    """Exact online updates of ``T`` examples in order, in place; returns ``p [T, C]``.
+
+    Args:
+        flat_weights: per layer ``[C*K*R, I]``.
+        x0: ``[T, I_0]`` input logits.
+        rows: per layer ``[T, C, K]`` flat row numbers.
+        targets: ``[T, C]`` targets in ``config.dtype``.
+        rates: ``[T]`` rates in ``config.dtype``.
+        config: the network's config.
+    """
+    steps = x0.shape[0]
+    if steps == 0:
+        return x0.new_empty((0, config.num_models))
+    # Views of every example made at once: the loop itself only launches kernels.
+    per_layer = [r.reshape(steps, -1).unbind(0) for r in rows]
+    per_example = zip(
+        x0.unbind(0),
+        zip(*per_layer, strict=True),
+        targets[:, :, None].unbind(0),
+        rates.unbind(0),
+        strict=True,
+    )
+    ones = x0.new_ones((config.num_models, 1)) if config.bias else None
+    out = [_online_step(flat_weights, x, r, y, lr, config, ones) for x, r, y, lr in per_example]
+    return torch.stack(out)
+
+
+def _prepare(state: GLNState, inputs, side_info, targets, rates, config: GLNConfig):
+    """Vectorised per-stream work: input logits, flat rows, class targets, rates."""
+    device = _device(state)
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    targets = batch_class_targets(as_tensor(targets, device=device), config)
+    return (
+        _input_logits(_tensor(inputs, config, device), config),
+        _flat_rows(contexts, config),
+        targets.to(torch_dtype(config)),
+        _tensor(rates, config, device).reshape(-1),
+    )
+
+
+def _masked(rates: torch.Tensor, mask) -> tuple[torch.Tensor, int]:
+    """Rates with masked-out examples at 0, and the number of examples kept."""
+    if mask is None:
+        return rates, rates.shape[0]
+    mask = as_tensor(mask, dtype=torch.bool, device=rates.device).reshape(-1)
+    return torch.where(mask, rates, torch.zeros_like(rates)), int(mask.sum())
+
+
+@torch.no_grad()
+def scan_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+) -> tuple[GLNState, torch.Tensor]:
+    """Exact online learning over a stream: :func:`gln_torch.update` once per example.
+
+    Args:
+        state: the GLN state (not modified).
+        inputs: ``[T, K]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        mask: optional ``[T]`` bools; a masked-out example learns with rate 0 and is not
+            counted in ``step`` (padding).
+
+    Returns:
+        ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update.
+
+    Example:
+        >>> state, p = scan_update(state, x, x, y, torch.full((len(y),), 1e-3), config=config)
+        ... # doctest: +SKIP
+    """
+    x0, rows, target_rows, rates = _prepare(
+        state, inputs, side_info, targets, learning_rates, config
+    )
+    rates, count = _masked(rates, mask)
+    weights = _clone_weights(state, config)
+    p = _online_loop(_flatten(weights), x0, rows, target_rows, rates, config)
+    return _with_weights(state, weights, state.step + count), p
+
+
+@torch.no_grad()
+def scan_batch_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+) -> tuple[GLNState, torch.Tensor]:
+    """Batched learning over a stream: :func:`gln_torch.batch_update` once per batch.
+
+    Args:
+        state: the GLN state (not modified).
+        inputs: ``[S, B, K]`` base probabilities, ``S`` batches of ``B``.
+        side_info: ``[S, B, N]`` raw examples.
+        targets: ``[S, B]`` class labels.
+        learning_rates: ``[S, B]``.
+        config: the network's config.
+        mask: optional ``[S, B]`` bools; masked-out examples contribute nothing.
+
+    Returns:
+        ``(state, p)`` with ``p [S, B, C]``.
+
+    Example:
+        >>> state, p = scan_batch_update(state, xs, xs, ys, rates, config=config)
+        ... # doctest: +SKIP
+    """
+    device = _device(state)
+    targets = as_tensor(targets, device=device)
+    s, b = targets.shape
+    x0, rows, target_rows, rates = _prepare(
+        state,
+        _tensor(inputs, config, device).reshape(s * b, -1),
+        _tensor(side_info, config, device).reshape(s * b, -1),
+        targets.reshape(-1),
+        learning_rates,
+        config,
+    )
+    rates, count = _masked(rates, mask)
+    weights = _clone_weights(state, config)
+    flat = _flatten(weights)
+    out = []
+    for i in range(s):
+        part = slice(i * b, (i + 1) * b)
+        out.append(
+            _batch_step(
+                flat,
+                x0[part],
+                tuple(r[part] for r in rows),
+                target_rows[part],
+                rates[part],
+                config,
+            )
+        )
+    p = torch.stack(out) if out else x0.new_empty((0, b, config.num_models))
+    return _with_weights(state, weights, state.step + count), p
+
+
+def fit_chunks(
+    flat_weights, state, inputs, side_info, targets, rates, *, config, batch_size, chunk_size
+) -> torch.Tensor:
+    """Learns a stream in order into ``flat_weights`` (in place); returns ``p [T, C]``.
+
+    Args:
+        flat_weights: per layer ``[C*K*R, I]`` working copies, written in place.
+        state: the state whose gating the contexts use.
+        inputs: ``[T, K]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` labels.
+        rates: ``[T]`` learning rates.
+        config: the network's config.
+        batch_size: examples per update; a last partial batch is a smaller batch.
+        chunk_size: most examples whose contexts are computed at once.
+    """
+    device = _device(state)
+    total = len(targets)
+    length = batch_size * max(1, chunk_size // batch_size)
+    out = []
+    for start in range(0, total, length):
+        stop = min(start + length, total)
+        x0, rows, target_rows, chunk_rates = _prepare(
+            state,
+            _tensor(inputs[start:stop], config, device),
+            _tensor(side_info[start:stop], config, device),
+            targets[start:stop],
+            rates[start:stop],
+            config,
+        )
+        if batch_size == 1:
+            out.append(_online_loop(flat_weights, x0, rows, target_rows, chunk_rates, config))
+            continue
+        for first in range(0, stop - start, batch_size):
+            part = slice(first, first + batch_size)
+            out.append(
+                _batch_step(
+                    flat_weights,
+                    x0[part],
+                    tuple(r[part] for r in rows),
+                    target_rows[part],
+                    chunk_rates[part],
+                    config,
+                )
+            )
+    if not out:
+        return torch.empty((0, config.num_models), dtype=torch_dtype(config), device=device)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def fit_stream(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    batch_size: int = 1,
+    chunk_size: int = 8192,
+) -> tuple[GLNState, torch.Tensor]:
+    """Trains on a whole stream in order, in chunks that bound the memory.
+
+    ``batch_size == 1`` is exact online learning; otherwise consecutive batches of
+    ``batch_size`` examples are learned with :func:`gln_torch.batch_update` semantics and a last
+    partial batch is a smaller batch. The caller's ``state`` is left intact.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[T, K]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        batch_size: examples per update.
+        chunk_size: most examples whose contexts are computed at once.
+
+    Returns:
+        ``(state, p)`` with ``p [T, C]`` the predictions made before each update, on the
+        state's device.
+
+    Example:
+        >>> state, p = fit_stream(state, x, x, y, rates, config=config)  # doctest: +SKIP
+    """
+    weights = _clone_weights(state, config)
+    p = fit_chunks(
+        _flatten(weights),
+        state,
+        inputs,
+        side_info,
+        targets,
+        learning_rates,
+        config=config,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+    )
+    return _with_weights(state, weights, state.step + p.shape[0]), p

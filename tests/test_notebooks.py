@@ -1,0 +1,132 @@
+"""The notebooks run top to bottom (small-data mode) and draw their figures, so none can rot.
+
+Each notebook is executed in a fresh Jupyter kernel by nbclient with ``GLN_JAX_SMALL_DATA=1``
+and its own folder as working directory. Skipped, with the reason, when the notebook tools
+(``pip install 'gln-jax[notebooks]'``) or the MNIST files (``$GLN_JAX_DATA_DIR`` or the user
+cache of :mod:`gln_jax.datasets`) are missing: the tests never download anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gln_jax import datasets
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = ("01_quickstart", "02_functional_jax", "03_backends", "04_what_a_gln_sees")
+BENCHMARK_JSON = ROOT / "benchmarks" / "results.json"
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+# Jupyter's client libraries warn about their own plumbing in the test process (the kernel's
+# own warnings stay in the kernel); none of these are about this project's code.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:jupyter_client.*"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:jupyter_core.*"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:nbclient.*"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:zmq.*"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore:.*Jupyter is migrating its paths:DeprecationWarning"),
+]
+
+
+def _load_json(name: str) -> dict:
+    with open(NOTEBOOK_DIR / f"{name}.ipynb", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _source(cell: dict) -> str:
+    source = cell["source"]
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _missing_tools() -> list[str]:
+    return [
+        name
+        for name in ("nbclient", "nbformat", "ipykernel", "matplotlib", "matplotlib_inline")
+        if importlib.util.find_spec(name) is None
+    ]
+
+
+def _mnist_missing() -> str | None:
+    """Why the notebooks cannot find MNIST without downloading it, or ``None``."""
+    try:
+        dirs = datasets.search_dirs("mnist")
+    except FileNotFoundError as err:  # $GLN_JAX_DATA_DIR names no directory
+        return str(err)
+    for file in datasets.get_spec("mnist").files:
+        if not any(datasets.find_file(directory, file.name) for directory in dirs):
+            searched = ", ".join(str(d) for d in dirs)
+            return (
+                f"MNIST file {file.name} not found in {searched}; set ${datasets.ENV_DATA_DIR} "
+                "to a directory holding the four IDX files to run the notebooks"
+            )
+    return None
+
+
+def _images(cell: dict) -> int:
+    return sum(
+        "image/png" in output.get("data", {})
+        for output in cell.get("outputs", [])
+        if output.get("output_type") in ("display_data", "execute_result")
+    )
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_clean_and_colab_ready(name):
+    notebook = _load_json(name)
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    for cell in code:
+        assert cell["outputs"] == [] and cell["execution_count"] is None, "outputs not cleared"
+    install = _source(code[0])
+    assert "except ImportError" in install and "pip" in install  # installs only when missing
+    text = "\n".join(_source(cell) for cell in code)
+    assert "GLN_JAX_SMALL_DATA" in text
+    assert "utils.get_mnist(" in text
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_small_data_mode(name, monkeypatch):
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}: pip install 'gln-jax[notebooks]'")
+    reason = _mnist_missing()
+    if reason:
+        pytest.skip(reason)
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("GLN_JAX_SMALL_DATA", "1")
+    monkeypatch.setenv("MPLBACKEND", INLINE_BACKEND)  # figures come back as image/png outputs
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+
+    cells = notebook.cells
+    assert sum(_images(cell) for cell in cells) >= 1, "the notebook drew no figure"
+    errors = [
+        output
+        for cell in cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert not errors
+    if name == "03_backends":
+        chart = [cell for cell in cells if "speed-chart" in cell.metadata.get("tags", [])]
+        assert len(chart) == 1
+        if os.environ.get("GLN_JAX_BENCHMARK_JSON") or BENCHMARK_JSON.is_file():
+            assert _images(chart[0]) == 1, "benchmark results exist but no speed chart was drawn"
+        else:
+            assert _images(chart[0]) == 0
