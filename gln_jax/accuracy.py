@@ -113,10 +113,11 @@ def measure(
 
 def render(result: dict) -> str:
     """Markdown table: mean (and each seed) per dataset, protocol, settings and backend."""
-    groups: dict[tuple, list] = {}
-    for run in result["runs"]:
+    groups: dict[tuple, dict] = {}
+    for run in result["runs"]:  # a seed measured twice (merged files) counts once, the last
         key = (run["dataset"], run["protocol"], run["settings"], run["backend"])
-        groups.setdefault(key, []).append(run)
+        groups.setdefault(key, {})[run["seed"]] = run
+    groups = {key: list(by_seed.values()) for key, by_seed in groups.items()}
     lines = [
         "| data | task | settings | backend | mean accuracy (%) | per seed |",
         "|---|---|---|---|---:|---|",
