@@ -169,6 +169,7 @@ def fit_stream(
     length = _chunk_length(total, batch_size, chunk_size)
     dtype = np.dtype(config.dtype)
     state = jax.tree.map(jnp.copy, state)  # the chunks donate their state; keep the caller's
+    real = np.ones(total, bool)
     outputs = []
     for start in range(0, total, length):
         stop = min(start + length, total)
@@ -181,7 +182,7 @@ def fit_stream(
                 chunk = np.pad(chunk, widths, constant_values=fill)
             return chunk
 
-        mask = take(np.ones(total, bool), fill=False)
+        mask = take(real, fill=False)
         state, p = _fit_chunk(
             state,
             take(inputs, 0.5, dtype),
