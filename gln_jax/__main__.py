@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from gln_jax.backends import backend_names
+from gln_jax.api.registry import backend_names
 
 TRAIN_CHUNK = 2000  # examples per fit call: the progress bar's granularity
 TEST_BATCH = 1000
@@ -35,11 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--context-map-size", type=int, default=4)
     parser.add_argument(
-        "--context-bias", action=argparse.BooleanOptionalAction, default=True,
+        "--context-bias",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="random non-zero gating thresholds (default: on)",
     )
     parser.add_argument(
-        "--deskew", action=argparse.BooleanOptionalAction, default=True,
+        "--deskew",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="deskew the images first (default: on)",
     )
     parser.add_argument("--data-dir", default=None, help="directory with the IDX files")
@@ -61,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
     from tqdm.auto import tqdm
 
-    from gln_jax import GLN, datasets, utils
+    from gln_jax import GLN, utils
+    from gln_jax.data import registry as datasets
 
     try:
         X_train, y_train, X_test, y_test = utils.get_mnist(
-            deskewed=args.deskew, data_dir=args.data_dir, dataset=args.dataset,
+            deskewed=args.deskew,
+            data_dir=args.data_dir,
+            dataset=args.dataset,
             progress=not args.quiet,
         )
     except (OSError, ValueError) as err:  # missing, unreachable or corrupt data files
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     num_classes = 10
     if args.digit is not None:
         y_train, y_test, num_classes = y_train == args.digit, y_test == args.digit, 2
+
     def make_model():
         return GLN(
             args.backend,

@@ -5,16 +5,10 @@ into their arguments. Start from a reference state converted with :func:`from_re
 use :class:`GLN`.
 """
 
-from gln_numpy._types import GLNConfig as GLNConfig
-from gln_numpy._types import GLNState as GLNState
-from gln_numpy._types import LayerState as LayerState
-from gln_numpy._types import from_reference as from_reference
-from gln_numpy._types import make_config as make_config
-from gln_numpy._types import to_reference as to_reference
-from gln_numpy.context import batch_context_indices as batch_context_indices
-from gln_numpy.context import context_indices as context_indices
 from gln_numpy.engine import NumpyEngine as NumpyEngine
 from gln_numpy.facade import GLN as GLN
+from gln_numpy.gating import batch_context_indices as batch_context_indices
+from gln_numpy.gating import context_indices as context_indices
 from gln_numpy.multiclass import class_targets as class_targets
 from gln_numpy.multiclass import predict_classes as predict_classes
 from gln_numpy.network import apply as apply
@@ -25,6 +19,12 @@ from gln_numpy.network import update as update
 from gln_numpy.stream import fit_stream as fit_stream
 from gln_numpy.stream import scan_batch_update as scan_batch_update
 from gln_numpy.stream import scan_update as scan_update
+from gln_numpy.types import GLNConfig as GLNConfig
+from gln_numpy.types import GLNState as GLNState
+from gln_numpy.types import LayerState as LayerState
+from gln_numpy.types import from_reference as from_reference
+from gln_numpy.types import make_config as make_config
+from gln_numpy.types import to_reference as to_reference
 
 __all__ = [
     "GLN",

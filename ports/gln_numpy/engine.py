@@ -1,4 +1,4 @@
-"""The ``"numpy"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.backends`).
+"""The ``"numpy"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.registry`).
 
 The engine's state is a :class:`~gln_jax.GLNState` of NumPy arrays owned by the engine; every
 training call copies the weights, learns on the copy and returns a new state, so a call that
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_numpy._types import GLNConfig, GLNState, from_reference, to_reference
-from gln_numpy.context import batch_context_indices
+from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
     _batch_step,
@@ -23,10 +22,11 @@ from gln_numpy.network import (
     batch_apply,
 )
 from gln_numpy.stream import fit_stream
+from gln_numpy.types import GLNConfig, GLNState, from_reference, to_reference
 
 
 def predict_batch(state: GLNState, inputs, side_info, *, config: GLNConfig) -> np.ndarray:
-    """Probabilities ``[B, C]`` of a batch (inputs ``[B, K]``, side_info ``[B, N]``).
+    """Probabilities ``[B, C]`` of a batch (inputs ``[B, P]``, side_info ``[B, N]``).
 
     Example:
         >>> probs = predict_batch(state, x_batch, x_batch, config=config)  # doctest: +SKIP
@@ -39,7 +39,7 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
 
     Args:
         state: the engine's state (not modified; its gating arrays are shared with the result).
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         targets: ``[B]`` int labels.
         rates: ``[B]`` learning rates.
@@ -90,7 +90,7 @@ class NumpyEngine:
         return int(state.step)
 
     def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
-        """Probabilities ``[B, C]`` of ``inputs [B, K]`` with gates on ``side_info [B, N]``."""
+        """Probabilities ``[B, C]`` of ``inputs [B, P]`` with gates on ``side_info [B, N]``."""
         return predict_batch(state, inputs, side_info, config=self.config)
 
     def train(self, state: GLNState, inputs, side_info, targets, rates):

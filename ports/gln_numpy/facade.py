@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 
-import jax
-import numpy as np
-
-from gln_jax.facade import GLN as _ReferenceGLN
-
-
-def reference_precision(dtype):
-    """A context in which the reference can draw a state of ``dtype``.
-
-    ``float64`` states need 64-bit JAX: it is turned on for the ``with`` block only (JAX's
-    scoped ``jax.enable_x64``), so a port user never touches JAX's global config. Any other
-    value (``float32``, or something invalid that ``make_config`` then rejects) changes nothing.
-    """
-    try:
-        wide = np.dtype(dtype) == np.float64
-    except TypeError:
-        wide = False
-    return jax.enable_x64(True) if wide else contextlib.nullcontext()
+from gln_jax.api.facade import EngineGLN, build_model
+from gln_jax.core.types import (
+    DEFAULT_CONTEXT_MAP_SIZE,
+    DEFAULT_DTYPE,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_NUM_CLASSES,
+    DEFAULT_PRED_CLIPPING,
+    DEFAULT_WEIGHT_CLIPPING,
+)
+from gln_numpy.engine import NumpyEngine
 
 
-class GLN(_ReferenceGLN):
+class GLN(EngineGLN):
     """Gated Linear Network trained by the NumPy port.
 
     The interface is :class:`gln_jax.GLN`'s without ``backend``: ``predict``, ``fit``, ``save``
@@ -36,10 +27,10 @@ class GLN(_ReferenceGLN):
 
     Args:
         layer_sizes: neurons per layer; a final one-neuron layer is appended when needed.
-        input_size: width ``N`` of an example.
+        input_size: width ``N`` of an example (entries expected in [0, 1]).
         context_map_size: halfspaces per neuron.
         num_classes: 2 for binary, ``> 2`` for one-vs-all.
-        base_predictor: optional callable ``[B, N] -> [B, K]`` giving the base predictions.
+        base_predictor: optional host-side NumPy callable ``[B, N] -> [B, P]``.
         learning_rate: positive float or a schedule ``step -> rate`` (stepped per example).
         pred_clipping: probabilities are clipped into ``[p, 1 - p]``.
         weight_clipping: weights are clipped into ``[-w, w]``.
@@ -57,53 +48,39 @@ class GLN(_ReferenceGLN):
         self,
         layer_sizes: Sequence[int],
         input_size: int,
-        context_map_size: int = 4,
-        num_classes: int = 2,
+        context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE,
+        num_classes: int = DEFAULT_NUM_CLASSES,
         base_predictor: Callable | None = None,
-        learning_rate: float | Callable = 1e-4,
-        pred_clipping: float = 1e-3,
-        weight_clipping: float = 5.0,
+        learning_rate: float | Callable = DEFAULT_LEARNING_RATE,
+        pred_clipping: float = DEFAULT_PRED_CLIPPING,
+        weight_clipping: float = DEFAULT_WEIGHT_CLIPPING,
         bias: bool = True,
         context_bias: bool = True,
         *,
         seed: int = 0,
-        dtype: str = "float32",
+        dtype: str = DEFAULT_DTYPE,
     ):
-        with reference_precision(dtype):
-            super().__init__(
-                "numpy",
-                layer_sizes,
-                input_size,
-                context_map_size=context_map_size,
-                num_classes=num_classes,
-                base_predictor=base_predictor,
-                learning_rate=learning_rate,
-                pred_clipping=pred_clipping,
-                weight_clipping=weight_clipping,
-                bias=bias,
-                context_bias=context_bias,
-                seed=seed,
-                dtype=dtype,
-            )
+        config, state = build_model(
+            layer_sizes,
+            input_size,
+            context_map_size,
+            num_classes,
+            base_predictor,
+            learning_rate,
+            pred_clipping,
+            weight_clipping,
+            bias,
+            context_bias,
+            seed=seed,
+            dtype=dtype,
+            scoped_x64=True,
+        )
+        engine = NumpyEngine(config)
+        self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
 
     @classmethod
-    def load(
-        cls,
-        path,
-        *,
-        base_predictor: Callable | None = None,
-        learning_rate: float | Callable | None = None,
-    ) -> GLN:
-        """Restores a model saved by any backend (see :meth:`gln_jax.GLN.load`).
-
-        Args:
-            path: a file written by ``save`` of any backend.
-            base_predictor: required when the saved model had one.
-            learning_rate: overrides the stored rate; required after a schedule.
-
-        Returns:
-            The NumPy-port model, with predictions identical to the saved one's.
-        """
-        return super().load(
-            path, "numpy", base_predictor=base_predictor, learning_rate=learning_rate
-        )
+    def _from_reference(cls, config, state, base_predictor, learning_rate) -> GLN:
+        engine = NumpyEngine(config)
+        model = cls.__new__(cls)
+        model._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+        return model

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_numpy._types import Array, GLNConfig
+from gln_numpy.types import Array, GLNConfig
 
 
 def class_targets(label: Array, config: GLNConfig) -> np.ndarray:

@@ -1,6 +1,6 @@
 """apply / update / batch_update of a GLN in NumPy, vectorised across neurons and classes.
 
-A transliteration of :mod:`gln_jax.network` (read its docstring for the semantics):
+A transliteration of :mod:`gln_jax.core.network` (read its docstring for the semantics):
 
 - base predictions ``clip(inputs, eps, 1 - eps)``; a layer's input logits are the logits of the
   previous layer's clipped outputs, with ``1.0`` appended last when ``config.bias``;
@@ -22,10 +22,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gln_numpy import _numerics
-from gln_numpy._types import Array, GLNConfig, GLNState
-from gln_numpy.context import batch_context_indices, context_indices
+from gln_numpy import numerics
+from gln_numpy.gating import batch_context_indices, context_indices
 from gln_numpy.multiclass import batch_class_targets, class_targets
+from gln_numpy.types import Array, GLNConfig, GLNState
 
 FlatWeights = Sequence[np.ndarray]  # per layer [C*K*R, I], written in place by the helpers
 
@@ -44,7 +44,7 @@ def base_predictions(x: Array, *, config: GLNConfig) -> np.ndarray:
         >>> base_predictions(np.array([0.0, 0.5], np.float32), config=config)  # doctest: +SKIP
         array([0.001, 0.5  ], dtype=float32)
     """
-    return _numerics.clip_probability(np.asarray(x, config.dtype), config.pred_clipping)
+    return numerics.clip_probability(np.asarray(x, config.dtype), config.pred_clipping)
 
 
 def _append_bias(x: np.ndarray, config: GLNConfig) -> np.ndarray:
@@ -56,8 +56,8 @@ def _append_bias(x: np.ndarray, config: GLNConfig) -> np.ndarray:
 
 def _input_logits(inputs: Array, config: GLNConfig) -> np.ndarray:
     """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
-    p = _numerics.clip_probability(np.asarray(inputs, config.dtype), config.pred_clipping)
-    return _append_bias(_numerics.logit(p), config)
+    p = numerics.clip_probability(np.asarray(inputs, config.dtype), config.pred_clipping)
+    return _append_bias(numerics.logit(p), config)
 
 
 def _row_offsets(config: GLNConfig, neurons: int) -> np.ndarray:
@@ -133,10 +133,10 @@ def _forward(flat_weights: FlatWeights, x0: np.ndarray, rows, config: GLNConfig)
             s = _first_layer_sums(wf, x, r)
         else:
             s = np.matmul(wf[r], x[:, :, :, None])[..., 0]  # [B, C, K, I] @ [B, C, I, 1]
-        p = _numerics.clip_probability(_numerics.sigmoid(s), config.pred_clipping)
+        p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)
         xs.append(x)
         ps.append(p)
-        x = _append_bias(_numerics.logit(p), config)
+        x = _append_bias(numerics.logit(p), config)
     return xs, ps
 
 
@@ -166,7 +166,7 @@ def _batch_step(
             flat = r[block].reshape(-1)
             np.add.at(wf, flat, delta.reshape(flat.size, wf.shape[1]))
         touched = np.unique(r)
-        wf[touched] = _numerics.clip_weights(wf[touched], config.weight_clipping)
+        wf[touched] = numerics.clip_weights(wf[touched], config.weight_clipping)
     return ps[-1][..., 0]
 
 
@@ -196,10 +196,10 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
         else:
             s = np.matmul(active, x[:, :, None])[..., 0]
             x_rows = x[:, None, :]
-        p = _numerics.clip_probability(_numerics.sigmoid(s), eps)  # [C, K]
+        p = numerics.clip_probability(numerics.sigmoid(s), eps)  # [C, K]
         step = (rate * (p - column))[..., None] * x_rows
-        wf[r] = _numerics.clip_weights(active - step, clip)
-        x = _append_bias(_numerics.logit(p), config)
+        wf[r] = numerics.clip_weights(active - step, clip)
+        x = _append_bias(numerics.logit(p), config)
     return p[:, 0]
 
 
@@ -233,7 +233,7 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
 
     Args:
         state: the GLN state.
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         config: the network's config.
 
@@ -252,7 +252,7 @@ def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig
 
     Args:
         state: the GLN state (NumPy arrays).
-        inputs: ``[K]`` base probabilities (see :func:`base_predictions`).
+        inputs: ``[P]`` base probabilities (see :func:`base_predictions`).
         side_info: ``[N]`` raw example, looked at by the gates.
         config: the network's config.
 
@@ -299,7 +299,7 @@ def update(
 
     Args:
         state: the GLN state.
-        inputs: ``[K]`` base probabilities.
+        inputs: ``[P]`` base probabilities.
         side_info: ``[N]`` raw example.
         target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary).
         learning_rate: scalar rate for this example.
@@ -356,7 +356,7 @@ def batch_update(
 
     Args:
         state: the GLN state (not modified).
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         targets: ``[B]`` class labels.
         learning_rates: ``[B]`` rate of each example.

@@ -1,6 +1,6 @@
 """Drivers over a stream of examples in NumPy: exact online learning and batched learning.
 
-As in :mod:`gln_jax.stream`, the gates depend only on the examples and the fixed hyperplanes,
+As in :mod:`gln_jax.core.stream`, the gates depend only on the examples and the fixed hyperplanes,
 so the context indices (and the first layer's input logits) of a whole chunk come from one
 vectorised pass before the loop; inside the loop only the selected weight rows are read and
 written, in place, on a private copy of the state.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_numpy._types import Array, GLNConfig, GLNState
-from gln_numpy.context import batch_context_indices
+from gln_jax.core.types import CHUNK_SIZE
+from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
     _batch_step,
@@ -22,6 +22,7 @@ from gln_numpy.network import (
     _online_step,
     _with_weights,
 )
+from gln_numpy.types import Array, GLNConfig, GLNState
 
 
 def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> np.ndarray:
@@ -60,7 +61,7 @@ def scan_update(
 
     Args:
         state: the GLN state (not modified).
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` class labels.
         learning_rates: ``[T]`` rate of each example.
@@ -102,7 +103,7 @@ def scan_batch_update(
 
     Args:
         state: the GLN state (not modified).
-        inputs: ``[S, B, K]`` base probabilities, ``S`` batches of ``B``.
+        inputs: ``[S, B, P]`` base probabilities, ``S`` batches of ``B``.
         side_info: ``[S, B, N]`` raw examples.
         targets: ``[S, B]`` class labels.
         learning_rates: ``[S, B]``.
@@ -148,7 +149,7 @@ def fit_stream(
     *,
     config: GLNConfig,
     batch_size: int = 1,
-    chunk_size: int = 8192,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[GLNState, np.ndarray]:
     """Trains on a whole stream in order, in chunks that bound the memory.
 
@@ -158,7 +159,7 @@ def fit_stream(
 
     Args:
         state: the GLN state.
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` class labels.
         learning_rates: ``[T]`` rate of each example.

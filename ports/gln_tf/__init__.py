@@ -5,16 +5,10 @@ Vectorised across neurons and classes; the scans are ``tf.while_loop``\\ s insid
 :func:`from_reference`, or use :class:`GLN` (a ``tf.Module`` of ``tf.Variable``\\ s).
 """
 
-from gln_tf._types import GLNConfig as GLNConfig
-from gln_tf._types import GLNState as GLNState
-from gln_tf._types import LayerState as LayerState
-from gln_tf._types import from_reference as from_reference
-from gln_tf._types import make_config as make_config
-from gln_tf._types import to_reference as to_reference
-from gln_tf.context import batch_context_indices as batch_context_indices
-from gln_tf.context import context_indices as context_indices
 from gln_tf.engine import TFEngine as TFEngine
 from gln_tf.facade import GLN as GLN
+from gln_tf.gating import batch_context_indices as batch_context_indices
+from gln_tf.gating import context_indices as context_indices
 from gln_tf.module import GLNModule as GLNModule
 from gln_tf.multiclass import class_targets as class_targets
 from gln_tf.multiclass import predict_classes as predict_classes
@@ -26,6 +20,12 @@ from gln_tf.network import update as update
 from gln_tf.stream import fit_stream as fit_stream
 from gln_tf.stream import scan_batch_update as scan_batch_update
 from gln_tf.stream import scan_update as scan_update
+from gln_tf.types import GLNConfig as GLNConfig
+from gln_tf.types import GLNState as GLNState
+from gln_tf.types import LayerState as LayerState
+from gln_tf.types import from_reference as from_reference
+from gln_tf.types import make_config as make_config
+from gln_tf.types import to_reference as to_reference
 
 __all__ = [
     "GLN",

@@ -1,4 +1,4 @@
-"""The ``"tf"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.backends`).
+"""The ``"tf"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.registry`).
 
 The engine's state is a :class:`~gln_tf.module.GLNModule` (variables on the default device:
 a GPU when TensorFlow sees one). Its compiled methods are traced once per module; training
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_tf._types import GLNConfig, GLNState, to_reference
 from gln_tf.module import GLNModule
+from gln_tf.types import GLNConfig, GLNState, to_reference
 
 
 class TFEngine:
@@ -38,7 +38,7 @@ class TFEngine:
         return int(module.step.numpy())
 
     def predict(self, module: GLNModule, inputs, side_info) -> np.ndarray:
-        """Probabilities ``[B, C]`` of ``inputs [B, K]`` with gates on ``side_info [B, N]``."""
+        """Probabilities ``[B, C]`` of ``inputs [B, P]`` with gates on ``side_info [B, N]``."""
         return module.predict_probabilities(inputs, side_info).numpy()
 
     def train(self, module: GLNModule, inputs, side_info, targets, rates):

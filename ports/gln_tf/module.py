@@ -20,14 +20,13 @@ import threading
 
 import tensorflow as tf
 
-from gln_tf._types import GLNConfig, GLNState, LayerState, from_reference, tf_dtype
+from gln_jax.core.types import CHUNK_SIZE
 from gln_tf.network import Tables, _flatten, _unflatten, batch_apply, batch_step, online_step
 from gln_tf.stream import batch_loop, online_loop, prepare, state_signature, stream_signature
+from gln_tf.types import GLNConfig, GLNState, LayerState, from_reference, tf_dtype
 
 #: Most examples per call of the compiled prediction (bounds its intermediate buffers).
 PREDICT_BLOCK = 4096
-#: Most examples per call of a compiled training loop (bounds the per-chunk contexts).
-CHUNK_SIZE = 8192
 
 
 class Compiled:
@@ -37,10 +36,10 @@ class Compiled:
         config: the config.
 
     Attributes:
-        predict: ``(state, inputs [B, K], side_info [B, N]) -> probs [B, C]``.
+        predict: ``(state, inputs [B, P], side_info [B, N]) -> probs [B, C]``.
         train: ``(state, inputs, side_info, targets [B], rates [B]) -> (weights, probs)``:
             one batch update (the exact online step when ``B == 1``), pure.
-        online: ``(state, inputs [T, K], side_info [T, N], targets, rates) -> probs [T, C]``:
+        online: ``(state, inputs [T, P], side_info [T, N], targets, rates) -> probs [T, C]``:
             exact online learning into :attr:`work` in place.
         batches: as ``online`` with a scalar ``batch_size``: consecutive batch updates.
         work: per layer a ``[C*K*R, I]`` working-copy variable.
@@ -187,7 +186,7 @@ class GLNModule(tf.Module):
         return out
 
     def predict_probabilities(self, inputs, side_info) -> tf.Tensor:
-        """Probabilities ``[B, C]`` of a batch (``[B, K]`` base predictions, ``[B, N]`` side
+        """Probabilities ``[B, C]`` of a batch (``[B, P]`` base predictions, ``[B, N]`` side
         information), in blocks of :data:`PREDICT_BLOCK` examples."""
         inputs, side_info = self._tensors(inputs, side_info)
         predict, state = self.compiled.predict, self.state
@@ -225,7 +224,7 @@ class GLNModule(tf.Module):
         """Learns a stream in order (``epochs`` passes), committing only at the end.
 
         Args:
-            inputs: ``[T, K]`` base probabilities.
+            inputs: ``[T, P]`` base probabilities.
             side_info: ``[T, N]`` raw examples.
             targets: ``[T]`` labels.
             rates: ``[epochs * T]`` learning rates, one per example and pass.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from gln_tf._types import Array, GLNConfig
+from gln_tf.types import Array, GLNConfig
 
 
 def _labels(value) -> tf.Tensor:

@@ -1,6 +1,6 @@
 """apply / update / batch_update of a GLN in TensorFlow, vectorised across neurons and classes.
 
-A transliteration of :mod:`gln_jax.network` (read its docstring for the semantics):
+A transliteration of :mod:`gln_jax.core.network` (read its docstring for the semantics):
 
 - base predictions ``clip(inputs, eps, 1 - eps)``; a layer's input logits are the logits of
   the previous layer's clipped outputs, with ``1.0`` appended last when ``config.bias``;
@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from gln_tf import _numerics
-from gln_tf._types import Array, GLNConfig, GLNState, tf_dtype
-from gln_tf.context import batch_context_indices, context_indices, tf32_possible
+from gln_jax.core.types import DENSE_ROWS_MAX
+from gln_tf import numerics
+from gln_tf.gating import batch_context_indices, context_indices, tf32_possible
 from gln_tf.multiclass import batch_class_targets, class_targets
-
-#: Most contexts per neuron for which a batch's first layer multiplies every row (one matrix
-#: product) instead of gathering the active rows.
-DENSE_CONTEXTS = 64
+from gln_tf.types import Array, GLNConfig, GLNState, tf_dtype
 
 
 class Tables:
@@ -72,7 +69,7 @@ def base_predictions(x: Array, *, config: GLNConfig) -> tf.Tensor:
         >>> base_predictions(tf.constant([0.0, 0.5]), config=config)  # doctest: +SKIP
     """
     x = tf.cast(tf.convert_to_tensor(x), tf_dtype(config))
-    return _numerics.clip_probability(x, config.pred_clipping)
+    return numerics.clip_probability(x, config.pred_clipping)
 
 
 def _append_bias(x: tf.Tensor, config: GLNConfig) -> tf.Tensor:
@@ -84,7 +81,7 @@ def _append_bias(x: tf.Tensor, config: GLNConfig) -> tf.Tensor:
 
 def _input_logits(inputs, config: GLNConfig) -> tf.Tensor:
     """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
-    return _append_bias(_numerics.logit(base_predictions(inputs, config=config)), config)
+    return _append_bias(numerics.logit(base_predictions(inputs, config=config)), config)
 
 
 def _flat_rows(contexts, config: GLNConfig) -> tuple[tf.Tensor, ...]:
@@ -127,7 +124,7 @@ def _first_layer_sums(tables: Tables, x: tf.Tensor, rows: tf.Tensor, config: GLN
     neurons = config.num_models * config.layer_sizes[0]
     flat = tf.reshape(rows, [-1, neurons])
     table = tables.tables[0]
-    if config.num_contexts <= DENSE_CONTEXTS and not tf32_possible(table.dtype):
+    if config.num_contexts <= DENSE_ROWS_MAX and not tf32_possible(table.dtype):
         sums = tf.matmul(x, table, transpose_b=True)  # [B, C*K*R]
         picked = tf.gather(sums, flat, batch_dims=1)
     else:
@@ -159,10 +156,10 @@ def _forward(tables: Tables, x0: tf.Tensor, rows, config: GLNConfig):
             active = tables.read(layer, tf.reshape(r, [-1]))
             active = tf.reshape(active, [-1, config.num_models, neurons, width])
             s = tf.reduce_sum(active * x[:, :, None, :], axis=-1)
-        p = _numerics.clip_probability(_numerics.sigmoid(s), config.pred_clipping)
+        p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)
         xs.append(x)
         ps.append(p)
-        x = _append_bias(_numerics.logit(p), config)
+        x = _append_bias(numerics.logit(p), config)
     return xs, ps
 
 
@@ -192,7 +189,7 @@ def batch_step(tables: Tables, x0, rows, targets, rates, config: GLNConfig) -> t
         tables.write(
             layer,
             touched,
-            _numerics.clip_weights(tables.read(layer, touched), config.weight_clipping),
+            numerics.clip_weights(tables.read(layer, touched), config.weight_clipping),
         )
     return ps[-1][..., 0]
 
@@ -228,13 +225,13 @@ def online_step(tables: Tables, x0, rows, target, rate, config: GLNConfig) -> tf
             active = tf.reshape(active, [classes, neurons, width])
             x_rows = x[:, None, :]
             s = tf.reduce_sum(active * x_rows, axis=-1)
-        p = _numerics.clip_probability(
-            _numerics.sigmoid(tf.reshape(s, [classes, neurons])), config.pred_clipping
+        p = numerics.clip_probability(
+            numerics.sigmoid(tf.reshape(s, [classes, neurons])), config.pred_clipping
         )
         step = ((p - target) * rate)[:, :, None] * x_rows
-        new_rows = _numerics.clip_weights(active - step, config.weight_clipping)
+        new_rows = numerics.clip_weights(active - step, config.weight_clipping)
         tables.write(layer, r, tf.reshape(new_rows, [classes * neurons, width]))
-        x = _append_bias(_numerics.logit(p), config)
+        x = _append_bias(numerics.logit(p), config)
     return p[:, 0]
 
 
@@ -259,14 +256,14 @@ def batch_apply_from_contexts(state: GLNState, inputs: Array, contexts, *, confi
 def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig):
     """Probabilities of a batch: :func:`apply` for every example, all at once.
 
-    The contexts come from one matrix product; with at most :data:`DENSE_CONTEXTS` rows per
+    The contexts come from one matrix product; with at most :data:`DENSE_ROWS_MAX` rows per
     neuron the first layer scores every row with one matrix product and picks the active one,
     else it gathers the active rows. Equals the reference's ``batch_apply`` up to float
     rounding.
 
     Args:
         state: the GLN state.
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         config: the network's config.
 
@@ -285,7 +282,7 @@ def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig
 
     Args:
         state: the GLN state (tensors or variables).
-        inputs: ``[K]`` base probabilities (see :func:`base_predictions`).
+        inputs: ``[P]`` base probabilities (see :func:`base_predictions`).
         side_info: ``[N]`` raw example, looked at by the gates.
         config: the network's config.
 
@@ -329,7 +326,7 @@ def update(
 
     Args:
         state: the GLN state.
-        inputs: ``[K]`` base probabilities.
+        inputs: ``[P]`` base probabilities.
         side_info: ``[N]`` raw example.
         target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary).
         learning_rate: scalar rate for this example.
@@ -386,7 +383,7 @@ def batch_update(
 
     Args:
         state: the GLN state.
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         targets: ``[B]`` class labels.
         learning_rates: ``[B]`` rate of each example.

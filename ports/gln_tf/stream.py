@@ -1,6 +1,6 @@
 """Drivers over a stream of examples in TensorFlow: ``tf.while_loop`` scans in ``tf.function``.
 
-As in :mod:`gln_jax.stream`, the gates depend only on the examples and the fixed hyperplanes,
+As in :mod:`gln_jax.core.stream`, the gates depend only on the examples and the fixed hyperplanes,
 so the context indices of a whole chunk come from one matrix product before the loop; inside
 the loop only the selected weight rows are read and written. Each scan is one ``tf.function``
 per config with an input signature whose stream length (and batch size) is unknown, so it is
@@ -17,8 +17,8 @@ import functools
 
 import tensorflow as tf
 
-from gln_tf._types import Array, GLNConfig, GLNState, LayerState, tf_dtype
-from gln_tf.context import batch_context_indices
+from gln_jax.core.types import CHUNK_SIZE
+from gln_tf.gating import batch_context_indices
 from gln_tf.multiclass import batch_class_targets
 from gln_tf.network import (
     Tables,
@@ -31,6 +31,7 @@ from gln_tf.network import (
     batch_step,
     online_step,
 )
+from gln_tf.types import Array, GLNConfig, GLNState, LayerState, tf_dtype
 
 
 def prepare(state: GLNState, inputs, side_info, targets, config: GLNConfig):
@@ -245,7 +246,7 @@ def scan_update(
 
     Args:
         state: the GLN state.
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` class labels.
         learning_rates: ``[T]`` rate of each example.
@@ -279,7 +280,7 @@ def scan_batch_update(
 
     Args:
         state: the GLN state.
-        inputs: ``[S, B, K]`` base probabilities, ``S`` batches of ``B``.
+        inputs: ``[S, B, P]`` base probabilities, ``S`` batches of ``B``.
         side_info: ``[S, B, N]`` raw examples.
         targets: ``[S, B]`` class labels.
         learning_rates: ``[S, B]``.
@@ -309,7 +310,7 @@ def fit_stream(
     *,
     config: GLNConfig,
     batch_size: int = 1,
-    chunk_size: int = 8192,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[GLNState, tf.Tensor]:
     """Trains on a whole stream in order, in chunks that bound the memory.
 
@@ -319,7 +320,7 @@ def fit_stream(
 
     Args:
         state: the GLN state.
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` class labels.
         learning_rates: ``[T]`` rate of each example.

@@ -5,16 +5,10 @@ is on. Start from a reference state converted with :func:`from_reference`, or us
 (an ``nn.Module`` whose state is buffers).
 """
 
-from gln_torch._types import GLNConfig as GLNConfig
-from gln_torch._types import GLNState as GLNState
-from gln_torch._types import LayerState as LayerState
-from gln_torch._types import from_reference as from_reference
-from gln_torch._types import make_config as make_config
-from gln_torch._types import to_reference as to_reference
-from gln_torch.context import batch_context_indices as batch_context_indices
-from gln_torch.context import context_indices as context_indices
 from gln_torch.engine import TorchEngine as TorchEngine
 from gln_torch.facade import GLN as GLN
+from gln_torch.gating import batch_context_indices as batch_context_indices
+from gln_torch.gating import context_indices as context_indices
 from gln_torch.module import GLNModule as GLNModule
 from gln_torch.multiclass import class_targets as class_targets
 from gln_torch.multiclass import predict_classes as predict_classes
@@ -26,6 +20,12 @@ from gln_torch.network import update as update
 from gln_torch.stream import fit_stream as fit_stream
 from gln_torch.stream import scan_batch_update as scan_batch_update
 from gln_torch.stream import scan_update as scan_update
+from gln_torch.types import GLNConfig as GLNConfig
+from gln_torch.types import GLNState as GLNState
+from gln_torch.types import LayerState as LayerState
+from gln_torch.types import from_reference as from_reference
+from gln_torch.types import make_config as make_config
+from gln_torch.types import to_reference as to_reference
 
 __all__ = [
     "GLN",

@@ -1,4 +1,4 @@
-"""The ``"pytorch"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.backends`).
+"""The ``"pytorch"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.registry`).
 
 The engine's state is a :class:`~gln_torch.module.GLNModule` (buffers on CUDA when available,
 else the CPU). Training computes the new weights on a clone and copies them into the buffers
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gln_torch._types import GLNConfig, GLNState, as_tensor, to_reference, torch_dtype
-from gln_torch.context import batch_context_indices
+from gln_jax.core.types import CHUNK_SIZE
+from gln_torch.gating import batch_context_indices
 from gln_torch.module import GLNModule
 from gln_torch.multiclass import batch_class_targets
 from gln_torch.network import (
@@ -27,11 +27,12 @@ from gln_torch.network import (
     batch_apply,
 )
 from gln_torch.stream import fit_chunks
+from gln_torch.types import GLNConfig, GLNState, as_tensor, to_reference, torch_dtype
 
 
 @torch.no_grad()
 def predict_batch(state: GLNState, inputs, side_info, *, config: GLNConfig) -> torch.Tensor:
-    """Probabilities ``[B, C]`` of a batch (inputs ``[B, K]``, side_info ``[B, N]``).
+    """Probabilities ``[B, C]`` of a batch (inputs ``[B, P]``, side_info ``[B, N]``).
 
     Example:
         >>> probs = predict_batch(module.state, x_batch, x_batch, config=config)
@@ -46,7 +47,7 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
 
     Args:
         state: the current state (not modified; its gating tensors are shared with the result).
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         targets: ``[B]`` int labels.
         rates: ``[B]`` learning rates.
@@ -81,7 +82,7 @@ def fit_module(
 
     Args:
         module: the model; its buffers change only after every pass has succeeded.
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` labels.
         rates: ``[epochs * T]`` learning rates, one per example and pass.
@@ -105,7 +106,7 @@ def fit_module(
             rates[epoch * total : (epoch + 1) * total],
             config=config,
             batch_size=batch_size,
-            chunk_size=8192,
+            chunk_size=CHUNK_SIZE,
         )
         for epoch in range(epochs)
     ]
@@ -144,7 +145,7 @@ class TorchEngine:
         return int(module.step)
 
     def predict(self, module: GLNModule, inputs, side_info) -> np.ndarray:
-        """Probabilities ``[B, C]`` of ``inputs [B, K]`` with gates on ``side_info [B, N]``."""
+        """Probabilities ``[B, C]`` of ``inputs [B, P]`` with gates on ``side_info [B, N]``."""
         return _numpy(predict_batch(module.state, inputs, side_info, config=module.config))
 
     def train(self, module: GLNModule, inputs, side_info, targets, rates):

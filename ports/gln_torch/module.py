@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gln_torch._types import (
+from gln_torch.gating import batch_context_indices
+from gln_torch.network import batch_apply_from_contexts
+from gln_torch.types import (
     DTYPES,
     GLNConfig,
     GLNState,
@@ -21,8 +23,6 @@ from gln_torch._types import (
     from_reference,
     torch_dtype,
 )
-from gln_torch.context import batch_context_indices
-from gln_torch.network import batch_apply_from_contexts
 
 
 class _LayerBuffers(nn.Module):
@@ -87,7 +87,7 @@ class GLNModule(nn.Module):
         """Probabilities of a batch (no update).
 
         Args:
-            inputs: ``[B, K]`` base probabilities.
+            inputs: ``[B, P]`` base probabilities.
             side_info: ``[B, N]`` raw examples.
 
         Returns:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from gln_torch._types import Array, GLNConfig, as_tensor
+from gln_torch.types import Array, GLNConfig, as_tensor
 
 
 def class_targets(label: Array, config: GLNConfig) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """apply / update / batch_update of a GLN in PyTorch, vectorised across neurons and classes.
 
-A transliteration of :mod:`gln_jax.network` (read its docstring for the semantics):
+A transliteration of :mod:`gln_jax.core.network` (read its docstring for the semantics):
 
 - base predictions ``clip(inputs, eps, 1 - eps)``; a layer's input logits are the logits of
   the previous layer's clipped outputs, with ``1.0`` appended last when ``config.bias``;
@@ -23,10 +23,11 @@ from collections.abc import Sequence
 
 import torch
 
-from gln_torch import _numerics
-from gln_torch._types import Array, GLNConfig, GLNState, as_tensor, torch_dtype
-from gln_torch.context import _tf32_possible, batch_context_indices, context_indices
+from gln_jax.core.types import DENSE_ROWS_MAX
+from gln_torch import numerics
+from gln_torch.gating import _tf32_possible, batch_context_indices, context_indices
 from gln_torch.multiclass import batch_class_targets, class_targets
+from gln_torch.types import Array, GLNConfig, GLNState, as_tensor, torch_dtype
 
 FlatWeights = Sequence[torch.Tensor]  # per layer [C*K*R, I], written in place by the helpers
 
@@ -56,7 +57,7 @@ def base_predictions(x: Array, *, config: GLNConfig) -> torch.Tensor:
         tensor([0.0010, 0.5000])
     """
     x = as_tensor(x)
-    return _numerics.clip_probability(x.to(torch_dtype(config)), config.pred_clipping)
+    return numerics.clip_probability(x.to(torch_dtype(config)), config.pred_clipping)
 
 
 def _append_bias(x: torch.Tensor, config: GLNConfig) -> torch.Tensor:
@@ -68,8 +69,8 @@ def _append_bias(x: torch.Tensor, config: GLNConfig) -> torch.Tensor:
 
 def _input_logits(inputs: torch.Tensor, config: GLNConfig) -> torch.Tensor:
     """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
-    p = _numerics.clip_probability(inputs.to(torch_dtype(config)), config.pred_clipping)
-    return _append_bias(_numerics.logit(p), config)
+    p = numerics.clip_probability(inputs.to(torch_dtype(config)), config.pred_clipping)
+    return _append_bias(numerics.logit(p), config)
 
 
 def _row_offsets(config: GLNConfig, neurons: int, device) -> torch.Tensor:
@@ -146,7 +147,7 @@ def _first_layer_sums(wf: torch.Tensor, x: torch.Tensor, r: torch.Tensor) -> tor
     """
     batch, classes, neurons = r.shape
     rows_per_neuron = wf.shape[0] // (classes * neurons)
-    if batch >= rows_per_neuron and rows_per_neuron <= 64 and not _tf32_possible(wf):
+    if batch >= rows_per_neuron and rows_per_neuron <= DENSE_ROWS_MAX and not _tf32_possible(wf):
         sums = torch.matmul(x, wf.T)  # [B, C*K*R]
         return torch.gather(sums, 1, r.reshape(batch, -1)).view(batch, classes, neurons)
     block = _block(wf.device)
@@ -183,10 +184,10 @@ def _forward(flat_weights: FlatWeights, x0: torch.Tensor, rows, config: GLNConfi
         else:
             active = wf.index_select(0, r.reshape(-1)).view(batch * classes, neurons, -1)
             s = _row_dots(active, x.reshape(batch * classes, -1)).view(batch, classes, neurons)
-        p = _numerics.clip_probability(_numerics.sigmoid(s), config.pred_clipping)
+        p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)
         xs.append(x)
         ps.append(p)
-        x = _append_bias(_numerics.logit(p), config)
+        x = _append_bias(numerics.logit(p), config)
     return xs, ps
 
 
@@ -215,7 +216,7 @@ def _batch_step(
         wf.index_add_(0, flat, delta.reshape(flat.numel(), -1))
         touched = torch.unique(flat)
         wf.index_copy_(
-            0, touched, _numerics.clip_weights(wf.index_select(0, touched), config.weight_clipping)
+            0, touched, numerics.clip_weights(wf.index_select(0, touched), config.weight_clipping)
         )
     return ps[-1][..., 0]
 
@@ -258,7 +259,7 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
         active = active.view(classes, -1, active.shape[1])
         active.addcmul_(scale, x_rows, value=-1.0).clamp_(-clip, clip)  # w - scale * x
         wf.index_copy_(0, r, active.view(r.shape[0], -1))
-        x = _numerics.logit(p)
+        x = numerics.logit(p)
         if ones is not None:
             x = torch.cat([x, ones], dim=1)
     return p[:, 0]
@@ -301,7 +302,7 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
 
     Args:
         state: the GLN state.
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         config: the network's config.
 
@@ -321,7 +322,7 @@ def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig
 
     Args:
         state: the GLN state (tensors on one device).
-        inputs: ``[K]`` base probabilities (see :func:`base_predictions`).
+        inputs: ``[P]`` base probabilities (see :func:`base_predictions`).
         side_info: ``[N]`` raw example, looked at by the gates.
         config: the network's config.
 
@@ -372,7 +373,7 @@ def update(
 
     Args:
         state: the GLN state.
-        inputs: ``[K]`` base probabilities.
+        inputs: ``[P]`` base probabilities.
         side_info: ``[N]`` raw example.
         target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary).
         learning_rate: scalar rate for this example.
@@ -432,7 +433,7 @@ def batch_update(
 
     Args:
         state: the GLN state (not modified).
-        inputs: ``[B, K]`` base probabilities.
+        inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         targets: ``[B]`` class labels.
         learning_rates: ``[B]`` rate of each example.

@@ -1,6 +1,6 @@
 """Drivers over a stream of examples in PyTorch: exact online learning and batched learning.
 
-As in :mod:`gln_jax.stream`, the gates depend only on the examples and the fixed hyperplanes,
+As in :mod:`gln_jax.core.stream`, the gates depend only on the examples and the fixed hyperplanes,
 so the context indices (one matrix product), the flat row numbers, the first layer's input
 logits and the class targets of a whole chunk are computed before the loop; each example then
 costs a few kernels per layer (``index_select``, a matrix-vector product, the elementwise
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from gln_torch._types import Array, GLNConfig, GLNState, as_tensor, torch_dtype
-from gln_torch.context import batch_context_indices
+from gln_jax.core.types import CHUNK_SIZE
+from gln_torch.gating import batch_context_indices
 from gln_torch.multiclass import batch_class_targets
 from gln_torch.network import (
     _batch_step,
@@ -25,6 +25,7 @@ from gln_torch.network import (
     _tensor,
     _with_weights,
 )
+from gln_torch.types import Array, GLNConfig, GLNState, as_tensor, torch_dtype
 
 
 def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> torch.Tensor:
@@ -91,7 +92,7 @@ def scan_update(
 
     Args:
         state: the GLN state (not modified).
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` class labels.
         learning_rates: ``[T]`` rate of each example.
@@ -130,7 +131,7 @@ def scan_batch_update(
 
     Args:
         state: the GLN state (not modified).
-        inputs: ``[S, B, K]`` base probabilities, ``S`` batches of ``B``.
+        inputs: ``[S, B, P]`` base probabilities, ``S`` batches of ``B``.
         side_info: ``[S, B, N]`` raw examples.
         targets: ``[S, B]`` class labels.
         learning_rates: ``[S, B]``.
@@ -183,7 +184,7 @@ def fit_chunks(
     Args:
         flat_weights: per layer ``[C*K*R, I]`` working copies, written in place.
         state: the state whose gating the contexts use.
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` labels.
         rates: ``[T]`` learning rates.
@@ -235,7 +236,7 @@ def fit_stream(
     *,
     config: GLNConfig,
     batch_size: int = 1,
-    chunk_size: int = 8192,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[GLNState, torch.Tensor]:
     """Trains on a whole stream in order, in chunks that bound the memory.
 
@@ -245,7 +246,7 @@ def fit_stream(
 
     Args:
         state: the GLN state.
-        inputs: ``[T, K]`` base probabilities.
+        inputs: ``[T, P]`` base probabilities.
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` class labels.
         learning_rates: ``[T]`` rate of each example.

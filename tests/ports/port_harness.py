@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 import gln_jax
 from gln_jax import GLNConfig, GLNState, LayerState, make_config
+from gln_jax.api import registry
 
 #: One seed per test session, shared by every parametrization of a test (``hypothesis.seed``),
 #: so each backend meets the same examples and the reference is compiled and run once per
@@ -68,7 +69,7 @@ class Backend:
         )
 
     def module(self, name: str | None = None):
-        """The port's package, or its submodule ``name`` (``context``, ``network``, ...)."""
+        """The port's package, or its submodule ``name`` (``gating``, ``network``, ...)."""
         return importlib.import_module(self.package if name is None else f"{self.package}.{name}")
 
     def to_native(self, array) -> Any:
@@ -94,7 +95,7 @@ class Backend:
 
 def _torch_native(array: np.ndarray):
     import torch
-    from gln_torch._types import default_device
+    from gln_torch.types import default_device
 
     return torch.tensor(array, device=default_device())
 
@@ -122,13 +123,12 @@ _TO_NUMPY: dict[str, Callable] = {
     "tf": lambda value: value.numpy(),
 }
 
-REFERENCE = Backend("jax", "gln_jax")
-BACKENDS = (
-    REFERENCE,
-    Backend("numpy", "gln_numpy"),
-    Backend("pytorch", "gln_torch", "torch", "torch"),
-    Backend("tf", "gln_tf", "tensorflow", "tf"),
+#: Read from the one backend registry of the library (the reference first).
+BACKENDS = tuple(
+    Backend(entry.name, entry.port or "gln_jax", entry.framework, entry.extra)
+    for entry in registry.BACKENDS
 )
+REFERENCE = BACKENDS[0]
 PORTS = BACKENDS[1:]
 BY_NAME = {backend.name: backend for backend in BACKENDS}
 

@@ -14,7 +14,7 @@ import pytest
 from port_harness import BACKENDS, BY_NAME, PORTS, clean_examples, params
 
 import gln_jax
-from gln_jax import _validation
+from gln_jax.api import validation
 
 SETUPS = {
     "binary": dict(layer_sizes=[4, 3], input_size=6, context_map_size=3, num_classes=2),
@@ -90,10 +90,10 @@ def _fit_probabilities(model, x, y, batch_size: int = 1, num_epochs: int = 1) ->
     reference's functional API (called before the fit)."""
     config = model.config
     side = x.astype(config.dtype)
-    inputs = _validation.base_predictions(model.base_predictor, side, config)
+    inputs = validation.base_predictions(model.base_predictor, side, config)
     n = len(x)
     step = model.step if callable(model.learning_rate) else 0
-    rates = _validation.learning_rates(model.learning_rate, step, n * num_epochs, config.dtype)
+    rates = validation.learning_rates(model.learning_rate, step, n * num_epochs, config.dtype)
     state, probs = model.reference_state(), []
     for epoch in range(num_epochs):
         state, p = gln_jax.fit_stream(

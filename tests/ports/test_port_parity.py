@@ -73,7 +73,7 @@ def test_context_indices_equal_exactly(backend, case):
     config = case.config
     side, expected, expected_single = _reference_contexts(case)
     state = backend.from_reference(reference_state(case))
-    context = backend.module("context")
+    context = backend.module("gating")
     got = context.batch_context_indices(state.layers, backend.to_native(side), config=config)
     single = context.context_indices(state.layers, backend.to_native(side[0]), config=config)
     assert len(got) == len(expected) == len(config.layer_sizes)
@@ -102,7 +102,7 @@ def test_gates_are_strict_on_the_hyperplane(backend):
     state = backend.from_reference(_one_plane_state(0.5))
     side = np.array([[0.5, 0.25], [0.75, 0.25], [0.25, 0.5]], np.float32)
     expected = REF_BATCH_CONTEXT(_one_plane_state(0.5).layers, side, config=config)
-    got = backend.module("context").batch_context_indices(
+    got = backend.module("gating").batch_context_indices(
         state.layers, backend.to_native(side), config=config
     )
     np.testing.assert_array_equal(backend.to_numpy(got[0]).ravel(), [0, 1, 0])

@@ -10,7 +10,7 @@ from port_harness import PORTS, params
 import gln_jax
 
 #: The reference modules whose public functions every port reproduces.
-MIRRORED_MODULES = ("context", "network", "multiclass", "stream")
+MIRRORED_MODULES = ("gating", "network", "multiclass", "stream")
 
 
 def _reference_functions() -> list[tuple[str, str]]:

@@ -1,0 +1,1 @@
+"""Host side: the engine protocol, the backend registry, the facade, checkpoints, validation."""

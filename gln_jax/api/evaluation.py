@@ -1,0 +1,133 @@
+"""``evaluate_mnist``: the original README's online training-and-test protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gln_jax.data.mnist import get_mnist
+
+
+def _num_classes(model) -> int | None:
+    config = getattr(model, "config", None)
+    value = getattr(config, "num_classes", None) or getattr(model, "num_classes", None)
+    return None if value is None else int(value)
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def evaluate_mnist(
+    model,
+    deskewed: bool = True,
+    batch_size: int = 1,
+    num_epochs: int = 1,
+    mnist_class: int | None = None,
+    seed: int = 0,
+    dataset: str = "mnist",
+    data_dir=None,
+    *,
+    data=None,
+    limit=None,
+    progress: bool = True,
+):
+    """Trains ``model`` online on (shuffled) MNIST, then reports its test accuracy.
+
+    Train and test sets are shuffled once with ``np.random.default_rng(seed)``. Each epoch
+    feeds the training set through ``model.predict(batch, target=...)`` in batches, then
+    predicts the test set in batches, with tqdm progress bars.
+
+    Args:
+        model: a :class:`~gln_jax.GLN` (or anything with the same ``predict``); binary when
+            ``mnist_class`` is given, else with one class per label.
+        deskewed: use deskewed images (see :func:`get_mnist`).
+        batch_size: examples per ``predict`` call, positive.
+        num_epochs: passes over the training set, positive.
+        mnist_class: if given, a binary task, "is it digit ``mnist_class``?".
+        seed: seed of the shuffling generator.
+        dataset: ``"mnist"`` or ``"fashion"``.
+        data_dir: where the IDX files are (see :func:`get_mnist`).
+        data: pre-loaded ``(X_train [N, D], y_train [N], X_test [M, D], y_test [M])`` used
+            instead of :func:`get_mnist` (``deskewed``, ``dataset`` and ``data_dir`` are then
+            ignored).
+        limit: keep only the first ``limit`` shuffled training and test examples, or
+            ``(train_limit, test_limit)``; ``None`` keeps all.
+        progress: show tqdm progress bars.
+
+    Returns:
+        Test accuracy in percent (a float), or a list of one accuracy per epoch when
+        ``num_epochs > 1``.
+
+    Example:
+        >>> model = GLN("jax", [4, 4, 1], 784)  # doctest: +SKIP
+        >>> evaluate_mnist(model, mnist_class=3, batch_size=4)  # doctest: +SKIP
+        98.6
+    """
+    from tqdm import tqdm
+
+    batch_size = _positive_int("batch_size", batch_size)
+    num_epochs = _positive_int("num_epochs", num_epochs)
+    if data is None:
+        data = get_mnist(deskewed, data_dir, dataset, progress=progress)
+    X_train, y_train, X_test, y_test = (np.asarray(a) for a in data)
+    if len(X_train) != len(y_train) or len(X_test) != len(y_test):
+        raise ValueError("data: inputs and labels must have the same number of examples")
+    num_labels = int(max(y_train.max(), y_test.max())) + 1
+    _check_model(model, X_train.shape[1], num_labels, mnist_class)
+
+    train_limit, test_limit = _limits(limit)
+    rng = np.random.default_rng(seed)
+    train_order, test_order = rng.permutation(len(X_train)), rng.permutation(len(X_test))
+    train_order, test_order = train_order[:train_limit], test_order[:test_limit]
+    X_train, y_train = X_train[train_order], y_train[train_order]
+    X_test, y_test = X_test[test_order], y_test[test_order]
+    if mnist_class is not None:
+        y_train, y_test = y_train == mnist_class, y_test == mnist_class
+
+    accuracies = []
+    for epoch in range(num_epochs):
+        desc = f"train {epoch + 1}/{num_epochs}" if num_epochs > 1 else "train"
+        for start in tqdm(range(0, len(X_train), batch_size), desc=desc, disable=not progress):
+            model.predict(
+                X_train[start : start + batch_size], target=y_train[start : start + batch_size]
+            )
+        predictions = [
+            np.reshape(model.predict(X_test[start : start + batch_size]), -1)
+            for start in tqdm(range(0, len(X_test), batch_size), desc="test", disable=not progress)
+        ]
+        accuracies.append(float(100.0 * np.mean(np.concatenate(predictions) == y_test)))
+    return accuracies if num_epochs > 1 else accuracies[0]
+
+
+def _limits(limit) -> tuple[int | None, int | None]:
+    """``limit`` as ``(train_limit, test_limit)``, each ``None`` or a positive int."""
+    pair = tuple(limit) if isinstance(limit, (tuple, list)) else (limit, limit)
+    if len(pair) != 2:
+        raise ValueError(f"limit must be an int or a (train, test) pair, got {limit!r}")
+    return tuple(None if value is None else _positive_int("limit", value) for value in pair)
+
+
+def _check_model(model, input_size: int, num_labels: int, mnist_class) -> None:
+    """Clear errors for a model that cannot learn the requested task."""
+    config = getattr(model, "config", None)
+    model_input = getattr(config, "input_size", None)
+    if model_input is not None and model_input != input_size:
+        raise ValueError(f"the model takes {model_input} inputs, the data has {input_size}")
+    num_classes = _num_classes(model)
+    if mnist_class is not None:
+        if isinstance(mnist_class, bool) or not isinstance(mnist_class, (int, np.integer)):
+            raise TypeError(f"mnist_class must be an int label, got {mnist_class!r}")
+        if not 0 <= mnist_class < num_labels:
+            raise ValueError(f"mnist_class must be in [0, {num_labels}), got {mnist_class}")
+        if num_classes is not None and num_classes != 2:
+            raise ValueError(
+                f"mnist_class={mnist_class} is a binary task ('{mnist_class} or not'), but the "
+                f"model has num_classes={num_classes}; build it with num_classes=2"
+            )
+    elif num_classes is not None and num_classes < num_labels:
+        hint = "; pass mnist_class=k for a binary 'k or not' task" if num_classes == 2 else ""
+        raise ValueError(
+            f"the data has {num_labels} classes but the model has num_classes={num_classes}" + hint
+        )

@@ -1,0 +1,445 @@
+"""The stateful facades: one abstract base holding everything shared, one final class per backend.
+
+:class:`GLNBase` holds the classic interface once: argument checks, learning rates, ``predict``,
+``fit``, ``save`` and ``load``. A final class only converts arrays and owns state, through the
+hooks ``_predict_probs``, ``_train_probs``, ``_fit_probs``, ``_classes``, ``_step_count``,
+``reference_state`` and ``_from_reference``. :class:`GLN` (this module) reaches every backend
+through an :class:`~gln_jax.api.engine.Engine`; ``gln_numpy.GLN``, ``gln_torch.GLN`` (an
+``nn.Module``) and ``gln_tf.GLN`` (a ``tf.Module``) are the ports' own final classes.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from gln_jax.api import validation
+from gln_jax.api.checkpoint import load_checkpoint, save_checkpoint
+from gln_jax.api.registry import make_engine
+from gln_jax.core import multiclass
+from gln_jax.core.network import init
+from gln_jax.core.types import (
+    DEFAULT_CONTEXT_MAP_SIZE,
+    DEFAULT_DTYPE,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_NUM_CLASSES,
+    DEFAULT_PRED_CLIPPING,
+    DEFAULT_WEIGHT_CLIPPING,
+    GLNConfig,
+    GLNState,
+    make_config,
+)
+
+
+def reference_precision(dtype):
+    """A context in which the reference can draw a state of ``dtype`` for a port.
+
+    ``float64`` states need 64-bit JAX: it is turned on for the ``with`` block only (JAX's
+    scoped ``jax.enable_x64``), so a port user never touches JAX's global config. Any other
+    value (``float32``, or something invalid that ``make_config`` then rejects) changes nothing.
+    """
+    try:
+        wide = np.dtype(dtype) == np.float64
+    except TypeError:
+        wide = False
+    return jax.enable_x64(True) if wide else contextlib.nullcontext()
+
+
+def build_model(
+    layer_sizes: Sequence[int],
+    input_size: int,
+    context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE,
+    num_classes: int = DEFAULT_NUM_CLASSES,
+    base_predictor: Callable | None = None,
+    learning_rate: float | Callable = DEFAULT_LEARNING_RATE,
+    pred_clipping: float = DEFAULT_PRED_CLIPPING,
+    weight_clipping: float = DEFAULT_WEIGHT_CLIPPING,
+    bias: bool = True,
+    context_bias: bool = True,
+    *,
+    seed: int = 0,
+    dtype: str = DEFAULT_DTYPE,
+    scoped_x64: bool = False,
+) -> tuple[GLNConfig, GLNState]:
+    """Checks the constructor's arguments and draws the initial reference state.
+
+    Every facade calls this, so one seed gives the same model in every backend.
+
+    Args:
+        layer_sizes, input_size, context_map_size, num_classes, base_predictor, learning_rate,
+            pred_clipping, weight_clipping, bias, context_bias, seed, dtype: as :class:`GLN`.
+        scoped_x64: draw a ``float64`` state with 64-bit JAX enabled for this call only (the
+            ports); the JAX backend instead requires the user to have enabled it.
+
+    Returns:
+        ``(config, state)`` with the state's leaves JAX arrays.
+
+    Raises:
+        ValueError, TypeError: naming the bad argument.
+    """
+    validation.check_learning_rate(learning_rate)
+    validation.check_seed(seed)
+    config = make_config(
+        layer_sizes,
+        input_size,
+        context_map_size=context_map_size,
+        num_classes=num_classes,
+        base_prediction_size=validation.check_base_predictor(base_predictor, input_size),
+        bias=bias,
+        context_bias=context_bias,
+        pred_clipping=pred_clipping,
+        weight_clipping=weight_clipping,
+        dtype=dtype,
+    )
+    with reference_precision(config.dtype) if scoped_x64 else contextlib.nullcontext():
+        state = init(jax.random.key(int(seed)), config)
+    return config, state
+
+
+class GLNBase(abc.ABC):
+    """What every facade shares: the classic ``predict(input, target)`` interface and its checks.
+
+    Subclasses are final per backend: they own the state and convert arrays, nothing else.
+
+    Attributes:
+        backend: the backend's canonical name.
+        config: the static :class:`~gln_jax.GLNConfig`.
+        base_predictor: the host-side base predictor, or ``None``.
+        learning_rate: the constant rate or the schedule.
+    """
+
+    backend: str
+    config: GLNConfig
+    base_predictor: Callable | None
+    learning_rate: float | Callable
+
+    # ----------------------------------------------------------------- backend hooks
+    @abc.abstractmethod
+    def _step_count(self) -> int:
+        """Number of examples learned from so far."""
+
+    @abc.abstractmethod
+    def reference_state(self) -> GLNState:
+        """A NumPy copy of the state in the reference layout (whatever the backend)."""
+
+    @abc.abstractmethod
+    def _predict_probs(self, inputs: np.ndarray, side_info: np.ndarray):
+        """Probabilities ``[B, C]`` (backend arrays); changes nothing."""
+
+    @abc.abstractmethod
+    def _train_probs(self, inputs, side_info, targets, rates):
+        """One batch update committed to the state; returns the probabilities ``[B, C]``."""
+
+    @abc.abstractmethod
+    def _fit_probs(self, inputs, side_info, targets, rates, batch_size: int, num_epochs: int):
+        """``num_epochs`` passes committed all at once; returns ``[num_epochs * T, C]``."""
+
+    @abc.abstractmethod
+    def _classes(self, probs):
+        """Predicted classes of probabilities ``[B, C]`` (backend arrays)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _from_reference(cls, config: GLNConfig, state: GLNState, base_predictor, learning_rate):
+        """A model of this class holding ``state`` (NumPy leaves, reference layout)."""
+
+    # ----------------------------------------------------------------- shared behaviour
+    def _prepare(self, input, target):
+        """Checks and converts one call's arguments; touches no state."""
+        config = self.config
+        side_info, _ = validation.check_examples(input, width=config.input_size, dtype=config.dtype)
+        inputs = validation.base_predictions(self.base_predictor, side_info, config)
+        targets = None
+        if target is not None:
+            targets = validation.check_targets(
+                target, batch=side_info.shape[0], num_classes=config.num_classes
+            )
+        return inputs, side_info, targets
+
+    def _rates(self, count: int) -> np.ndarray:
+        step = self._step_count() if callable(self.learning_rate) else 0
+        return validation.learning_rates(self.learning_rate, step, count, self.config.dtype)
+
+    def _output(self, probs, return_probs: bool):
+        if not return_probs:
+            return self._classes(probs)
+        return probs[:, 0] if self.config.num_classes == 2 else probs
+
+    def predict(self, input, target=None, return_probs: bool = False):
+        """Predicts a batch and, given targets, learns from it online.
+
+        Every prediction of a batch uses the weights from before the batch; with ``target``
+        the batch then updates the model (a batch of one is exact online learning).
+
+        Args:
+            input: ``[B, N]`` examples with entries in [0, 1] (or one ``[N]`` example, answered
+                as a batch of one); NumPy, JAX or the backend's arrays.
+            target: optional ``[B]`` labels in ``[0, num_classes)`` (bools for a binary model).
+            return_probs: return probabilities instead of classes.
+
+        Returns:
+            ``[B]`` classes (bools for a binary model), or probabilities: ``[B]`` for a binary
+            model, ``[B, num_classes]`` (one sigmoid per class, not normalised) else. NumPy
+            for the reference facade, the backend's tensors for the ports' own classes.
+        """
+        inputs, side_info, targets = self._prepare(input, target)
+        if targets is None:
+            probs = self._predict_probs(inputs, side_info)
+        else:
+            probs = self._train_probs(inputs, side_info, targets, self._rates(inputs.shape[0]))
+        return self._output(probs, return_probs)
+
+    def fit(self, X, y, batch_size: int = 1, num_epochs: int = 1):
+        """Trains on whole arrays from the current state, in order (no shuffling).
+
+        Batch size 1 is exact online learning; a last partial batch is a smaller batch. All or
+        nothing: a call that raises leaves the model as it was.
+
+        Args:
+            X: ``[T, N]`` examples.
+            y: ``[T]`` labels.
+            batch_size: examples per update, positive.
+            num_epochs: passes over the data, positive.
+
+        Returns:
+            ``[num_epochs * T]`` class predictions made before each update.
+        """
+        for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        inputs, side_info, targets = self._prepare(X, y)
+        rates = self._rates(inputs.shape[0] * int(num_epochs))
+        probs = self._fit_probs(inputs, side_info, targets, rates, int(batch_size), int(num_epochs))
+        return self._classes(probs)
+
+    def save(self, path) -> None:
+        """Writes a portable checkpoint (one ``.npz``) that any backend can load.
+
+        The constant learning rate is stored; a schedule or a ``base_predictor`` is code and is
+        not: pass them again to :meth:`load`.
+        """
+        save_checkpoint(
+            path,
+            self.config,
+            self.reference_state(),
+            learning_rate=None if callable(self.learning_rate) else self.learning_rate,
+            has_base_predictor=self.base_predictor is not None,
+        )
+
+    @classmethod
+    def _restore(cls, path, base_predictor, learning_rate):
+        """Reads and checks a checkpoint; returns ``(config, state, base_predictor, rate)``."""
+        checkpoint = load_checkpoint(path)
+        config = checkpoint.config
+        if checkpoint.has_base_predictor and base_predictor is None:
+            raise ValueError(
+                f"{path!s} was saved with a base_predictor, which is code and not stored; "
+                "pass base_predictor= to load"
+            )
+        if base_predictor is not None:
+            width = validation.check_base_predictor(base_predictor, config.input_size)
+            if width != config.base_prediction_size:
+                raise ValueError(
+                    f"base_predictor returns {width} base predictions, the checkpoint's model "
+                    f"takes {config.base_prediction_size}"
+                )
+        if learning_rate is None:
+            learning_rate = checkpoint.learning_rate
+        if learning_rate is None:
+            raise ValueError(
+                f"{path!s} was saved with a learning-rate schedule, which is code and not "
+                "stored; pass learning_rate= to load"
+            )
+        validation.check_learning_rate(learning_rate)
+        return config, checkpoint.state, base_predictor, learning_rate
+
+    @classmethod
+    def load(
+        cls,
+        path,
+        *,
+        base_predictor: Callable | None = None,
+        learning_rate: float | Callable | None = None,
+    ):
+        """Restores a model saved by any backend.
+
+        Args:
+            path: a file written by :meth:`save` of any backend.
+            base_predictor: required when the saved model had one (it is not stored).
+            learning_rate: overrides the stored rate; required when the saved model used a
+                schedule.
+
+        Returns:
+            The model, with predictions identical to the saved one's.
+        """
+        return cls._from_reference(*cls._restore(path, base_predictor, learning_rate))
+
+
+class EngineGLN(GLNBase):
+    """A facade whose state is an engine's (functional) state: the JAX and NumPy backends.
+
+    Training never writes into the previous state: it computes a new one and rebinds
+    ``self.state`` once everything has succeeded.
+    """
+
+    _engine = None
+    state = None
+
+    def _bind(self, engine, config: GLNConfig, state, base_predictor, learning_rate) -> None:
+        self.backend = engine.name
+        self.config = config
+        self.state = state
+        self.base_predictor = base_predictor
+        self.learning_rate = learning_rate
+        self._engine = engine
+
+    @property
+    def step(self) -> int:
+        """Number of examples learned from so far."""
+        return self._step_count()
+
+    def _step_count(self) -> int:
+        return self._engine.step(self.state)
+
+    def reference_state(self) -> GLNState:
+        """A NumPy copy of the state in the reference layout (whatever the backend)."""
+        return self._engine.to_reference(self.state)
+
+    def _predict_probs(self, inputs, side_info):
+        return self._engine.predict(self.state, inputs, side_info)
+
+    def _train_probs(self, inputs, side_info, targets, rates):
+        self.state, probs = self._engine.train(self.state, inputs, side_info, targets, rates)
+        return probs
+
+    def _fit_probs(self, inputs, side_info, targets, rates, batch_size, num_epochs):
+        total, state, outputs = inputs.shape[0], self.state, []
+        for epoch in range(num_epochs):
+            epoch_rates = rates[epoch * total : (epoch + 1) * total]
+            state, probs = self._engine.fit(
+                state, inputs, side_info, targets, epoch_rates, batch_size
+            )
+            outputs.append(probs)
+        self.state = state
+        return np.concatenate(outputs)
+
+    def _classes(self, probs):
+        return np.asarray(multiclass.predict_classes(probs, config=self.config))
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"{type(self).__name__}(backend={self.backend!r}, layer_sizes={list(c.layer_sizes)}, "
+            f"input_size={c.input_size}, context_map_size={c.context_map_size}, "
+            f"num_classes={c.num_classes}, dtype={c.dtype!r}, step={self.step})"
+        )
+
+
+class GLN(EngineGLN):
+    """Gated Linear Network with the classic ``predict(input, target)`` interface.
+
+    Inputs are expected in [0, 1]: by default they are the base predictions themselves
+    (clipped into ``[pred_clipping, 1 - pred_clipping]``), and also what the gates look at.
+
+    Args:
+        backend: ``"jax"``, ``"numpy"``, ``"pytorch"`` or ``"tf"`` (see
+            :func:`gln_jax.backend_names` for aliases).
+        layer_sizes: neurons per layer; a final one-neuron layer is appended when the list does
+            not end in 1.
+        input_size: width ``N`` of an example.
+        context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
+        num_classes: 2 for a binary classifier; ``> 2`` trains one binary GLN per class
+            (one-vs-all) and predicts the argmax.
+        base_predictor: optional host-side NumPy callable ``[B, N] -> [B, P]`` giving the base
+            predictions (clipped into ``[pred_clipping, 1 - pred_clipping]``) instead of the
+            clipped input itself.
+        learning_rate: positive float, or a schedule ``step -> rate`` (optax schedules work),
+            stepped once per example.
+        pred_clipping: probabilities are clipped into ``[p, 1 - p]`` at every layer.
+        weight_clipping: weights are clipped into ``[-w, w]`` after every update.
+        bias: add a constant bias input (logit 1.0) to every layer.
+        context_bias: random non-zero thresholds for the gating halfspaces.
+        seed: integer seed of the gating hyperplanes (explicit; no global random state).
+        dtype: ``"float32"`` (default) or ``"float64"`` (needs ``jax_enable_x64`` on the JAX
+            backend).
+
+    Attributes:
+        config: the static :class:`~gln_jax.GLNConfig`.
+        state: the backend's state (for ``"jax"`` a :class:`~gln_jax.GLNState` of jax arrays).
+            Training donates the previous state's buffers: copy it
+            (``jax.tree.map(jnp.copy, model.state)``) to keep a snapshot.
+
+    Example:
+        >>> model = GLN("jax", [4, 4, 1], 784, num_classes=10)  # doctest: +SKIP
+        >>> model.predict(x_batch, target=y_batch)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        layer_sizes: Sequence[int],
+        input_size: int,
+        context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE,
+        num_classes: int = DEFAULT_NUM_CLASSES,
+        base_predictor: Callable | None = None,
+        learning_rate: float | Callable = DEFAULT_LEARNING_RATE,
+        pred_clipping: float = DEFAULT_PRED_CLIPPING,
+        weight_clipping: float = DEFAULT_WEIGHT_CLIPPING,
+        bias: bool = True,
+        context_bias: bool = True,
+        *,
+        seed: int = 0,
+        dtype: str = DEFAULT_DTYPE,
+    ):
+        config, state = build_model(
+            layer_sizes,
+            input_size,
+            context_map_size,
+            num_classes,
+            base_predictor,
+            learning_rate,
+            pred_clipping,
+            weight_clipping,
+            bias,
+            context_bias,
+            seed=seed,
+            dtype=dtype,
+            scoped_x64=backend != "jax",
+        )
+        engine = make_engine(backend, config)
+        self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+
+    @classmethod
+    def _from_reference(cls, config, state, base_predictor, learning_rate, backend="jax"):
+        engine = make_engine(backend, config)
+        model = cls.__new__(cls)
+        model._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+        return model
+
+    @classmethod
+    def load(
+        cls,
+        path,
+        backend: str = "jax",
+        *,
+        base_predictor: Callable | None = None,
+        learning_rate: float | Callable | None = None,
+    ) -> GLN:
+        """Restores a model saved by any backend into ``backend``.
+
+        Args:
+            path: a file written by :meth:`save` of any backend.
+            backend: the backend to load into.
+            base_predictor: required when the saved model had one (it is not stored).
+            learning_rate: overrides the stored rate; required when the saved model used a
+                schedule.
+
+        Returns:
+            The model, with predictions identical to the saved one's.
+        """
+        parts = cls._restore(path, base_predictor, learning_rate)
+        return cls._from_reference(*parts, backend=backend)

@@ -1,0 +1,97 @@
+"""The one registry of backends, read by the facade, the command line, the benchmark and tests.
+
+Adding a backend is one :class:`Backend` entry here plus its package, whose engine follows the
+:class:`gln_jax.api.engine.Engine` protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import NamedTuple
+
+from gln_jax.core.types import GLNConfig
+
+
+class Backend(NamedTuple):
+    """One backend of the facade.
+
+    Attributes:
+        name: the canonical ``backend`` argument.
+        module: the module holding the engine class.
+        engine: the engine class name (an :class:`~gln_jax.api.engine.Engine`).
+        framework: the package that must be importable (``None`` for NumPy and JAX).
+        extra: the ``pip install 'gln-jax[extra]'`` that brings the framework, or ``None``.
+        aliases: other accepted spellings.
+        port: the port package with its own ``GLN`` class, or ``None`` for the reference.
+    """
+
+    name: str
+    module: str
+    engine: str
+    framework: str | None
+    extra: str | None
+    aliases: tuple[str, ...] = ()
+    port: str | None = None
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend("jax", "gln_jax.api.jax_engine", "JaxEngine", None, None),
+    Backend("numpy", "gln_numpy.engine", "NumpyEngine", None, None, port="gln_numpy"),
+    Backend(
+        "pytorch", "gln_torch.engine", "TorchEngine", "torch", "torch", ("torch",), "gln_torch"
+    ),
+    Backend("tf", "gln_tf.engine", "TFEngine", "tensorflow", "tf", ("tensorflow",), "gln_tf"),
+)
+_BY_NAME = {b.name: b for b in BACKENDS} | {a: b for b in BACKENDS for a in b.aliases}
+
+
+def backend_names() -> list[str]:
+    """The valid ``backend`` arguments, aliases included."""
+    return sorted(_BY_NAME)
+
+
+def canonical_names() -> list[str]:
+    """One name per backend, in registry order."""
+    return [b.name for b in BACKENDS]
+
+
+def get_backend(backend: str) -> Backend:
+    """The registry entry of ``backend`` (any accepted spelling, case-insensitive).
+
+    Raises:
+        TypeError: ``backend`` is not a string.
+        ValueError: an unknown backend (the message lists the valid names).
+    """
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a string, one of {backend_names()}, got {backend!r}")
+    entry = _BY_NAME.get(backend.lower())
+    if entry is None:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {backend_names()}")
+    return entry
+
+
+def is_available(backend: str) -> bool:
+    """Whether the framework of ``backend`` can be imported here."""
+    entry = get_backend(backend)
+    if entry.framework is None:
+        return True
+    return importlib.util.find_spec(entry.framework) is not None
+
+
+def make_engine(backend: str, config: GLNConfig):
+    """Builds the engine of ``backend`` for ``config``.
+
+    Raises:
+        ValueError: an unknown backend (the message lists the valid names).
+        ImportError: the backend's framework is not installed (the message names the extra).
+    """
+    entry = get_backend(backend)
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as err:
+        raise ImportError(
+            f"backend {backend!r} needs a framework that is not installed ({err.name}); "
+            f"install it with: pip install 'gln-jax[{entry.extra}]'"
+        ) from err
+    return getattr(module, entry.engine)(config)

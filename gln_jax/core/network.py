@@ -1,0 +1,260 @@
+"""init / apply / update of a GLN over its layers and one-vs-all classes: the reference API.
+
+Every function takes one example (``batch_update`` takes a batch, since examples that share a
+weight row must accumulate); the neuron maths of one binary model is the family module
+(:mod:`gln_jax.core.bernoulli`), vmapped over the leading class axis by
+:mod:`gln_jax.core.multiclass`. Base predictions are ``clip(inputs, eps, 1 - eps)``; every
+port reproduces these semantics exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from gln_jax.core import bernoulli, multiclass, numerics
+from gln_jax.core.gating import batch_context_indices, context_indices
+from gln_jax.core.types import DENSE_ROWS_MAX, Array, GLNConfig, GLNState, LayerState, PRNGKey
+
+Weights = tuple[jax.Array, ...]  # per layer [K, R, I] (one model) or [C, K, R, I]
+
+
+_NORMAL_BLOCK = 1 << 15
+
+
+def _standard_normal(key: PRNGKey, count: int, dtype) -> jax.Array:
+    """``[count]`` standard normal draws, made in fixed-size blocks.
+
+    One block shape serves every configuration, so building a model of a new shape compiles
+    nothing new (a fresh ``jax.random.normal`` shape costs a compilation of up to a second).
+    """
+    blocks = max(1, -(-count // _NORMAL_BLOCK))
+    draws = [
+        jax.random.normal(jax.random.fold_in(key, i), (_NORMAL_BLOCK,), dtype)
+        for i in range(blocks)
+    ]
+    return jnp.concatenate(draws)[:count]
+
+
+def init(key: PRNGKey, config: GLNConfig) -> GLNState:
+    """Builds the initial state: gating hyperplanes at random, weights ``1 / inputs``.
+
+    Weight rows start at ``1 / inputs`` (the bias input counted), clipped into
+    ``[-weight_clipping, weight_clipping]`` so that every weight always lies inside the clip.
+    With ``context_bias`` the gating directions are unit-norm Gaussian and the thresholds
+    ``N(0, 1)``; without it the directions are Gaussian and the thresholds zero.
+
+    Args:
+        key: a ``jax.random`` key.
+        config: from :func:`gln_jax.make_config`.
+
+    Returns:
+        The state, every array with a leading class axis of size ``config.num_models``.
+
+    Example:
+        >>> state = init(jax.random.key(0), make_config([4, 4], 784))  # doctest: +SKIP
+    """
+    dtype = jnp.dtype(config.dtype)
+    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
+            "before building the model"
+        )
+    c, m, n = config.num_models, config.context_map_size, config.input_size
+    plane_key, bias_key = jax.random.split(key)
+    plane_sizes = [c * k * m * n for k in config.layer_sizes]
+    planes_flat = _standard_normal(plane_key, sum(plane_sizes), dtype)
+    thresholds_flat = _standard_normal(bias_key, c * m * sum(config.layer_sizes), dtype)
+    layers, plane_start, bias_start = [], 0, 0
+    for neurons, inputs, size in zip(
+        config.layer_sizes, config.layer_input_sizes(), plane_sizes, strict=True
+    ):
+        planes = planes_flat[plane_start : plane_start + size].reshape(c, neurons, m, n)
+        thresholds = thresholds_flat[bias_start : bias_start + c * neurons * m]
+        thresholds = thresholds.reshape(c, neurons, m)
+        plane_start, bias_start = plane_start + size, bias_start + c * neurons * m
+        if config.context_bias:
+            planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
+        else:
+            thresholds = jnp.zeros_like(thresholds)
+        start = min(1.0 / inputs, config.weight_clipping)
+        weights = jnp.full((c, neurons, config.num_contexts, inputs), start, dtype)
+        layers.append(LayerState(weights, planes, thresholds))
+    return GLNState(layers=tuple(layers), step=jnp.zeros((), jnp.int32))
+
+
+def base_predictions(x: Array, *, config: GLNConfig) -> jax.Array:
+    """Default base predictions: the example itself, clipped into ``[eps, 1 - eps]``.
+
+    Args:
+        x: ``[N]`` (or ``[B, N]``) example with entries in [0, 1].
+        config: the network's config.
+
+    Returns:
+        Same shape, clipped, in ``config.dtype``.
+    """
+    return numerics.clip_probability(jnp.asarray(x, config.dtype), config.pred_clipping)
+
+
+def _weights(state: GLNState) -> Weights:
+    return tuple(layer.weights for layer in state.layers)
+
+
+def _with_weights(state: GLNState, weights: Weights, step) -> GLNState:
+    layers = tuple(
+        layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
+    )
+    return GLNState(layers=layers, step=step)
+
+
+def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):
+    """:func:`apply` with precomputed context indices (per layer ``[C, K]``)."""
+    x0 = bernoulli.input_logits(inputs, config)
+    forward = multiclass.over_classes(bernoulli.forward, (0, None, 0), config=config)
+    _, ps, _ = forward(_weights(state), x0, contexts)
+    return ps[-1][:, 0]
+
+
+def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig):
+    """Probabilities of a batch: :func:`apply` vmapped, computed layer by layer for speed.
+
+    With few rows per neuron every row of a layer is scored by one matrix product and the
+    active row's score is then selected, which beats gathering rows on every device; the
+    result equals ``jax.vmap(apply)`` up to float rounding.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[B, P]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        config: the network's config.
+
+    Returns:
+        ``[B, C]`` clipped probabilities.
+    """
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    if config.num_contexts > DENSE_ROWS_MAX:
+        return jax.vmap(functools.partial(apply_from_contexts, state, config=config))(
+            inputs, contexts
+        )
+    x = bernoulli.input_logits(inputs, config)  # [B, I], shared by the classes
+    for i, (layer, ctx) in enumerate(zip(state.layers, contexts, strict=True)):
+        spec = "bi,ckri->bckr" if i == 0 else "bci,ckri->bckr"
+        scores = jnp.einsum(spec, x, layer.weights, precision=jax.lax.Precision.HIGHEST)
+        z = jnp.take_along_axis(scores, ctx[..., None], axis=-1)[..., 0]  # [B, C, K]
+        p = numerics.clip_probability(numerics.sigmoid(z), config.pred_clipping)
+        x = bernoulli.append_bias(numerics.logit(p), config)
+    return p[..., 0]
+
+
+def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig) -> jax.Array:
+    """Probability of the positive class of every one-vs-all model, for one example.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[P]`` base probabilities (see :func:`base_predictions`).
+        side_info: ``[N]`` raw example, looked at by the gates.
+        config: the network's config.
+
+    Returns:
+        ``[C]`` clipped probabilities, ``C = config.num_models``.
+
+    Example:
+        >>> p = apply(state, x, x, config=config)  # doctest: +SKIP
+    """
+    contexts = context_indices(state.layers, side_info, config=config)
+    return apply_from_contexts(state, inputs, contexts, config=config)
+
+
+def update_from_contexts(
+    state, inputs, contexts, target, learning_rate, *, config: GLNConfig, count=1
+):
+    """:func:`update` with precomputed context indices; ``count`` (0 or 1) advances ``step``."""
+    x0 = bernoulli.input_logits(inputs, config)
+    targets = multiclass.class_targets(target, config).astype(config.dtype)
+    lr = jnp.asarray(learning_rate, config.dtype)
+    step_fn = multiclass.over_classes(bernoulli.update, (0, None, 0, 0, None), config=config)
+    weights, p = step_fn(_weights(state), x0, contexts, targets, lr)
+    return _with_weights(state, weights, state.step + jnp.asarray(count, jnp.int32)), p
+
+
+def update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    target: Array,
+    learning_rate: Array,
+    *,
+    config: GLNConfig,
+) -> tuple[GLNState, jax.Array]:
+    """Predicts one example, then learns from it (exact online step).
+
+    Only the active row of each neuron moves, from that neuron's own clipped output:
+    ``w_c <- clip(w_c - lr * (p - y) * x, -wc, wc)``.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[P]`` base probabilities.
+        side_info: ``[N]`` raw example.
+        target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary).
+        learning_rate: scalar rate for this example.
+        config: the network's config.
+
+    Returns:
+        ``(new_state, p)`` with ``p [C]`` the prediction made before the update.
+
+    Example:
+        >>> state, p = update(state, x, x, 3, 1e-3, config=config)  # doctest: +SKIP
+    """
+    contexts = context_indices(state.layers, side_info, config=config)
+    return update_from_contexts(state, inputs, contexts, target, learning_rate, config=config)
+
+
+def batch_update_from_contexts(
+    state, inputs, contexts, targets, learning_rates, *, config: GLNConfig, mask=None
+):
+    """:func:`batch_update` with contexts per layer ``[B, C, K]``; ``mask [B]`` drops padding."""
+    x0 = bernoulli.input_logits(inputs, config)
+    targets = jax.vmap(lambda t: multiclass.class_targets(t, config))(jnp.asarray(targets))
+    lrs = jnp.asarray(learning_rates, config.dtype)
+    count = jnp.asarray(lrs.shape[0], jnp.int32)
+    if mask is not None:
+        lrs = jnp.where(mask, lrs, 0)
+        count = jnp.sum(mask, dtype=jnp.int32)
+    contexts = tuple(jnp.moveaxis(c, 1, 0) for c in contexts)  # [C, B, K]
+    step_fn = multiclass.over_classes(bernoulli.batch_update, (0, None, 0, 1, None), config=config)
+    weights, p = step_fn(_weights(state), x0, contexts, targets.astype(config.dtype), lrs)
+    return _with_weights(state, weights, state.step + count), p.T
+
+
+def batch_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+) -> tuple[GLNState, jax.Array]:
+    """Predicts a batch with the weights from before it, then learns from all of it.
+
+    Example ``i`` contributes ``-learning_rates[i] * (p_i - y_i) * x_i`` to its active rows;
+    contributions to a shared row add up; the touched rows are then clipped and ``step``
+    advances by the batch size. A batch of one equals :func:`update`.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[B, P]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        targets: ``[B]`` class labels.
+        learning_rates: ``[B]`` rate of each example (``schedule(step + i)``).
+        config: the network's config.
+
+    Returns:
+        ``(new_state, p)`` with ``p [B, C]`` the predictions made before the update.
+    """
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    return batch_update_from_contexts(
+        state, inputs, contexts, targets, learning_rates, config=config
+    )

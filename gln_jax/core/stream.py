@@ -1,0 +1,199 @@
+"""``lax.scan`` drivers: exact online learning over a stream of examples.
+
+The gates depend only on the examples and the fixed hyperplanes, so the context indices of a
+whole chunk come from one matrix product before the scan; inside the scan only the selected
+weight rows are read and written.
+
+:func:`scan_update` and :func:`scan_batch_update` are pure and work under ``jit``/``vmap``;
+:func:`fit_stream` is the host-side driver that feeds a long stream through them in fixed-size
+chunks, so memory stays bounded and only a handful of shapes are ever compiled.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gln_jax.core.gating import batch_context_indices
+from gln_jax.core.network import batch_update_from_contexts, update_from_contexts
+from gln_jax.core.types import CHUNK_SIZE, Array, GLNConfig, GLNState
+
+
+def scan_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+) -> tuple[GLNState, jax.Array]:
+    """Exact online learning over a stream: :func:`gln_jax.update` once per example.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[T, P]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
+
+    Returns:
+        ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update.
+
+    Example:
+        >>> state, p = scan_update(state, x, x, y, jnp.full(len(y), 1e-3), config=config)
+        ... # doctest: +SKIP
+    """
+    targets = jnp.asarray(targets)
+    if mask is None:
+        mask = jnp.ones(targets.shape, bool)
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+
+    def body(carry, xs):
+        x, ctx, target, lr, keep = xs
+        lr = jnp.where(keep, jnp.asarray(lr, config.dtype), 0)
+        return update_from_contexts(
+            carry, x, ctx, target, lr, config=config, count=keep.astype(jnp.int32)
+        )
+
+    xs = (jnp.asarray(inputs), contexts, targets, jnp.asarray(learning_rates), mask)
+    return jax.lax.scan(body, state, xs)
+
+
+def scan_batch_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+) -> tuple[GLNState, jax.Array]:
+    """Batched learning over a stream: :func:`gln_jax.batch_update` once per batch.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[S, B, P]`` base probabilities, ``S`` batches of ``B``.
+        side_info: ``[S, B, N]`` raw examples.
+        targets: ``[S, B]`` class labels.
+        learning_rates: ``[S, B]``.
+        config: the network's config.
+        mask: optional ``[S, B]`` bools; masked-out examples contribute nothing.
+
+    Returns:
+        ``(state, p)`` with ``p [S, B, C]``.
+    """
+    targets = jnp.asarray(targets)
+    side_info = jnp.asarray(side_info)
+    if mask is None:
+        mask = jnp.ones(targets.shape, bool)
+    s, b = targets.shape
+    flat = batch_context_indices(state.layers, side_info.reshape(s * b, -1), config=config)
+    contexts = tuple(c.reshape(s, b, *c.shape[1:]) for c in flat)
+
+    def body(carry, xs):
+        x, ctx, target, lr, keep = xs
+        return batch_update_from_contexts(carry, x, ctx, target, lr, config=config, mask=keep)
+
+    xs = (jnp.asarray(inputs), contexts, targets, jnp.asarray(learning_rates), mask)
+    return jax.lax.scan(body, state, xs)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "batch_size"), donate_argnums=(0,))
+def _fit_chunk(state, inputs, side_info, targets, learning_rates, mask, *, config, batch_size):
+    if batch_size == 1:
+        return scan_update(
+            state, inputs, side_info, targets, learning_rates, config=config, mask=mask
+        )
+    shape = (-1, batch_size)
+    state, p = scan_batch_update(
+        state,
+        inputs.reshape(*shape, inputs.shape[-1]),
+        side_info.reshape(*shape, side_info.shape[-1]),
+        targets.reshape(shape),
+        learning_rates.reshape(shape),
+        config=config,
+        mask=mask.reshape(shape),
+    )
+    return state, p.reshape(-1, p.shape[-1])
+
+
+def _chunk_length(num_examples: int, batch_size: int, chunk_size: int) -> int:
+    """Examples per compiled chunk: a power of two of batches, at most ``chunk_size``."""
+    batches = -(-num_examples // batch_size)
+    max_batches = max(1, chunk_size // batch_size)
+    return batch_size * min(max_batches, 1 << max(0, batches - 1).bit_length())
+
+
+def fit_stream(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    batch_size: int = 1,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[GLNState, np.ndarray]:
+    """Trains on a whole stream in order, in fixed-size chunks (host-side driver).
+
+    Each chunk is one jitted :func:`scan_update` (``batch_size == 1``, exact online learning)
+    or :func:`scan_batch_update`; the last chunk is padded with masked-out examples, so only a
+    few chunk shapes are ever compiled. A last partial batch is a smaller batch. The caller's
+    ``state`` is left intact.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[T, P]`` base probabilities (NumPy or JAX).
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        batch_size: examples per update.
+        chunk_size: most examples per compiled scan; bounds device memory.
+
+    Returns:
+        ``(state, p)`` with ``p`` a NumPy ``[T, C]`` array of the predictions made before
+        each update.
+    """
+    targets = np.asarray(targets)
+    total = targets.shape[0]
+    length = _chunk_length(total, batch_size, chunk_size)
+    dtype = np.dtype(config.dtype)
+    state = jax.tree.map(jnp.copy, state)  # the chunks donate their state; keep the caller's
+    real = np.ones(total, bool)
+    outputs = []
+    for start in range(0, total, length):
+        stop = min(start + length, total)
+        pad = length - (stop - start)
+
+        def take(a, fill=0, dtype=None, start=start, stop=stop, pad=pad):
+            chunk = np.asarray(a[start:stop], dtype=dtype)
+            if pad:
+                widths = [(0, pad)] + [(0, 0)] * (chunk.ndim - 1)
+                chunk = np.pad(chunk, widths, constant_values=fill)
+            return chunk
+
+        mask = take(real, fill=False)
+        state, p = _fit_chunk(
+            state,
+            take(inputs, 0.5, dtype),
+            take(side_info, 0.0, dtype),
+            take(targets, 0, np.int32),
+            take(learning_rates, 0.0, dtype),
+            mask,
+            config=config,
+            batch_size=batch_size,
+        )
+        outputs.append(np.asarray(p)[: stop - start])
+    if not outputs:
+        return state, np.zeros((0, config.num_models), dtype)
+    return state, np.concatenate(outputs)

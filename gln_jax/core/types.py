@@ -1,0 +1,255 @@
+"""Static configuration and state pytrees of a Gated Linear Network.
+
+The config is a hashable NamedTuple of Python scalars (it is a static argument of every jitted
+function); the state is a NamedTuple pytree of arrays. Field names are shared verbatim by every
+port, so one checkpoint format serves all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+
+Array = Any  # jax.Array in the reference; numpy/torch/tf arrays in the ports.
+PRNGKey = Any
+
+#: The dtypes a GLN may hold its weights and probabilities in.
+DTYPES = ("float32", "float64")
+
+# Shape letters, one meaning each everywhere in the code and docstrings:
+#   C  one-vs-all models (``config.num_models``: 1 for a binary model, else ``num_classes``)
+#   K  neurons of a layer                 R  weight rows per neuron, ``2**context_map_size``
+#   I  inputs of a neuron (bias counted)  N  side-information width (``input_size``)
+#   P  base predictions (``base_prediction_size``)
+#   B  examples of a batch                T  examples of a stream
+
+# Named defaults: the one place where the classic interface's defaults are written.
+DEFAULT_CONTEXT_MAP_SIZE = 4
+DEFAULT_NUM_CLASSES = 2
+DEFAULT_LEARNING_RATE = 1e-4
+DEFAULT_PRED_CLIPPING = 1e-3
+DEFAULT_WEIGHT_CLIPPING = 5.0
+DEFAULT_DTYPE = "float32"
+#: Up to this many rows per neuron, batched inference scores every row of a layer with one matrix
+#: product and then picks the active one; above it, it gathers the active rows.
+DENSE_ROWS_MAX = 64
+#: Most examples per compiled chunk of a stream driver (bounds device memory).
+CHUNK_SIZE = 8192
+
+
+class LayerState(NamedTuple):
+    """State of one layer of a (one-vs-all) GLN.
+
+    Attributes:
+        weights: ``[classes, neurons, 2**context_map_size, inputs]`` learned weight tables;
+            ``inputs`` counts the bias input (appended last) when ``config.bias``.
+        hyperplanes: ``[classes, neurons, context_map_size, input_size]`` fixed gating
+            directions over the side information.
+        hyperplane_bias: ``[classes, neurons, context_map_size]`` fixed gating thresholds.
+    """
+
+    weights: Array
+    hyperplanes: Array
+    hyperplane_bias: Array
+
+
+class GLNState(NamedTuple):
+    """State of a GLN: one :class:`LayerState` per layer plus the update counter.
+
+    Attributes:
+        layers: tuple of :class:`LayerState`, first layer first.
+        step: scalar int32, the number of examples learned from so far.
+    """
+
+    layers: tuple[LayerState, ...]
+    step: Array
+
+
+class GLNConfig(NamedTuple):
+    """Static, hashable hyperparameters of a GLN. Build it with :func:`make_config`.
+
+    Attributes:
+        layer_sizes: neurons per layer; always ends in 1 (see :func:`make_config`).
+        input_size: width ``N`` of a raw example (the side information of the gates).
+        context_map_size: halfspaces per neuron; each neuron has ``2**context_map_size`` rows.
+        num_classes: 2 for a binary model, ``> 2`` for one-vs-all.
+        base_prediction_size: width ``P`` of the base predictions fed to the first layer.
+        bias: whether every layer gets a constant extra input whose logit is 1.0.
+        context_bias: random unit directions with ``N(0, 1)`` thresholds if true; Gaussian
+            directions with zero thresholds if false.
+        pred_clipping: ``eps``; every probability is clipped into ``[eps, 1 - eps]``.
+        weight_clipping: weights are clipped into ``[-weight_clipping, weight_clipping]``.
+        dtype: ``"float32"`` or ``"float64"``.
+    """
+
+    layer_sizes: tuple[int, ...]
+    input_size: int
+    context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE
+    num_classes: int = DEFAULT_NUM_CLASSES
+    base_prediction_size: int = 0
+    bias: bool = True
+    context_bias: bool = True
+    pred_clipping: float = DEFAULT_PRED_CLIPPING
+    weight_clipping: float = DEFAULT_WEIGHT_CLIPPING
+    dtype: str = DEFAULT_DTYPE
+
+    @property
+    def num_models(self) -> int:
+        """Size of the leading class axis: 1 for a binary model, else ``num_classes``."""
+        return 1 if self.num_classes == 2 else self.num_classes
+
+    @property
+    def num_contexts(self) -> int:
+        """Rows of each neuron's weight table, ``2**context_map_size``."""
+        return 2**self.context_map_size
+
+    def layer_input_sizes(self) -> tuple[int, ...]:
+        """Inputs of each layer, the bias input included."""
+        extra = 1 if self.bias else 0
+        widths = (self.base_prediction_size, *self.layer_sizes[:-1])
+        return tuple(w + extra for w in widths)
+
+    def state_nbytes(self) -> int:
+        """Bytes the state of this configuration occupies."""
+        itemsize = np.dtype(self.dtype).itemsize
+        total = 0
+        for neurons, inputs in zip(self.layer_sizes, self.layer_input_sizes(), strict=True):
+            rows = neurons * self.num_models
+            total += rows * self.num_contexts * inputs  # weights
+            total += rows * self.context_map_size * (self.input_size + 1)  # gating
+        return total * itemsize
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _memory_limit_bytes() -> int:
+    """Physical memory of this host, the most a state may take."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX hosts
+        return 2**40
+
+
+def make_config(
+    layer_sizes,
+    input_size,
+    context_map_size=DEFAULT_CONTEXT_MAP_SIZE,
+    num_classes=DEFAULT_NUM_CLASSES,
+    base_prediction_size=None,
+    bias=True,
+    context_bias=True,
+    pred_clipping=DEFAULT_PRED_CLIPPING,
+    weight_clipping=DEFAULT_WEIGHT_CLIPPING,
+    dtype=DEFAULT_DTYPE,
+) -> GLNConfig:
+    """Validates hyperparameters and builds a :class:`GLNConfig`.
+
+    The last layer of a GLN has exactly one neuron (its output); if ``layer_sizes`` does not end
+    in 1, one output neuron is appended.
+
+    Args:
+        layer_sizes: sequence of positive ints, neurons per layer.
+        input_size: positive int, width of a raw example.
+        context_map_size: non-negative int, halfspaces per neuron.
+        num_classes: int >= 2.
+        base_prediction_size: width of the base predictions; ``None`` means ``input_size``.
+        bias: add a constant bias input to every layer.
+        context_bias: random non-zero gating thresholds.
+        pred_clipping: float in (0, 0.5).
+        weight_clipping: positive float.
+        dtype: "float32" or "float64" (or the numpy dtype).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ValueError, TypeError: naming the argument and what was expected.
+
+    Example:
+        >>> make_config([4, 4], 784).layer_sizes
+        (4, 4, 1)
+    """
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__iter__"):
+        raise TypeError(f"layer_sizes must be a sequence of positive ints, got {layer_sizes!r}")
+    sizes = tuple(layer_sizes)
+    if not sizes:
+        raise ValueError("layer_sizes must not be empty")
+    for size in sizes:
+        if not _is_int(size):
+            raise TypeError(f"layer_sizes must hold ints, got {size!r} in {sizes!r}")
+        if size < 1:
+            raise ValueError(f"layer_sizes must be positive, got {size} in {sizes!r}")
+    sizes = tuple(int(s) for s in sizes)
+    if sizes[-1] != 1:
+        sizes = (*sizes, 1)
+    if not _is_int(input_size):
+        raise TypeError(f"input_size must be an int, got {input_size!r}")
+    if input_size < 1:
+        raise ValueError(f"input_size must be positive, got {input_size}")
+    if not _is_int(context_map_size):
+        raise TypeError(f"context_map_size must be an int, got {context_map_size!r}")
+    if context_map_size < 0:
+        raise ValueError(f"context_map_size must be non-negative, got {context_map_size}")
+    if context_map_size > 40:
+        raise ValueError(
+            f"context_map_size={context_map_size} gives 2**{context_map_size} weight rows per "
+            "neuron, far more than fits in memory"
+        )
+    if not _is_int(num_classes):
+        raise TypeError(f"num_classes must be an int, got {num_classes!r}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if base_prediction_size is None:
+        base_prediction_size = input_size
+    if not _is_int(base_prediction_size) or base_prediction_size < 1:
+        raise ValueError(
+            f"base_prediction_size must be a positive int, got {base_prediction_size!r}"
+        )
+    for name, flag in (("bias", bias), ("context_bias", context_bias)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
+    if not _is_real(pred_clipping) or not math.isfinite(pred_clipping):
+        raise TypeError(f"pred_clipping must be a float in (0, 0.5), got {pred_clipping!r}")
+    if not 0.0 < pred_clipping < 0.5:
+        raise ValueError(f"pred_clipping must be in (0, 0.5), got {pred_clipping}")
+    if not _is_real(weight_clipping):
+        raise TypeError(f"weight_clipping must be a positive float, got {weight_clipping!r}")
+    if not (math.isfinite(weight_clipping) and weight_clipping > 0):
+        raise ValueError(f"weight_clipping must be a positive finite float, got {weight_clipping}")
+    try:
+        dtype_name = np.dtype(dtype).name
+    except TypeError as err:
+        raise TypeError(f"dtype must be one of {DTYPES}, got {dtype!r}") from err
+    if dtype_name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype_name!r}")
+    config = GLNConfig(
+        layer_sizes=sizes,
+        input_size=int(input_size),
+        context_map_size=int(context_map_size),
+        num_classes=int(num_classes),
+        base_prediction_size=int(base_prediction_size),
+        bias=bool(bias),
+        context_bias=bool(context_bias),
+        pred_clipping=float(pred_clipping),
+        weight_clipping=float(weight_clipping),
+        dtype=dtype_name,
+    )
+    needed = config.state_nbytes()
+    limit = _memory_limit_bytes()
+    if needed > limit:
+        raise ValueError(
+            f"this configuration needs {needed / 2**30:.1f} GiB for its state, more than the "
+            f"{limit / 2**30:.1f} GiB of memory on this host; reduce context_map_size "
+            "(each step doubles the weight tables), layer_sizes or num_classes"
+        )
+    return config

@@ -1,0 +1,1 @@
+"""Data: the IDX format, verified downloads, the dataset registry, deskewing, MNIST loaders."""

@@ -1,0 +1,205 @@
+"""``python -m gln_jax.accuracy``: the README's accuracy protocols, measured and tabulated.
+
+Two protocols, both one pass over canonical (deskewed) MNIST with ``[4, 4, 1]``:
+
+- ``digit3``: the original README loop: a binary "3 or not" model trained online one example at
+  a time through ``predict(X[n:n+1], target=...)`` in the dataset's order, then tested in
+  batches of 100;
+- ``10class``: ``utils.evaluate_mnist(model, batch_size=4, seed=seed)`` (shuffled with the seed).
+
+Each runs with the documented defaults (``learning_rate=1e-4, context_bias=True``) and with the
+settings of the code behind the original README's figures (``learning_rate=1e-3,
+context_bias=False``), for several seeds (the model's and the shuffling's).
+
+Examples:
+    python -m gln_jax.accuracy --json benchmarks/accuracy.json --readme README.md
+    python -m gln_jax.accuracy --protocols digit3 --backends jax numpy pytorch tf --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+SETTINGS = {
+    "defaults": {},
+    "original": {"learning_rate": 1e-3, "context_bias": False},
+}
+LABELS = {
+    "defaults": "documented defaults (`learning_rate=1e-4, context_bias=True`)",
+    "original": "original code's settings (`learning_rate=1e-3, context_bias=False`)",
+}
+README_START, README_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
+
+
+def digit3_readme_loop(data, *, backend="jax", seed=0, progress=False, **settings):
+    """The original README's digit-3 flow; returns ``(accuracy %, test predictions)``."""
+    from tqdm.auto import tqdm
+
+    from gln_jax import GLN
+
+    X_train, y_train, X_test, y_test = data
+    y_train_3, y_test_3 = y_train == 3, y_test == 3
+    model = GLN(backend, [4, 4, 1], X_train.shape[1], seed=seed, **settings)
+    for n in tqdm(range(X_train.shape[0]), desc=f"digit3 {backend}", disable=not progress):
+        model.predict(X_train[n : n + 1], target=y_train_3[n : n + 1])
+    preds = np.concatenate(
+        [model.predict(X_test[n : n + 100]) for n in range(0, X_test.shape[0], 100)]
+    )
+    return 100.0 * float(np.mean(preds == y_test_3)), preds
+
+
+def ten_class_evaluate(data, *, backend="jax", seed=0, progress=False, **settings):
+    """``evaluate_mnist`` with 10 classes at batch size 4; returns the accuracy in %."""
+    from gln_jax import GLN, utils
+
+    model = GLN(backend, [4, 4, 1], data[0].shape[1], num_classes=10, seed=seed, **settings)
+    return utils.evaluate_mnist(model, batch_size=4, seed=seed, data=data, progress=progress)
+
+
+def measure(
+    protocols, settings, seeds, backends, dataset="mnist", progress=False, data_dir=None
+) -> dict:
+    """Runs every combination; returns a JSON-able dict of raw accuracies and agreement."""
+    from gln_jax import utils
+
+    deskewed = dataset == "mnist"
+    data = utils.get_mnist(deskewed, data_dir, dataset, progress=progress)
+    runs = []
+    agreement = {}
+    for protocol in protocols:
+        for name in settings:
+            for backend in backends:
+                for seed in seeds:
+                    start = time.perf_counter()
+                    if protocol == "digit3":
+                        accuracy, preds = digit3_readme_loop(
+                            data,
+                            backend=backend,
+                            seed=seed,
+                            progress=progress,
+                            **SETTINGS[name],
+                        )
+                        agreement.setdefault((name, seed), {})[backend] = preds
+                    else:
+                        accuracy = ten_class_evaluate(
+                            data,
+                            backend=backend,
+                            seed=seed,
+                            progress=progress,
+                            **SETTINGS[name],
+                        )
+                    runs.append(
+                        {
+                            "dataset": dataset,
+                            "deskewed": deskewed,
+                            "protocol": protocol,
+                            "settings": name,
+                            "backend": backend,
+                            "seed": seed,
+                            "accuracy": accuracy,
+                            "seconds": round(time.perf_counter() - start, 1),
+                        }
+                    )
+                    print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    shared = []
+    for (name, seed), by_backend in agreement.items():
+        if len(by_backend) > 1:
+            stacked = np.stack(list(by_backend.values()))
+            same = np.all(stacked == stacked[0], axis=0)
+            shared.append(
+                {
+                    "settings": name,
+                    "seed": seed,
+                    "backends": list(by_backend),
+                    "shared": int(same.sum()),
+                    "total": int(same.size),
+                }
+            )
+    return {"runs": runs, "agreement": shared}
+
+
+def render(result: dict) -> str:
+    """Markdown table: mean (and each seed) per dataset, protocol, settings and backend."""
+    groups: dict[tuple, dict] = {}
+    for run in result["runs"]:  # a seed measured twice (merged files) counts once, the last
+        key = (run["dataset"], run["protocol"], run["settings"], run["backend"])
+        groups.setdefault(key, {})[run["seed"]] = run
+    groups = {key: list(by_seed.values()) for key, by_seed in groups.items()}
+    lines = [
+        "| data | task | settings | backend | mean accuracy (%) | per seed |",
+        "|---|---|---|---|---:|---|",
+    ]
+    for (dataset, protocol, name, backend), runs in groups.items():
+        task = {
+            "digit3": "digit 3, README loop (batch 1)",
+            "10class": "10 classes, `evaluate_mnist` batch 4",
+        }[protocol]
+        data_name = dataset + (" (deskewed)" if runs[0]["deskewed"] else " (raw)")
+        mean = statistics.mean(r["accuracy"] for r in runs)
+        seeds = ", ".join(f"{r['accuracy']:.2f} (seed {r['seed']})" for r in runs)
+        lines.append(
+            f"| {data_name} | {task} | {LABELS[name]} | {backend} | {mean:.2f} | {seeds} |"
+        )
+    for item in result.get("agreement", []):
+        lines.append(
+            f"\nDigit-3 test predictions shared by {', '.join(item['backends'])} "
+            f"({item['settings']}, seed {item['seed']}): {item['shared']:,} of "
+            f"{item['total']:,} ({100.0 * item['shared'] / item['total']:.2f}%)."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gln_jax.accuracy", description=__doc__)
+    parser.add_argument(
+        "--protocols", nargs="+", default=["digit3", "10class"], choices=["digit3", "10class"]
+    )
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--backends", nargs="+", default=["jax"])
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
+    parser.add_argument("--data-dir", default=None, help="directory with the IDX files")
+    parser.add_argument("--json", default=None, help="write raw results here")
+    parser.add_argument("--merge", nargs="*", default=[], help="earlier JSON results to include")
+    parser.add_argument("--readme", default=None, help="update this README's accuracy block")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    result = {"runs": [], "agreement": []}
+    for path in args.merge:
+        with open(path) as handle:
+            earlier = json.load(handle)
+        result["runs"] += earlier["runs"]
+        result["agreement"] += earlier["agreement"]
+    if args.seeds:
+        new = measure(
+            args.protocols,
+            args.settings,
+            args.seeds,
+            args.backends,
+            args.dataset,
+            args.progress,
+            args.data_dir,
+        )
+        result["runs"] += new["runs"]
+        result["agreement"] += new["agreement"]
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=1)
+    table = render(result)
+    if args.readme:
+        from gln_jax.tools.readme import update_readme
+
+        update_readme(args.readme, table, README_START, README_END)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
