@@ -58,5 +58,11 @@ class Engine(Protocol):
         targets: np.ndarray,
         rates: np.ndarray,
         batch_size: int,
+        num_epochs: int = 1,
     ) -> tuple[NativeState, np.ndarray]:
-        """Trains on a stream ``[T, ...]`` in order; returns ``(state, probs [T, C])``."""
+        """Trains on a stream ``[T, ...]`` in order, ``num_epochs`` passes with ``rates
+        [num_epochs * T]``; returns ``(state, probs [num_epochs * T, C])``.
+
+        All passes form one transaction: a call that raises (or is interrupted) leaves the
+        given state as it was.
+        """

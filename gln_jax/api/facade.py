@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 
 import jax
@@ -19,7 +20,7 @@ import numpy as np
 
 from gln_jax.api import validation
 from gln_jax.api.checkpoint import load_checkpoint, save_checkpoint
-from gln_jax.api.registry import make_engine
+from gln_jax.api.registry import get_backend, make_engine
 from gln_jax.core import multiclass
 from gln_jax.core.network import init
 from gln_jax.core.types import (
@@ -33,6 +34,9 @@ from gln_jax.core.types import (
     GLNState,
     make_config,
 )
+
+#: Guards the lazy creation of each model's lock.
+_LOCK_GUARD = threading.Lock()
 
 
 def reference_precision(dtype):
@@ -64,6 +68,7 @@ def build_model(
     seed: int = 0,
     dtype: str = DEFAULT_DTYPE,
     scoped_x64: bool = False,
+    backend: str | None = None,
 ) -> tuple[GLNConfig, GLNState]:
     """Checks the constructor's arguments and draws the initial reference state.
 
@@ -74,6 +79,8 @@ def build_model(
             pred_clipping, weight_clipping, bias, context_bias, seed, dtype: as :class:`GLN`.
         scoped_x64: draw a ``float64`` state with 64-bit JAX enabled for this call only (the
             ports); the JAX backend instead requires the user to have enabled it.
+        backend: the backend the model is built for: the memory its construction takes
+            (:func:`~gln_jax.api.validation.check_construction_memory`) must be available.
 
     Returns:
         ``(config, state)`` with the state's leaves JAX arrays.
@@ -83,6 +90,8 @@ def build_model(
     """
     validation.check_learning_rate(learning_rate)
     validation.check_seed(seed)
+    if backend is not None:
+        get_backend(backend)  # an unknown backend is named before anything is built
     config = make_config(
         layer_sizes,
         input_size,
@@ -95,6 +104,9 @@ def build_model(
         weight_clipping=weight_clipping,
         dtype=dtype,
     )
+    validation.check_learning_rate(learning_rate, config)
+    if backend is not None:
+        validation.check_construction_memory(config, backend)
     with reference_precision(config.dtype) if scoped_x64 else contextlib.nullcontext():
         state = init(jax.random.key(int(seed)), config)
     return config, state
@@ -115,7 +127,54 @@ class GLNBase(abc.ABC):
     backend: str
     config: GLNConfig
     base_predictor: Callable | None
-    learning_rate: float | Callable
+
+    # ----------------------------------------------------------------- shared plumbing
+    @property
+    def _lock(self) -> threading.RLock:
+        """The model's lock: every call that reads or changes the state holds it, so one model
+        shared by threads serialises their calls and loses no update.
+
+        Created on first use and kept out of ``__getstate__`` (pickles and deep copies get a
+        fresh one); set with ``object.__setattr__`` so that neither ``nn.Module`` nor
+        ``tf.Module`` attribute tracking sees it.
+        """
+        lock = self.__dict__.get("_gln_lock")
+        if lock is None:
+            with _LOCK_GUARD:
+                lock = self.__dict__.get("_gln_lock")
+                if lock is None:
+                    lock = threading.RLock()
+                    object.__setattr__(self, "_gln_lock", lock)
+        return lock
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if isinstance(state, dict) and "_gln_lock" in state:
+            state = {k: v for k, v in state.items() if k != "_gln_lock"}
+        return state
+
+    @property
+    def learning_rate(self) -> float | Callable:
+        """The constant rate (a ``float``) or the schedule; assigning it checks it."""
+        return self.__dict__["_gln_learning_rate"]
+
+    @learning_rate.setter
+    def learning_rate(self, value: float | Callable) -> None:
+        value = validation.check_learning_rate(value, getattr(self, "config", None))
+        object.__setattr__(self, "_gln_learning_rate", value)
+
+    def _side_info_limit(self) -> float:
+        """The largest side-information magnitude the gates take without overflow (computed
+        once per dtype from the fixed hyperplanes; see :func:`validation.side_info_limit`)."""
+        cached = self.__dict__.get("_gln_side_info_limit")
+        if cached is None or cached[0] != self.config.dtype:
+            layers = self._reference_state().layers
+            limit = validation.side_info_limit(
+                self.config, [x.hyperplanes for x in layers], [x.hyperplane_bias for x in layers]
+            )
+            cached = (self.config.dtype, limit)
+            object.__setattr__(self, "_gln_side_info_limit", cached)
+        return cached[1]
 
     # ----------------------------------------------------------------- backend hooks
     @abc.abstractmethod
@@ -123,7 +182,7 @@ class GLNBase(abc.ABC):
         """Number of examples learned from so far."""
 
     @abc.abstractmethod
-    def reference_state(self) -> GLNState:
+    def _reference_state(self) -> GLNState:
         """A NumPy copy of the state in the reference layout (whatever the backend)."""
 
     @abc.abstractmethod
@@ -148,10 +207,20 @@ class GLNBase(abc.ABC):
         """A model of this class holding ``state`` (NumPy leaves, reference layout)."""
 
     # ----------------------------------------------------------------- shared behaviour
+    def reference_state(self) -> GLNState:
+        """A NumPy copy of the state in the reference layout (whatever the backend)."""
+        with self._lock:
+            return self._reference_state()
+
     def _prepare(self, input, target):
         """Checks and converts one call's arguments; touches no state."""
         config = self.config
-        side_info, _ = validation.check_examples(input, width=config.input_size, dtype=config.dtype)
+        side_info, _ = validation.check_examples(
+            input,
+            width=config.input_size,
+            dtype=config.dtype,
+            max_abs=self._side_info_limit(),
+        )
         inputs = validation.base_predictions(self.base_predictor, side_info, config)
         targets = None
         if target is not None:
@@ -160,9 +229,21 @@ class GLNBase(abc.ABC):
             )
         return inputs, side_info, targets
 
-    def _rates(self, count: int) -> np.ndarray:
+    def _rates(self, count: int, batch: int) -> np.ndarray:
         step = self._step_count() if callable(self.learning_rate) else 0
-        return validation.learning_rates(self.learning_rate, step, count, self.config.dtype)
+        return validation.learning_rates(
+            self.learning_rate, step, count, self.config.dtype, config=self.config, batch=batch
+        )
+
+    def _empty(self, return_probs: bool):
+        """The answer to an empty batch: ``[0]`` classes or ``[0(, C)]`` probabilities in the
+        backend's arrays and dtypes (a one-example prediction, sliced to nothing)."""
+        config = self.config
+        probs = self._predict_probs(
+            np.full((1, config.base_prediction_size), 0.5, config.dtype),
+            np.zeros((1, config.input_size), config.dtype),
+        )
+        return self._output(probs[:0], return_probs)
 
     def _output(self, probs, return_probs: bool):
         if not return_probs:
@@ -186,18 +267,24 @@ class GLNBase(abc.ABC):
             model, ``[B, num_classes]`` (one sigmoid per class, not normalised) else. NumPy
             for the reference facade, the backend's tensors for the ports' own classes.
         """
-        inputs, side_info, targets = self._prepare(input, target)
-        if targets is None:
-            probs = self._predict_probs(inputs, side_info)
-        else:
-            probs = self._train_probs(inputs, side_info, targets, self._rates(inputs.shape[0]))
-        return self._output(probs, return_probs)
+        with self._lock:
+            inputs, side_info, targets = self._prepare(input, target)
+            if inputs.shape[0] == 0:  # nothing to predict or learn: the state is untouched
+                return self._empty(return_probs)
+            if targets is None:
+                probs = self._predict_probs(inputs, side_info)
+            else:
+                count = inputs.shape[0]
+                probs = self._train_probs(inputs, side_info, targets, self._rates(count, count))
+            return self._output(probs, return_probs)
 
     def fit(self, X, y, batch_size: int = 1, num_epochs: int = 1):
         """Trains on whole arrays from the current state, in order (no shuffling).
 
-        Batch size 1 is exact online learning; a last partial batch is a smaller batch. All or
-        nothing: a call that raises leaves the model as it was.
+        Batch size 1 is exact online learning; a last partial batch is a smaller batch (a batch
+        size above ``T`` is one batch of ``T``: memory follows the data, not the argument). All
+        or nothing on every backend: a call that raises (or is interrupted) leaves the model as
+        it was.
 
         Args:
             X: ``[T, N]`` examples.
@@ -211,10 +298,16 @@ class GLNBase(abc.ABC):
         for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        inputs, side_info, targets = self._prepare(X, y)
-        rates = self._rates(inputs.shape[0] * int(num_epochs))
-        probs = self._fit_probs(inputs, side_info, targets, rates, int(batch_size), int(num_epochs))
-        return self._classes(probs)
+        with self._lock:
+            inputs, side_info, targets = self._prepare(X, y)
+            total, num_epochs = inputs.shape[0], int(num_epochs)
+            if total == 0:
+                return self._empty(False)
+            batch_size = min(int(batch_size), total)
+            validation.check_fit_size(self.config, total, num_epochs)
+            rates = self._rates(total * num_epochs, batch_size)
+            probs = self._fit_probs(inputs, side_info, targets, rates, batch_size, num_epochs)
+            return self._classes(probs)
 
     def save(self, path) -> None:
         """Writes a portable checkpoint (one ``.npz``) that any backend can load.
@@ -222,17 +315,22 @@ class GLNBase(abc.ABC):
         The constant learning rate is stored; a schedule or a ``base_predictor`` is code and is
         not: pass them again to :meth:`load`.
         """
-        save_checkpoint(
-            path,
-            self.config,
-            self.reference_state(),
-            learning_rate=None if callable(self.learning_rate) else self.learning_rate,
-            has_base_predictor=self.base_predictor is not None,
-        )
+        with self._lock:
+            save_checkpoint(
+                path,
+                self.config,
+                self._reference_state(),
+                learning_rate=None if callable(self.learning_rate) else self.learning_rate,
+                has_base_predictor=self.base_predictor is not None,
+            )
 
     @classmethod
-    def _restore(cls, path, base_predictor, learning_rate):
-        """Reads and checks a checkpoint; returns ``(config, state, base_predictor, rate)``."""
+    def _restore(cls, path, base_predictor, learning_rate, backend: str):
+        """Reads and checks a checkpoint; returns ``(config, state, base_predictor, rate)``.
+
+        The rate is checked in the checkpoint's dtype and the memory that building the model in
+        ``backend`` takes must be available, as at construction.
+        """
         checkpoint = load_checkpoint(path)
         config = checkpoint.config
         if checkpoint.has_base_predictor and base_predictor is None:
@@ -254,7 +352,8 @@ class GLNBase(abc.ABC):
                 f"{path!s} was saved with a learning-rate schedule, which is code and not "
                 "stored; pass learning_rate= to load"
             )
-        validation.check_learning_rate(learning_rate)
+        learning_rate = validation.check_learning_rate(learning_rate, config)
+        validation.check_construction_memory(config, backend)
         return config, checkpoint.state, base_predictor, learning_rate
 
     @classmethod
@@ -276,7 +375,7 @@ class GLNBase(abc.ABC):
         Returns:
             The model, with predictions identical to the saved one's.
         """
-        return cls._from_reference(*cls._restore(path, base_predictor, learning_rate))
+        return cls._from_reference(*cls._restore(path, base_predictor, learning_rate, cls.backend))
 
 
 class EngineGLN(GLNBase):
@@ -300,13 +399,13 @@ class EngineGLN(GLNBase):
     @property
     def step(self) -> int:
         """Number of examples learned from so far."""
-        return self._step_count()
+        with self._lock:
+            return self._step_count()
 
     def _step_count(self) -> int:
         return self._engine.step(self.state)
 
-    def reference_state(self) -> GLNState:
-        """A NumPy copy of the state in the reference layout (whatever the backend)."""
+    def _reference_state(self) -> GLNState:
         return self._engine.to_reference(self.state)
 
     def _predict_probs(self, inputs, side_info):
@@ -317,15 +416,10 @@ class EngineGLN(GLNBase):
         return probs
 
     def _fit_probs(self, inputs, side_info, targets, rates, batch_size, num_epochs):
-        total, state, outputs = inputs.shape[0], self.state, []
-        for epoch in range(num_epochs):
-            epoch_rates = rates[epoch * total : (epoch + 1) * total]
-            state, probs = self._engine.fit(
-                state, inputs, side_info, targets, epoch_rates, batch_size
-            )
-            outputs.append(probs)
-        self.state = state
-        return np.concatenate(outputs)
+        self.state, probs = self._engine.fit(
+            self.state, inputs, side_info, targets, rates, batch_size, num_epochs
+        )
+        return probs
 
     def _classes(self, probs):
         return np.asarray(multiclass.predict_classes(probs, config=self.config))
@@ -409,6 +503,7 @@ class GLN(EngineGLN):
             seed=seed,
             dtype=dtype,
             scoped_x64=backend != "jax",
+            backend=backend,
         )
         engine = make_engine(backend, config)
         self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
@@ -441,5 +536,5 @@ class GLN(EngineGLN):
         Returns:
             The model, with predictions identical to the saved one's.
         """
-        parts = cls._restore(path, base_predictor, learning_rate)
+        parts = cls._restore(path, base_predictor, learning_rate, get_backend(backend).name)
         return cls._from_reference(*parts, backend=backend)

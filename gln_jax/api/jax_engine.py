@@ -62,7 +62,17 @@ class JaxEngine:
         state, p = train_batch(state, inputs, side_info, targets, rates, config=self.config)
         return state, np.asarray(p)
 
-    def fit(self, state, inputs, side_info, targets, rates, batch_size):
-        return fit_stream(
-            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
-        )
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+        total, outputs = inputs.shape[0], []
+        for epoch in range(num_epochs):  # fit_stream never writes into the state it is given
+            state, probs = fit_stream(
+                state,
+                inputs,
+                side_info,
+                targets,
+                rates[epoch * total : (epoch + 1) * total],
+                config=self.config,
+                batch_size=batch_size,
+            )
+            outputs.append(probs)
+        return state, np.concatenate(outputs)

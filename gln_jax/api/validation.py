@@ -6,28 +6,66 @@ All checks work on NumPy arrays (anything ``np.asarray`` accepts, JAX arrays inc
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 
 import numpy as np
 
-from gln_jax.core.types import GLNConfig
+from gln_jax.api.registry import get_backend
+from gln_jax.core.types import GLNConfig, largest_finite, max_logit
+
+#: Bytes of bookkeeping per one-vs-all model on top of the state while a model is built
+#: (measured: a million one-neuron classes peak at about 80 bytes per class beyond the state).
+CONSTRUCTION_BYTES_PER_MODEL = 128
+
+#: Floating dtypes NumPy only knows through ``ml_dtypes`` (what JAX and TF hand out for
+#: bfloat16): converted to float32, which holds every value of theirs exactly.
+_NARROW_FLOATS = ("bfloat16", "float16")
+
+
+def _torch_numpy(value, name: str) -> np.ndarray:
+    """A torch tensor's values as NumPy (from any device; bfloat16 and other float types that
+    NumPy lacks are widened to float32, exactly)."""
+    if getattr(value, "is_meta", False):
+        raise ValueError(
+            f"{name} is a torch tensor on the 'meta' device, which holds no values; "
+            "materialise it (e.g. .to('cpu') after filling it) first"
+        )
+    value = value.detach().cpu()
+    try:
+        return value.numpy()
+    except TypeError as err:
+        if value.is_floating_point():
+            return value.float().numpy()
+        raise TypeError(
+            f"{name} has torch dtype {value.dtype}, which is not a number type"
+        ) from err
 
 
 def as_numpy(value, name: str) -> np.ndarray:
-    """Converts array-likes (NumPy, JAX, torch, TF, lists) to a NumPy array."""
+    """Converts array-likes (NumPy, JAX, torch, TF, lists) to a NumPy array.
+
+    Raises:
+        ValueError: a torch tensor on the ``meta`` device (it holds no values).
+        TypeError: anything NumPy cannot read as an array.
+    """
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensors, on any device
-        value = value.detach().cpu().numpy()
+        value = _torch_numpy(value, name)
     elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # tf tensors
         value = value.numpy()
     try:
         array = np.asarray(value)
     except Exception as err:  # noqa: BLE001 - anything numpy cannot read is a type error
         raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}") from err
+    if array.dtype.name in _NARROW_FLOATS:
+        array = array.astype(np.float32)
     return array
 
 
-def check_examples(value, *, width: int, dtype, name: str = "input") -> tuple[np.ndarray, bool]:
+def check_examples(
+    value, *, width: int, dtype, name: str = "input", max_abs: float | None = None
+) -> tuple[np.ndarray, bool]:
     """Checks a batch (or one example) of inputs.
 
     Args:
@@ -35,6 +73,8 @@ def check_examples(value, *, width: int, dtype, name: str = "input") -> tuple[np
         width: expected last dimension.
         dtype: dtype to convert to.
         name: argument name used in error messages.
+        max_abs: the largest magnitude an entry may have (see :func:`side_info_limit`), or
+            ``None`` for no bound.
 
     Returns:
         ``(array [B, width] of dtype, was_single)``.
@@ -53,10 +93,45 @@ def check_examples(value, *, width: int, dtype, name: str = "input") -> tuple[np
         )
     if array.shape[1] != width:
         raise ValueError(f"{name} must have {width} features per example, got {array.shape[1]}")
-    array = np.asarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):
+        array = np.asarray(array, dtype=dtype)
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError(f"{name} contains NaN or inf (in {np.dtype(dtype).name})")
+    if max_abs is not None and array.size:
+        largest = float(np.abs(array).max())
+        if largest > max_abs:
+            raise ValueError(
+                f"{name} has an entry of magnitude {largest:.4g}; above {max_abs:.4g} this "
+                f"model's gating projections (side information times hyperplanes) could "
+                f"overflow {np.dtype(dtype).name}"
+            )
     return array, single
+
+
+def side_info_limit(config: GLNConfig, hyperplanes, hyperplane_bias) -> float:
+    """The largest side-information magnitude whose gating projections stay finite.
+
+    A projection ``h . z - b`` and each of its partial sums is at most
+    ``max|z| * ||h||_1 + |b|`` in magnitude; the limit keeps that below half the largest
+    finite value of ``config.dtype`` (a margin for rounding in any summation order).
+
+    Args:
+        config: the model's config.
+        hyperplanes: per layer ``[C, K, M, N]`` gating directions (NumPy).
+        hyperplane_bias: per layer ``[C, K, M]`` thresholds.
+
+    Returns:
+        The bound on ``max|z|`` (``inf`` for a model without gating).
+    """
+    l1, bias = 0.0, 0.0
+    for h, b in zip(hyperplanes, hyperplane_bias, strict=True):
+        h = np.asarray(h, np.float64)
+        if h.size:
+            l1 = max(l1, float(np.abs(h).sum(-1).max()))
+            bias = max(bias, float(np.abs(np.asarray(b, np.float64)).max()))
+    if l1 == 0.0:
+        return math.inf
+    return max(0.0, largest_finite(config.dtype) / 2 - bias) / l1
 
 
 def check_targets(value, *, batch: int, num_classes: int, name: str = "target") -> np.ndarray:
@@ -69,6 +144,11 @@ def check_targets(value, *, batch: int, num_classes: int, name: str = "target") 
     if array.shape[0] != batch:
         raise ValueError(f"{name} has {array.shape[0]} labels but the input has {batch} examples")
     if array.dtype == bool:
+        if num_classes != 2:
+            raise TypeError(
+                f"{name} holds bools, which are for binary models; this model has "
+                f"{num_classes} classes: pass integer labels in [0, {num_classes})"
+            )
         return array.astype(np.int32)
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"{name} must hold integer class labels, got dtype {array.dtype}")
@@ -90,39 +170,118 @@ def check_seed(seed) -> None:
         raise ValueError(f"seed must be in [-2**63, 2**63), got {seed}")
 
 
-def check_learning_rate(learning_rate) -> None:
-    """A positive finite float or a callable schedule from step to rate."""
+def check_update_size(rate: float, batch: int, config: GLNConfig, name: str) -> None:
+    """Checks that one update with ``rate`` stays finite in ``config.dtype``.
+
+    A weight's update is ``rate * (p - target) * logit`` summed over the examples of a batch
+    that share its row, so its magnitude is at most ``batch * rate * max_logit(config)`` (with
+    ``|p - target| <= 1``); added to a weight of magnitude up to ``weight_clipping`` it must stay
+    finite, or the update writes inf and then NaN.
+    """
+    worst = batch * rate * max_logit(config) + config.weight_clipping
+    if not worst < largest_finite(config.dtype):
+        per = f"{batch} examples x " if batch > 1 else ""
+        raise ValueError(
+            f"{name}={rate:.4g} is too large for {config.dtype}: one update of up to "
+            f"{per}rate x max|logit| {max_logit(config):.4g} (+ weight_clipping) reaches "
+            f"{worst:.4g}, beyond the largest {config.dtype} ({largest_finite(config.dtype):.4g})"
+        )
+
+
+def check_learning_rate(learning_rate, config: GLNConfig | None = None):
+    """A positive finite real rate or a callable schedule from step to rate.
+
+    Args:
+        learning_rate: a real number (``float``, ``int``, ``Fraction``, NumPy scalar) or a
+            schedule.
+        config: when given, the rate must also be positive and finite in ``config.dtype`` and
+            one update with it must stay finite (:func:`check_update_size`).
+
+    Returns:
+        The schedule as given, or the rate as a Python ``float``.
+
+    Raises:
+        TypeError: not a real number nor a callable.
+        ValueError: not positive and finite (in the model's dtype).
+    """
     if callable(learning_rate):
-        return
+        return learning_rate
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
         raise TypeError(
-            "learning_rate must be a positive float or a schedule (callable step -> rate), "
-            f"got {learning_rate!r}"
+            "learning_rate must be a positive real number or a schedule (callable step -> "
+            f"rate), got {learning_rate!r}"
         )
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
+    try:
+        rate = float(learning_rate)
+    except (OverflowError, ValueError) as err:
+        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}") from err
+    if not (math.isfinite(rate) and rate > 0):
         raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}")
+    if config is not None:
+        with np.errstate(over="ignore", under="ignore"):
+            typed = float(np.asarray(rate, config.dtype))
+        if not (math.isfinite(typed) and typed > 0):
+            raise ValueError(
+                f"learning_rate={rate} is not a positive finite {config.dtype} (it becomes {typed})"
+            )
+        check_update_size(rate, 1, config, "learning_rate")
+    return rate
 
 
-def learning_rates(learning_rate, step: int, count: int, dtype) -> np.ndarray:
+def _schedule_value(learning_rate, step: int):
+    """One value of a schedule, checked to be one real number."""
+    value = learning_rate(step)
+    array = np.asarray(value)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype.name in _NARROW_FLOATS
+    ):
+        raise TypeError(
+            f"learning_rate schedule must return a real number per step, returned {value!r} "
+            f"({type(value).__name__}) for step {step}"
+        )
+    if array.size != 1:
+        raise ValueError(
+            f"learning_rate schedule must return one rate per step, returned shape "
+            f"{array.shape} for step {step}"
+        )
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"learning_rate schedule returned a complex rate {value!r} at step {step}")
+    return array.reshape(())
+
+
+def learning_rates(
+    learning_rate, step: int, count: int, dtype, *, config: GLNConfig | None = None, batch: int = 1
+) -> np.ndarray:
     """Rates of the examples ``step, ..., step + count - 1`` (a schedule evaluated on the host).
 
     A schedule is called once with the vector of steps when it accepts one (optax schedules do),
-    else once per step. Rates must be finite and non-negative.
+    else once per step. Rates must be finite and non-negative; with ``config``, the largest must
+    also keep an update of ``batch`` examples finite (:func:`check_update_size`).
     """
     if not callable(learning_rate):
-        return np.full(count, learning_rate, dtype)
+        rates = np.full(count, learning_rate, dtype)
+    else:
+        rates = _schedule_rates(learning_rate, step, count, dtype)
+    if config is not None and rates.size:
+        check_update_size(float(rates.max()), batch, config, "learning_rate")
+    return rates
+
+
+def _schedule_rates(learning_rate, step: int, count: int, dtype) -> np.ndarray:
     steps = np.arange(step, step + count)
     rates = None
     if count > 1:
         try:
-            rates = np.asarray(learning_rate(steps), dtype=dtype)
+            with np.errstate(over="ignore"):
+                rates = np.asarray(learning_rate(steps), dtype=dtype)
         except Exception:  # noqa: BLE001 - scalar-only schedules are evaluated one by one
             rates = None
         if rates is not None and rates.shape != (count,):
             rates = None
     if rates is None:
-        rates = np.array([np.asarray(learning_rate(int(s))) for s in steps], dtype=dtype)
-        rates = rates.reshape(count)
+        values = [_schedule_value(learning_rate, int(s)) for s in steps]
+        with np.errstate(over="ignore"):
+            rates = np.array(values, dtype=dtype).reshape(count)
     if not (np.isfinite(rates).all() and (rates >= 0).all()):
         raise ValueError(
             f"learning_rate schedule must return finite non-negative rates, got {rates[:8]!r} "
@@ -139,13 +298,23 @@ def check_base_predictor(base_predictor: Callable | None, input_size: int) -> in
         raise TypeError(
             f"base_predictor must be a callable [B, N] -> [B, P], got {base_predictor!r}"
         )
-    probe = np.asarray(base_predictor(np.zeros((1, input_size), np.float32)))
+    probe = as_numpy(base_predictor(np.zeros((1, input_size), np.float32)), "base_predictor output")
+    _check_numeric(probe, "base_predictor")
     if probe.ndim != 2 or probe.shape[0] != 1 or probe.shape[1] < 1:
         raise ValueError(
             "base_predictor must map [B, N] inputs to [B, P] base predictions, returned shape "
             f"{probe.shape} for an input of shape (1, {input_size})"
         )
     return int(probe.shape[1])
+
+
+def _check_numeric(array: np.ndarray, name: str) -> None:
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(
+            f"{name} must return real numbers (probabilities), returned dtype {array.dtype}"
+        )
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name} must return real numbers, returned dtype {array.dtype}")
 
 
 def base_predictions(
@@ -155,6 +324,7 @@ def base_predictions(
     if base_predictor is None:
         return inputs
     out = as_numpy(base_predictor(inputs), "base_predictor output")
+    _check_numeric(out, "base_predictor")
     expected = (inputs.shape[0], config.base_prediction_size)
     if out.shape != expected:
         raise ValueError(f"base_predictor must return shape {expected}, returned {out.shape}")
@@ -162,3 +332,63 @@ def base_predictions(
     if not np.isfinite(out).all():
         raise ValueError("base_predictor returned NaN or inf")
     return out
+
+
+def available_memory_bytes() -> int | None:
+    """Memory available to a new allocation now: ``psutil.virtual_memory().available`` when
+    psutil is installed, else ``MemAvailable`` of ``/proc/meminfo``; ``None`` when neither can
+    be read (the check is then skipped)."""
+    try:
+        import psutil  # noqa: PLC0415 - optional
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def construction_bytes(config: GLNConfig, backend: str) -> int:
+    """Estimated peak memory of building (or loading) a model of ``config`` in ``backend``."""
+    factor = get_backend(backend).construction_peak
+    return int(factor * config.state_nbytes()) + CONSTRUCTION_BYTES_PER_MODEL * config.num_models
+
+
+def check_construction_memory(config: GLNConfig, backend: str) -> None:
+    """Fails fast when building a model would take more memory than is available.
+
+    Raises:
+        ValueError: naming the estimated peak and the available memory.
+    """
+    needed = construction_bytes(config, backend)
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"building this model in backend {get_backend(backend).name!r} needs about "
+            f"{needed / 2**30:.2f} GiB ({config.state_nbytes() / 2**30:.2f} GiB of state), "
+            f"more than the {available / 2**30:.2f} GiB of memory available now; reduce "
+            "context_map_size (each step doubles the weight tables), layer_sizes or num_classes"
+        )
+
+
+def check_fit_size(config: GLNConfig, count: int, num_epochs: int) -> None:
+    """Fails fast when ``fit``'s rates and returned predictions cannot fit in memory.
+
+    Raises:
+        ValueError: naming ``num_epochs``, the bytes needed and the bytes available.
+    """
+    itemsize = np.dtype(config.dtype).itemsize
+    needed = count * num_epochs * (config.num_models + 1) * itemsize
+    available = available_memory_bytes()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"num_epochs={num_epochs} over {count} examples gives {count * num_epochs} "
+            f"predictions, whose rates and probabilities need {needed / 2**30:.3g} GiB, more "
+            f"than the {available / 2**30:.2f} GiB of memory available; fit fewer epochs per call"
+        )

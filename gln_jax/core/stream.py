@@ -157,7 +157,7 @@ def fit_stream(
         targets: ``[T]`` class labels.
         learning_rates: ``[T]`` rate of each example.
         config: the network's config.
-        batch_size: examples per update.
+        batch_size: examples per update (above ``T``, one batch of ``T``).
         chunk_size: most examples per compiled scan; bounds device memory.
 
     Returns:
@@ -166,6 +166,7 @@ def fit_stream(
     """
     targets = np.asarray(targets)
     total = targets.shape[0]
+    batch_size = max(1, min(batch_size, total))  # memory follows the data, not the argument
     length = _chunk_length(total, batch_size, chunk_size)
     dtype = np.dtype(config.dtype)
     state = jax.tree.map(jnp.copy, state)  # the chunks donate their state; keep the caller's

@@ -140,6 +140,30 @@ def _memory_limit_bytes() -> int:
         return 2**40
 
 
+def largest_finite(dtype) -> float:
+    """The largest finite value of ``dtype``."""
+    return float(np.finfo(dtype).max)
+
+
+def smallest_pred_clipping(dtype) -> float:
+    """The smallest ``pred_clipping`` a model of ``dtype`` can hold.
+
+    It is the spacing of ``dtype`` just below 1 (``np.finfo(dtype).epsneg``: about 5.96e-8 for
+    float32, 1.11e-16 for float64): from there up, ``1 - eps`` is a ``dtype`` value below 1, so
+    ``eps < 1 - eps`` and both logits are finite. Below it ``1 - eps`` may round to 1, whose
+    logit is infinite, and the first update writes NaN.
+    """
+    return float(np.finfo(dtype).epsneg)
+
+
+def max_logit(config: GLNConfig) -> float:
+    """The largest magnitude of a neuron input's logit: ``log((1 - eps) / eps)``, or the bias
+    input's 1.0 when that is larger."""
+    eps = config.pred_clipping
+    largest = math.log((1.0 - eps) / eps)
+    return max(largest, 1.0) if config.bias else largest
+
+
 def make_config(
     layer_sizes,
     input_size,
@@ -165,8 +189,9 @@ def make_config(
         base_prediction_size: width of the base predictions; ``None`` means ``input_size``.
         bias: add a constant bias input to every layer.
         context_bias: random non-zero gating thresholds.
-        pred_clipping: float in (0, 0.5).
-        weight_clipping: positive float.
+        pred_clipping: float in (0, 0.5), at least :func:`smallest_pred_clipping` of ``dtype``.
+        weight_clipping: positive float; a neuron's largest weighted sum,
+            ``weight_clipping * inputs * max_logit``, must be finite in ``dtype``.
         dtype: "float32" or "float64" (or the numpy dtype).
 
     Returns:
@@ -218,20 +243,27 @@ def make_config(
     for name, flag in (("bias", bias), ("context_bias", context_bias)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
-    if not _is_real(pred_clipping) or not math.isfinite(pred_clipping):
-        raise TypeError(f"pred_clipping must be a float in (0, 0.5), got {pred_clipping!r}")
-    if not 0.0 < pred_clipping < 0.5:
-        raise ValueError(f"pred_clipping must be in (0, 0.5), got {pred_clipping}")
-    if not _is_real(weight_clipping):
-        raise TypeError(f"weight_clipping must be a positive float, got {weight_clipping!r}")
-    if not (math.isfinite(weight_clipping) and weight_clipping > 0):
-        raise ValueError(f"weight_clipping must be a positive finite float, got {weight_clipping}")
     try:
         dtype_name = np.dtype(dtype).name
     except TypeError as err:
         raise TypeError(f"dtype must be one of {DTYPES}, got {dtype!r}") from err
     if dtype_name not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype_name!r}")
+    if not _is_real(pred_clipping) or not math.isfinite(pred_clipping):
+        raise TypeError(f"pred_clipping must be a float in (0, 0.5), got {pred_clipping!r}")
+    if not 0.0 < pred_clipping < 0.5:
+        raise ValueError(f"pred_clipping must be in (0, 0.5), got {pred_clipping}")
+    smallest = smallest_pred_clipping(dtype_name)
+    if pred_clipping < smallest:
+        raise ValueError(
+            f"pred_clipping={pred_clipping} is too small for {dtype_name}: 1 - pred_clipping "
+            f"must stay a {dtype_name} below 1 with a finite logit; the smallest allowed value "
+            f"for {dtype_name} is {smallest:.6g} (np.finfo({dtype_name}).epsneg)"
+        )
+    if not _is_real(weight_clipping):
+        raise TypeError(f"weight_clipping must be a positive float, got {weight_clipping!r}")
+    if not (math.isfinite(weight_clipping) and weight_clipping > 0):
+        raise ValueError(f"weight_clipping must be a positive finite float, got {weight_clipping}")
     config = GLNConfig(
         layer_sizes=sizes,
         input_size=int(input_size),
@@ -244,6 +276,14 @@ def make_config(
         weight_clipping=float(weight_clipping),
         dtype=dtype_name,
     )
+    largest_sum = config.weight_clipping * max(config.layer_input_sizes()) * max_logit(config)
+    if not (config.weight_clipping < largest_finite(dtype_name) > largest_sum):
+        raise ValueError(
+            f"weight_clipping={weight_clipping} is too large for {dtype_name}: a neuron's "
+            f"weighted sum of up to {max(config.layer_input_sizes())} logits of magnitude up to "
+            f"{max_logit(config):.4g} would reach {largest_sum:.4g}, beyond the largest "
+            f"{dtype_name} ({largest_finite(dtype_name):.4g})"
+        )
     needed = config.state_nbytes()
     limit = _memory_limit_bytes()
     if needed > limit:

@@ -97,8 +97,21 @@ class NumpyEngine:
         """One batch update; returns ``(state, probs [B, C])``."""
         return train_batch(state, inputs, side_info, targets, rates, config=self.config)
 
-    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
-        """Trains on a stream in order; returns ``(state, probs [T, C])``."""
-        return fit_stream(
-            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
-        )
+    def fit(
+        self, state: GLNState, inputs, side_info, targets, rates, batch_size: int, num_epochs=1
+    ):
+        """Trains on a stream in order (``num_epochs`` passes, ``rates [num_epochs * T]``) on
+        copies; returns ``(state, probs [num_epochs * T, C])``."""
+        total, outputs = inputs.shape[0], []
+        for epoch in range(num_epochs):  # fit_stream never writes into the state it is given
+            state, probs = fit_stream(
+                state,
+                inputs,
+                side_info,
+                targets,
+                rates[epoch * total : (epoch + 1) * total],
+                config=self.config,
+                batch_size=batch_size,
+            )
+            outputs.append(probs)
+        return state, np.concatenate(outputs)

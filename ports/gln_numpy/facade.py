@@ -44,6 +44,8 @@ class GLN(EngineGLN):
         >>> model.fit(x_train, y_train)  # doctest: +SKIP
     """
 
+    backend = "numpy"
+
     def __init__(
         self,
         layer_sizes: Sequence[int],
@@ -74,6 +76,7 @@ class GLN(EngineGLN):
             seed=seed,
             dtype=dtype,
             scoped_x64=True,
+            backend="numpy",
         )
         engine = NumpyEngine(config)
         self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)

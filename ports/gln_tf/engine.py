@@ -45,6 +45,10 @@ class TFEngine:
         """One batch update; returns ``(module, probs [B, C])``."""
         return module, module.train(inputs, side_info, targets, rates).numpy()
 
-    def fit(self, module: GLNModule, inputs, side_info, targets, rates, batch_size: int):
-        """Trains on a stream in order; returns ``(module, probs [T, C])``."""
-        return module, module.fit(inputs, side_info, targets, rates, batch_size).numpy()
+    def fit(
+        self, module: GLNModule, inputs, side_info, targets, rates, batch_size: int, num_epochs=1
+    ):
+        """Trains on a stream in order (``num_epochs`` passes, committed at the end); returns
+        ``(module, probs [num_epochs * T, C])``."""
+        probs = module.fit(inputs, side_info, targets, rates, batch_size, num_epochs)
+        return module, probs.numpy()

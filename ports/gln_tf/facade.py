@@ -84,6 +84,7 @@ class GLN(GLNBase, GLNModule):
             seed=seed,
             dtype=dtype,
             scoped_x64=True,
+            backend="tf",
         )
         GLNModule.__init__(self, config, state)
         self.base_predictor = base_predictor
@@ -99,8 +100,7 @@ class GLN(GLNBase, GLNModule):
         model.learning_rate = learning_rate
         return model
 
-    def reference_state(self) -> GLNState:
-        """A NumPy copy of the state in the reference layout."""
+    def _reference_state(self) -> GLNState:
         return to_reference(self.state)
 
     def _classes(self, probs):

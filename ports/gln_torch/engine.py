@@ -156,7 +156,10 @@ class TorchEngine:
         module.assign(state)
         return module, _numpy(p)
 
-    def fit(self, module: GLNModule, inputs, side_info, targets, rates, batch_size: int):
-        """Trains on a stream in order; returns ``(module, probs [T, C])``."""
-        p = fit_module(module, inputs, side_info, targets, rates, batch_size)
+    def fit(
+        self, module: GLNModule, inputs, side_info, targets, rates, batch_size: int, num_epochs=1
+    ):
+        """Trains on a stream in order (``num_epochs`` passes, committed at the end); returns
+        ``(module, probs [num_epochs * T, C])``."""
+        p = fit_module(module, inputs, side_info, targets, rates, batch_size, num_epochs)
         return module, _numpy(p)

@@ -86,6 +86,7 @@ class GLN(GLNBase, GLNModule):
             seed=seed,
             dtype=dtype,
             scoped_x64=True,
+            backend="pytorch",
         )
         GLNModule.__init__(self, config, state)
         self.base_predictor = base_predictor
@@ -101,8 +102,7 @@ class GLN(GLNBase, GLNModule):
         model.learning_rate = learning_rate
         return model
 
-    def reference_state(self) -> GLNState:
-        """A NumPy copy of the state in the reference layout."""
+    def _reference_state(self) -> GLNState:
         return to_reference(self.state)
 
     def _classes(self, probs):
