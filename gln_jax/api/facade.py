@@ -116,6 +116,8 @@ class GLNBase(abc.ABC):
     """What every facade shares: the classic ``predict(input, target)`` interface and its checks.
 
     Subclasses are final per backend: they own the state and convert arrays, nothing else.
+    Every public call that reads or changes the state holds the model's lock (:attr:`_lock`),
+    so a model shared by threads serialises their calls.
 
     Attributes:
         backend: the backend's canonical name.
@@ -156,7 +158,7 @@ class GLNBase(abc.ABC):
     @property
     def learning_rate(self) -> float | Callable:
         """The constant rate (a ``float``) or the schedule; assigning it checks it."""
-        return self.__dict__["_gln_learning_rate"]
+        return self.__dict__.get("_gln_learning_rate")
 
     @learning_rate.setter
     def learning_rate(self, value: float | Callable) -> None:

@@ -354,6 +354,15 @@ def available_memory_bytes() -> int | None:
     return None
 
 
+def format_bytes(count: int) -> str:
+    """``count`` bytes in the unit that shows it best (B, MiB or GiB)."""
+    if count >= 2**30:
+        return f"{count / 2**30:.2f} GiB"
+    if count >= 2**20:
+        return f"{count / 2**20:.1f} MiB"
+    return f"{count} B"
+
+
 def construction_bytes(config: GLNConfig, backend: str) -> int:
     """Estimated peak memory of building (or loading) a model of ``config`` in ``backend``."""
     factor = get_backend(backend).construction_peak
@@ -371,8 +380,8 @@ def check_construction_memory(config: GLNConfig, backend: str) -> None:
     if available is not None and needed > available:
         raise ValueError(
             f"building this model in backend {get_backend(backend).name!r} needs about "
-            f"{needed / 2**30:.2f} GiB ({config.state_nbytes() / 2**30:.2f} GiB of state), "
-            f"more than the {available / 2**30:.2f} GiB of memory available now; reduce "
+            f"{format_bytes(needed)} ({format_bytes(config.state_nbytes())} of state), more "
+            f"than the {format_bytes(available)} of memory available now; reduce "
             "context_map_size (each step doubles the weight tables), layer_sizes or num_classes"
         )
 
@@ -389,6 +398,6 @@ def check_fit_size(config: GLNConfig, count: int, num_epochs: int) -> None:
     if available is not None and needed > available:
         raise ValueError(
             f"num_epochs={num_epochs} over {count} examples gives {count * num_epochs} "
-            f"predictions, whose rates and probabilities need {needed / 2**30:.3g} GiB, more "
-            f"than the {available / 2**30:.2f} GiB of memory available; fit fewer epochs per call"
+            f"predictions, whose rates and probabilities need {format_bytes(needed)}, more "
+            f"than the {format_bytes(available)} of memory available; fit fewer epochs per call"
         )
