@@ -213,6 +213,25 @@ def test_a_corrupt_cache_file_is_recomputed(tiny, count_deskew):
     assert count_deskew == [15, 15]  # and rewritten intact
 
 
+@pytest.mark.parametrize("poison", [np.nan, 7.0, -0.5, np.inf])
+def test_a_cache_with_values_outside_0_1_is_rebuilt(tiny, count_deskew, poison):
+    first = utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
+    cache = datasets.user_cache_dir("tiny")
+    (path,) = cache.glob("deskewed-*.npz")
+    with np.load(path) as archive:
+        X_train, X_test = archive["X_train"].copy(), archive["X_test"]
+    X_train[3, 400] = poison  # right shapes and dtype, impossible value
+    with open(path, "wb") as handle:
+        np.savez(handle, X_train=X_train, X_test=X_test)
+    second = utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
+    assert count_deskew == [15, 15]
+    np.testing.assert_array_equal(second[0], first[0])
+    assert 0.0 <= second[0].min() and second[0].max() <= 1.0
+    utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
+    assert count_deskew == [15, 15]  # and rewritten intact
+    assert sorted(p.name for p in cache.iterdir()) == [path.name]  # no lock file left
+
+
 def test_an_unwritable_cache_warns_and_still_returns(tiny, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the cache directory should be")
@@ -232,7 +251,7 @@ def test_a_failed_cache_write_warns_and_leaves_no_partial_file(tiny, count_deske
         X_train, *_ = utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
     assert X_train.shape == (10, 784) and count_deskew == [15]
     cache = datasets.user_cache_dir("tiny")
-    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    assert list(cache.iterdir()) == []  # neither a partial file nor a lock file
 
 
 def test_importing_the_utilities_stays_cheap():
