@@ -358,7 +358,10 @@ def test_evaluate_mnist_learns_on_a_slice_of_real_mnist():
     accuracy = utils.evaluate_mnist(
         model, batch_size=10, data=data, limit=(1000, 500), progress=False
     )
-    assert accuracy > 60.0  # chance is 10%
+    # Measured (seed 0): GLN 69.0%, one neuron per class (layer_sizes=[1]) 49.6%, majority
+    # class about 11%. No gating (context_map_size=0) reaches 68.4% on 1,000 examples: that
+    # gating matters is tested in tests/tools/test_accuracy.py, on more data.
+    assert accuracy > 60.0
     binary = GLN("jax", [4, 4, 1], 784, learning_rate=1e-3)
     accuracy = utils.evaluate_mnist(
         binary, batch_size=10, mnist_class=3, data=data, limit=(1000, 500), progress=False
@@ -404,4 +407,8 @@ def test_full_mnist_deskews_once_and_the_readme_flow_runs(count_deskew, monkeypa
     for n in range(0, 2000, 10):
         model_3.predict(X_train[n : n + 10], target=y_train[n : n + 10] == 3)
     preds = np.concatenate([model_3.predict(X_test[n : n + 100]) for n in range(0, 1000, 100)])
-    assert np.mean(preds == (y_test[:1000] == 3)) > 0.92
+    # Measured: 0.961; always "not 3" scores 0.893, one neuron (layer_sizes=[1]) 0.946. No
+    # gating scores 0.966 after 2,000 examples (tests/tools/test_accuracy.py tests gating).
+    majority = np.mean(y_test[:1000] != 3)
+    accuracy = np.mean(preds == (y_test[:1000] == 3))
+    assert accuracy > max(0.955, majority + 0.05), (accuracy, majority)
