@@ -1,4 +1,5 @@
-"""Strict numerics for the whole test suite (never set in the library itself)."""
+"""Strict numerics for the whole test suite (never set in the library itself), and no skip for
+a missing framework in CI."""
 
 import os
 
@@ -37,3 +38,29 @@ def x64():
         yield
     finally:
         jax.config.update("jax_enable_x64", previous)
+
+
+#: Phrases that every skip for a missing package uses (the port harness, the accuracy tests,
+#: the notebook tests, ``pytest.importorskip``).
+MISSING_PACKAGE_REASONS = ("not installed", "could not import", "No module named")
+
+
+def in_ci() -> bool:
+    """True where ``$CI`` says so (``.ci/run`` and hosted CI set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI, where every framework is installed, a skip for a missing package is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (in_ci() and report.skipped and not hasattr(report, "wasxfail")):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if any(phrase in reason for phrase in MISSING_PACKAGE_REASONS):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped for a missing package although CI=true, where every framework is "
+            f"installed: {reason}"
+        )

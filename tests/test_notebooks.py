@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gln_jax.api import registry as backends
 from gln_jax.data import registry as datasets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,60 @@ def _mnist_missing() -> str | None:
     return None
 
 
+#: Appended to notebook 03 before it runs: prints what the notebook computed, as JSON.
+PROBE_03 = """
+import json as _json
+print("GLN-TEST-PROBE " + _json.dumps({
+    "available": available,
+    "initial_gap": {
+        b: max(
+            float(np.max(np.abs(a - c)))
+            for a, c in zip(jax.tree.leaves(initial[b]), jax.tree.leaves(initial["jax"]))
+        )
+        for b in available
+    },
+    "agreement": agreement,
+    "max_gap": max_gap,
+    "accuracy": accuracy,
+    "state_gap": float(state_gap),
+    "round_trip": float(round_trip.max()),
+    "relay_same_class": float(np.mean(relay_probs.argmax(1) == reference.argmax(1))),
+    "majority": float(np.mean(y_test == np.bincount(y_test).argmax())),
+}))
+"""
+
+
+def installed_backends() -> list[str]:
+    """The facade's backends whose framework can be imported here."""
+    return [
+        entry.name
+        for entry in backends.BACKENDS
+        if entry.framework is None or importlib.util.find_spec(entry.framework) is not None
+    ]
+
+
+def _probe(cells) -> dict:
+    for output in cells[-1].get("outputs", []):
+        for line in output.get("text", "").splitlines():
+            if line.startswith("GLN-TEST-PROBE "):
+                return json.loads(line[len("GLN-TEST-PROBE ") :])
+    raise AssertionError("the probe cell printed nothing")
+
+
+def check_backends_notebook(values: dict) -> None:
+    """What notebook 03 claims: every installed backend ran, and they agree."""
+    # A port that fails to import is printed as "skipped" by the notebook: here it fails.
+    assert values["available"] == installed_backends()
+    assert set(values["initial_gap"].values()) == {0.0}  # the same initial model everywhere
+    assert values["state_gap"] == 0.0  # checkpoints move the state bit for bit
+    for backend in values["available"]:
+        assert values["agreement"][backend] == 1.0, backend  # every test class shared
+        assert values["max_gap"][backend] < 1e-4, backend  # float32 rounding, no more
+        assert values["accuracy"][backend] > values["majority"] + 0.5, backend
+    assert values["round_trip"] < 1e-4
+    assert values["relay_same_class"] == 1.0
+
+
 def _images(cell: dict) -> int:
     return sum(
         "image/png" in output.get("data", {})
@@ -95,7 +150,7 @@ def test_committed_clean_and_colab_ready(name):
 def test_notebook_runs_in_small_data_mode(name, monkeypatch):
     missing = _missing_tools()
     if missing:
-        pytest.skip(f"needs {', '.join(missing)}: pip install 'gln-jax[notebooks]'")
+        pytest.skip(f"{', '.join(missing)} not installed: pip install 'gln-jax[notebooks]'")
     reason = _mnist_missing()
     if reason:
         pytest.skip(reason)
@@ -106,6 +161,8 @@ def test_notebook_runs_in_small_data_mode(name, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", INLINE_BACKEND)  # figures come back as image/png outputs
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    if name == "03_backends":
+        notebook.cells.append(nbformat.v4.new_code_cell(PROBE_03))
     client = nbclient.NotebookClient(
         notebook,
         timeout=600,
@@ -124,6 +181,7 @@ def test_notebook_runs_in_small_data_mode(name, monkeypatch):
     ]
     assert not errors
     if name == "03_backends":
+        check_backends_notebook(_probe(cells))
         chart = [cell for cell in cells if "speed-chart" in cell.metadata.get("tags", [])]
         assert len(chart) == 1
         if os.environ.get("GLN_JAX_BENCHMARK_JSON") or BENCHMARK_JSON.is_file():

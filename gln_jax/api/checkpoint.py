@@ -1,6 +1,6 @@
 """Portable checkpoints: one ``.npz`` file any backend can write and any backend can read.
 
-Layout (``np.load(path, allow_pickle=False)`` reads it; nothing in it is ever executed):
+Layout (a zip archive of ``.npy`` members; nothing in it is ever executed or unpickled):
 
 - ``config``: a JSON string with ``format_version``, every :class:`~gln_jax.GLNConfig` field,
   ``learning_rate`` (a float, or ``null`` when the model used a schedule) and
@@ -10,13 +10,21 @@ Layout (``np.load(path, allow_pickle=False)`` reads it; nothing in it is ever ex
 
 A ``base_predictor`` or a learning-rate schedule is code, so it is not stored: pass it again
 when loading.
+
+Loading trusts nothing: only a regular file is opened; every member must be one the stored
+config expects (:func:`expected_members`), anything else is refused unread; each member's
+``.npy`` header is read and its dtype and shape checked before any data, and no more than the
+expected number of bytes is ever decompressed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
+import time
 import zipfile
 from typing import NamedTuple
 
@@ -26,6 +34,13 @@ from gln_jax.core.types import GLNConfig, GLNState, LayerState, make_config
 
 FORMAT_VERSION = 1
 _FIELDS = LayerState._fields
+#: Longest ``config`` JSON accepted, in characters (a real one is well under 1,000).
+MAX_CONFIG_CHARS = 1 << 16
+#: Largest step a checkpoint may hold: the state's ``step`` is int32 in every backend.
+MAX_STEP = np.iinfo(np.int32).max
+#: A temporary file of ours (``.gln-*.npz.tmp``) untouched this long is a killed save's.
+STALE_TEMPORARY_SECONDS = 15 * 60
+_TEMPORARY = re.compile(r"\.gln-[A-Za-z0-9_]+\.npz\.tmp")
 
 
 class Checkpoint(NamedTuple):
@@ -48,6 +63,21 @@ def expected_shapes(config: GLNConfig) -> list[dict[str, tuple[int, ...]]]:
         }
         for k, inputs in zip(config.layer_sizes, config.layer_input_sizes(), strict=True)
     ]
+
+
+def expected_members(config: GLNConfig) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Every array member a checkpoint of ``config`` holds besides ``config`` and ``step``.
+
+    Returns:
+        ``{member name: (dtype, shape)}``; a member not listed here is refused unread, so a
+        field added to the format is one entry here (and one in :func:`save_checkpoint`).
+    """
+    dtype = np.dtype(config.dtype)
+    return {
+        f"layers/{i}/{field}": (dtype, shape)
+        for i, shapes in enumerate(expected_shapes(config))
+        for field, shape in shapes.items()
+    }
 
 
 def save_checkpoint(
@@ -79,14 +109,74 @@ def save_checkpoint(
             arrays[f"layers/{i}/{field}"] = np.asarray(getattr(layer, field))
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gln-", suffix=".npz.tmp", dir=directory)
+    _remove_stale_temporaries(directory)
+    fd, tmp = _create_temporary(directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+    _fsync_directory(directory)
+
+
+def _create_temporary(directory: str) -> tuple[int, str]:
+    """Creates ``directory/.gln-<random>.npz.tmp``; returns ``(descriptor, path)``.
+
+    Opened with mode ``0o666`` so that the kernel applies the umask (and any default ACL), as a
+    plain ``open`` would: ``tempfile.mkstemp`` would make every checkpoint ``0o600``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".gln-{secrets.token_hex(8)}.npz.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {directory!r}")
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Deletes our own temporaries (``.gln-*.npz.tmp``) left in ``directory`` by killed saves.
+
+    Only regular files of this user, untouched for :data:`STALE_TEMPORARY_SECONDS`, so that a
+    save in progress in another process is left alone. Failures are ignored: this is tidying.
+    """
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not _TEMPORARY.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if (
+                stat.S_ISREG(info.st_mode)
+                and (not hasattr(os, "getuid") or info.st_uid == os.getuid())
+                and now - info.st_mtime > STALE_TEMPORARY_SECONDS
+            ):
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
+def _fsync_directory(directory: str) -> None:
+    """Makes the rename durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _bad(path, why: str) -> ValueError:
@@ -104,68 +194,162 @@ def load_checkpoint(path) -> Checkpoint:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a truncated, corrupt or foreign file, an unknown ``format_version``, or
-            arrays that do not match the stored config.
+        ValueError: not a regular file; a truncated, corrupt or foreign file; an unknown
+            ``format_version``; an unexpected member; a member whose dtype, shape or values do
+            not match the stored config; a ``step`` outside ``[0, 2**31 - 1]``.
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}")
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-            contents = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
-        raise _bad(path, f"cannot read it as an .npz archive ({err})") from err
-    if "config" not in contents or "step" not in contents:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}") from None
+    except OSError as err:
+        raise _bad(path, f"cannot stat it ({err})") from err
+    if not stat.S_ISREG(info.st_mode):
+        raise _bad(path, "it is not a regular file (a directory, FIFO, socket or device)")
+    try:  # O_NONBLOCK: should a FIFO replace the file meanwhile, open does not block on it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as err:
+        raise _bad(path, f"cannot open it ({err})") from err
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise _bad(path, "it is not a regular file (a directory, FIFO, socket or device)")
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
+            raise _bad(path, f"cannot read it as an .npz archive ({err})") from err
+        with archive:
+            return _read_archive(path, archive)
+
+
+def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
+    members = {}
+    for item in archive.infolist():
+        if not item.filename.endswith(".npy") or item.is_dir():
+            raise _bad(path, f"member {item.filename!r} is not an .npy array")
+        name = item.filename[: -len(".npy")]
+        if name in members:
+            raise _bad(path, f"member {item.filename!r} appears twice")
+        members[name] = item
+    if "config" not in members or "step" not in members:
         raise _bad(path, "it has no 'config' or 'step' entry")
-    try:
-        meta = json.loads(str(contents["config"]))
-        version = meta.pop("format_version")
-        learning_rate = meta.pop("learning_rate")
-        has_base_predictor = bool(meta.pop("has_base_predictor"))
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise _bad(path, f"its config is not the expected JSON ({err})") from err
-    if version != FORMAT_VERSION:
+    text = _read_member(path, archive, members["config"], "config", _is_config, ())
+    meta = _parse_meta(path, str(text[()]))
+    version = meta.pop("format_version")
+    learning_rate = meta.pop("learning_rate")
+    has_base_predictor = meta.pop("has_base_predictor")
+    if version != FORMAT_VERSION or isinstance(version, bool):
         raise _bad(path, f"format_version {version!r}; this gln-jax reads {FORMAT_VERSION}")
+    if not isinstance(has_base_predictor, bool):
+        raise _bad(path, f"has_base_predictor {has_base_predictor!r} is not true or false")
     try:
         config = make_config(**meta)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise _bad(path, f"its config is invalid ({err})") from err
     if learning_rate is not None and not (
-        isinstance(learning_rate, (int, float)) and np.isfinite(learning_rate) and learning_rate > 0
+        isinstance(learning_rate, (int, float))
+        and not isinstance(learning_rate, bool)
+        and np.isfinite(learning_rate)
+        and learning_rate > 0
     ):
         raise _bad(path, f"learning_rate {learning_rate!r} is not a positive float")
-    step = contents["step"]
-    if step.shape != () or not np.issubdtype(step.dtype, np.integer) or step < 0:
-        raise _bad(path, "'step' is not a non-negative integer scalar")
-    layers = []
-    for i, shapes in enumerate(expected_shapes(config)):
-        fields = {}
-        for field, shape in shapes.items():
-            key = f"layers/{i}/{field}"
-            if key not in contents:
-                raise _bad(path, f"missing array {key!r}")
-            array = contents[key]
-            if array.shape != shape or array.dtype != np.dtype(config.dtype):
-                raise _bad(
-                    path,
-                    f"{key!r} has shape {array.shape} and dtype {array.dtype}, its config needs "
-                    f"{shape} and {config.dtype}",
-                )
-            if not np.isfinite(array).all():
-                raise _bad(path, f"{key!r} contains NaN or inf")
-            if field == "weights" and np.abs(array).max() > config.weight_clipping:
-                raise _bad(
-                    path,
-                    f"{key!r} holds weights outside [-weight_clipping, "
-                    f"weight_clipping] = ±{config.weight_clipping}",
-                )
-            fields[field] = array
-        layers.append(LayerState(**fields))
-    extra = (
-        set(contents)
-        - {"config", "step"}
-        - {f"layers/{i}/{f}" for i in range(len(layers)) for f in _FIELDS}
-    )
-    if extra:
+    expected = expected_members(config)
+    extra = set(members) - {"config", "step"} - set(expected)
+    if extra:  # refused before reading anything else
         raise _bad(path, f"unexpected entries {sorted(extra)}")
-    state = GLNState(layers=tuple(layers), step=np.asarray(step, np.int32))
+    step = _read_step(path, archive, members["step"])
+    arrays = {}
+    for key, (dtype, shape) in expected.items():
+        if key not in members:
+            raise _bad(path, f"missing array {key!r}")
+        array = _read_member(path, archive, members[key], key, lambda d, t=dtype: d == t, shape)
+        if not np.isfinite(array).all():
+            raise _bad(path, f"{key!r} contains NaN or inf")
+        if key.endswith("/weights") and np.abs(array).max() > config.weight_clipping:
+            raise _bad(
+                path,
+                f"{key!r} holds weights outside [-weight_clipping, "
+                f"weight_clipping] = ±{config.weight_clipping}",
+            )
+        arrays[key] = array
+    layers = tuple(
+        LayerState(**{field: arrays[f"layers/{i}/{field}"] for field in _FIELDS})
+        for i in range(len(config.layer_sizes))
+    )
+    state = GLNState(layers=layers, step=np.asarray(step, np.int32))
     return Checkpoint(config, state, learning_rate, has_base_predictor)
+
+
+def _is_config(dtype: np.dtype) -> bool:
+    return dtype.kind == "U" and dtype.itemsize // 4 <= MAX_CONFIG_CHARS
+
+
+def _parse_meta(path, text: str) -> dict:
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise _bad(path, f"its config is not the expected JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise _bad(
+            path, f"its config is not the expected JSON (an object; got {type(meta).__name__})"
+        )
+    needed = ("format_version", "learning_rate", "has_base_predictor")
+    missing = [key for key in needed if key not in meta]
+    if missing:
+        raise _bad(path, f"its config is not the expected JSON (no {', '.join(missing)})")
+    return meta
+
+
+def _read_step(path, archive: zipfile.ZipFile, item: zipfile.ZipInfo) -> int:
+    """The stored step as a Python int, range-checked before any conversion."""
+    array = _read_member(
+        path, archive, item, "step", lambda d: d.kind in "iu" and d.itemsize <= 8, ()
+    )
+    value = int(array[()])  # exact: a Python int of an int64 or uint64 never wraps
+    if not 0 <= value <= MAX_STEP:
+        raise _bad(path, f"'step' is {value}, outside [0, {MAX_STEP}]")
+    return value
+
+
+def _read_member(
+    path, archive: zipfile.ZipFile, item: zipfile.ZipInfo, key: str, dtype_ok, shape
+) -> np.ndarray:
+    """One ``.npy`` member: header checked first, then at most the expected bytes read.
+
+    Args:
+        path: the checkpoint (for messages).
+        archive: the open archive.
+        item: the member.
+        key: its name without ``.npy`` (for messages).
+        dtype_ok: predicate on the header's dtype.
+        shape: the shape the member must have.
+    """
+    try:
+        with archive.open(item) as stream:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                header = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            stored_shape, fortran_order, dtype = header
+            if dtype.hasobject or not dtype_ok(dtype) or tuple(stored_shape) != tuple(shape):
+                raise _bad(
+                    path,
+                    f"{key!r} has shape {tuple(stored_shape)} and dtype {dtype}, which its "
+                    f"config does not allow (shape {tuple(shape)})",
+                )
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if item.file_size > stream.tell() + nbytes:
+                raise _bad(path, f"{key!r} holds more bytes than its shape and dtype need")
+            data = stream.read(nbytes + 1)  # never decompresses more than one byte too many
+    except ValueError as err:
+        if "not a valid gln-jax checkpoint" in str(err):
+            raise
+        raise _bad(path, f"{key!r} is not a valid .npy array ({err})") from err
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
+        raise _bad(path, f"cannot read {key!r} ({err})") from err
+    if len(data) != nbytes:
+        raise _bad(path, f"{key!r} holds {len(data)} bytes of data, its shape needs {nbytes}")
+    array = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+    return np.array(array, dtype.newbyteorder("=") if dtype.kind in "iuf" else dtype)

@@ -7,8 +7,9 @@ uint32, then the data in C order. Files may be gzip-compressed; checksums are al
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import itertools
+import os
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -16,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 GZIP_MAGIC = b"\x1f\x8b"
+_READ_CHUNK = 1 << 20
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
@@ -61,15 +63,103 @@ class IDXFile(NamedTuple):
     md5: str
     shape: tuple[int, ...]
 
+    @property
+    def size(self) -> int:
+        """Bytes of the uncompressed file: the IDX header plus ``uint8`` data of ``shape``."""
+        return idx_size(self.shape)
 
-def decompress(data: bytes, *, name: str = "<bytes>") -> bytes:
-    """Returns ``data`` gunzipped when it starts with the gzip magic number, else unchanged."""
-    if not data.startswith(GZIP_MAGIC):
-        return data
+
+def idx_size(shape: tuple[int, ...], itemsize: int = 1) -> int:
+    """Bytes of an uncompressed IDX file holding an array of ``shape`` and ``itemsize``."""
+    return 4 + 4 * len(shape) + int(np.prod(shape, dtype=np.int64)) * itemsize
+
+
+def max_stored_size(size: int) -> int:
+    """The most bytes a file of ``size`` uncompressed bytes may take on disk or on the wire.
+
+    Gzip can grow incompressible data by a few bytes per 16 KiB block plus its header and
+    trailer; this bound is generous (1% and 64 KiB) and still stops an endless body early.
+    """
+    return size + size // 100 + (64 << 10)
+
+
+def decompress(data: bytes, *, name: str = "<bytes>", max_size: int | None = None) -> bytes:
+    """Returns ``data`` gunzipped when it starts with the gzip magic number, else unchanged.
+
+    Args:
+        data: the file's bytes.
+        name: what error messages call the file.
+        max_size: refuse (:class:`IDXError`) content longer than this many bytes, without ever
+            inflating more than ``max_size + 1`` bytes (a gzip bomb costs nothing).
+    """
+    return _inflate(iter([data]), name=name, max_size=max_size)
+
+
+def read_content(path, *, max_size: int | None = None) -> bytes:
+    """A file's uncompressed content, gzipped or not, streamed and capped at ``max_size``.
+
+    Neither the file nor its inflated content is ever held beyond ``max_size`` (plus the
+    gzip overhead of :func:`max_stored_size`): an oversized plain file is refused from its
+    size, a gzip bomb after inflating ``max_size + 1`` bytes.
+
+    Raises:
+        IDXError: the content is longer than ``max_size`` or the gzip stream is broken.
+    """
+    path = Path(path)
+    with open(path, "rb") as source:
+        if max_size is not None:
+            stored = os.fstat(source.fileno()).st_size
+            if stored > max_stored_size(max_size):
+                raise IDXError(
+                    f"{path}: {stored} bytes on disk, more than a file of {max_size} bytes "
+                    "can take; wrong file"
+                )
+        chunks = iter(lambda: source.read(_READ_CHUNK), b"")
+        return _inflate(chunks, name=str(path), max_size=max_size)
+
+
+def _inflate(chunks, *, name: str, max_size: int | None) -> bytes:
+    """Joins ``chunks``, gunzipping them (every gzip member) if they start with the magic."""
+    first = next(chunks, b"")
+    if not first.startswith(GZIP_MAGIC):
+        out = bytearray(first)
+        for chunk in chunks:
+            if max_size is not None and len(out) > max_size:
+                break
+            out += chunk
+        _check_size(out, name, max_size)
+        return bytes(out)
+    limit = None if max_size is None else max_size + 1
+    out = bytearray()
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as err:
+        for chunk in itertools.chain([first], chunks):
+            pending = chunk
+            while pending:
+                if inflater.eof:  # another gzip member follows, as gzip.decompress allows
+                    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                room = 0 if limit is None else limit - len(out)  # >= 1: 0 would mean no limit
+                out += inflater.decompress(pending, room)
+                _check_size(out, name, max_size)
+                pending = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+        if not inflater.eof:
+            out += inflater.flush()
+            _check_size(out, name, max_size)
+    except zlib.error as err:
         raise IDXError(f"{name}: broken or truncated gzip stream ({err})") from err
+    if not inflater.eof:
+        raise IDXError(
+            f"{name}: broken or truncated gzip stream (it ends before its end-of-stream marker)"
+        )
+    return bytes(out)
+
+
+def _check_size(out, name: str, max_size: int | None) -> None:
+    if max_size is not None and len(out) > max_size:
+        raise IDXError(
+            f"{name}: content longer than the {max_size} bytes expected (a gzip bomb or the "
+            "wrong file); stopped reading"
+        )
 
 
 def parse_idx(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
@@ -135,7 +225,7 @@ def read_idx(path, *, md5: str | None = None, shape: tuple[int, ...] | None = No
         >>> images = read_idx("t10k-images-idx3-ubyte.gz")  # doctest: +SKIP
     """
     path = Path(path)
-    data = decompress(path.read_bytes(), name=str(path))
+    data = read_content(path, max_size=None if shape is None else idx_size(tuple(shape), 8))
     if md5 is not None and (actual := content_md5(data)) != md5:
         raise ChecksumError(path, md5, actual)
     array = parse_idx(data, name=str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -13,6 +14,7 @@ import numpy as np
 
 from gln_jax.data import registry as datasets
 from gln_jax.data.deskew import DESKEW_VERSION, deskew
+from gln_jax.data.download import cache_lock
 
 
 def get_mnist(
@@ -25,6 +27,7 @@ def get_mnist(
     mirrors=None,
     timeout: float = datasets.DEFAULT_TIMEOUT,
     retries: int = datasets.DEFAULT_RETRIES,
+    deadline: float | None = datasets.DEFAULT_DEADLINE,
     progress: bool = True,
 ):
     """MNIST (or Fashion-MNIST) as flat float32 arrays, deskewed by default.
@@ -32,8 +35,9 @@ def get_mnist(
     The four IDX files are looked up in ``data_dir``, then ``$GLN_JAX_DATA_DIR``, then the user
     cache (downloaded there when missing) and verified against their canonical checksums; see
     :mod:`gln_jax.data.registry`. Deskewed images are cached as ``.npz`` in the user cache, keyed
-    by the dataset and its checksums, so only the first call pays for deskewing; nothing is
-    ever written into a data directory.
+    by the dataset and its checksums, so only the first call pays for deskewing; a cache file
+    whose arrays have the wrong shape or dtype, or values outside ``[0, 1]`` (NaN included), is
+    rebuilt. Nothing is ever written into a data directory, and no lock file is left behind.
 
     Args:
         deskewed: apply :func:`deskew` to every image.
@@ -44,6 +48,7 @@ def get_mnist(
         mirrors: base URLs replacing the dataset's default mirrors.
         timeout: seconds per blocking socket operation while downloading.
         retries: extra attempts per mirror after a transient failure.
+        deadline: seconds for each file's download, every mirror and retry together.
         progress: show tqdm progress bars (download, deskew).
 
     Returns:
@@ -63,6 +68,7 @@ def get_mnist(
         mirrors=mirrors,
         timeout=timeout,
         retries=retries,
+        deadline=deadline,
         progress=progress,
     )
     for name in ("train_images", "test_images"):
@@ -96,20 +102,17 @@ def _deskewed(data: datasets.LoadedDataset, dataset: str, cache: Path, progress:
     cached = _read_cache(path, shapes)
     if cached is not None:
         return cached
-    try:
-        from filelock import FileLock
-
-        cache.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path) + ".lock")
-        lock.acquire()
-    except OSError as err:
-        warnings.warn(
-            f"cannot write the deskew cache in {cache} ({err}); deskewing without caching",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return _compute(data, progress)
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(cache_lock(str(path) + ".lock"))  # removed on release
+        except OSError as err:
+            warnings.warn(
+                f"cannot write the deskew cache in {cache} ({err}); deskewing without caching",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return _compute(data, progress)
         cached = _read_cache(path, shapes)  # another process may have written it meanwhile
         if cached is not None:
             return cached
@@ -123,8 +126,6 @@ def _deskewed(data: datasets.LoadedDataset, dataset: str, cache: Path, progress:
                 stacklevel=3,
             )
         return arrays
-    finally:
-        lock.release()
 
 
 def _write_cache(path: Path, arrays) -> None:
@@ -147,7 +148,11 @@ def _compute(data: datasets.LoadedDataset, progress: bool):
 
 
 def _read_cache(path: Path, shapes):
-    """The cached ``(X_train, X_test)`` if ``path`` holds them intact, else ``None``."""
+    """The cached ``(X_train, X_test)`` if ``path`` holds them intact, else ``None``.
+
+    Intact: both arrays of the expected shapes, float32, every value in ``[0, 1]`` (which
+    excludes NaN and inf), as :func:`deskew` returns them.
+    """
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = archive["X_train"], archive["X_test"]
@@ -155,4 +160,6 @@ def _read_cache(path: Path, shapes):
         return None
     if [a.shape for a in arrays] != shapes or any(a.dtype != np.float32 for a in arrays):
         return None
+    if not all(a.size == 0 or (a.min() >= 0.0 and a.max() <= 1.0) for a in arrays):
+        return None  # NaN fails both comparisons
     return arrays

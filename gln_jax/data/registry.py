@@ -13,8 +13,11 @@ bytes is accepted and anything else is refused. Files are looked up, one by one,
 
 and a file found nowhere is downloaded into the user cache from a list of public mirrors.
 Downloads go to a temporary file that is renamed into place only once its uncompressed content
-verifies, under a lock file, so neither a partial download nor a concurrent one is ever seen.
-Data directories are only read, never written.
+verifies, under a lock file, so neither a partial download nor a concurrent one is ever seen;
+each is capped at the size its file can take and bounded by an overall deadline. Files are
+inflated as a stream with a cap at their expected size, so a gzip bomb costs nothing. A copy
+in the download cache that fails to verify is downloaded again (``download=True``) or named in
+the error with the advice to delete it. Data directories are only read, never written.
 
 Only the standard library, NumPy and ``filelock`` are used; nothing here needs a network unless
 a file is missing.
@@ -30,6 +33,7 @@ import numpy as np
 
 from gln_jax.data.download import (
     DEFAULT_BACKOFF,
+    DEFAULT_DEADLINE,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     ENV_DATA_DIR,
@@ -43,13 +47,16 @@ from gln_jax.data.idx import (
     content_md5,
     decompress,
     find_file,
+    max_stored_size,
     parse_idx,
+    read_content,
     read_idx,
 )
 
 __all__ = [
     "DATASETS",
     "DEFAULT_BACKOFF",
+    "DEFAULT_DEADLINE",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
     "ENV_DATA_DIR",
@@ -65,7 +72,9 @@ __all__ = [
     "find_file",
     "get_spec",
     "load_dataset",
+    "max_stored_size",
     "parse_idx",
+    "read_content",
     "read_idx",
     "register_dataset",
     "search_dirs",
@@ -251,12 +260,14 @@ def load_dataset(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
+    deadline: float | None = DEFAULT_DEADLINE,
     progress: bool = True,
 ) -> LoadedDataset:
     """Finds (downloading if needed), verifies and parses the four files of a dataset.
 
     A file whose content is another registered dataset's file of the same name (MNIST found
-    while looking for Fashion-MNIST) is passed over; any other mismatch is an error.
+    while looking for Fashion-MNIST) is passed over; a copy in the download cache that fails
+    to verify is downloaded again when ``download`` is true; any other mismatch is an error.
 
     Args:
         dataset: registry name, ``"mnist"`` or ``"fashion"``.
@@ -267,6 +278,7 @@ def load_dataset(
         timeout: seconds per blocking socket operation.
         retries: extra attempts per mirror after a transient failure.
         backoff: seconds before the first retry, doubled for each further one.
+        deadline: seconds for each file's download, every mirror and retry together.
         progress: show tqdm progress bars while downloading.
 
     Returns:
@@ -281,7 +293,7 @@ def load_dataset(
     dirs = search_dirs(dataset, data_dir, cache_dir)
     arrays, md5s, paths = [], [], []
     for file in spec.files:
-        array, path = _load_file(spec, file, dirs)
+        array, path = _load_file(spec, file, dirs, download)
         if array is None:
             if not download:
                 raise FileNotFoundError(
@@ -295,6 +307,7 @@ def load_dataset(
                 timeout=timeout,
                 retries=retries,
                 backoff=backoff,
+                deadline=deadline,
                 progress=progress,
             )
             array = read_idx(path, md5=file.md5, shape=file.shape)
@@ -306,18 +319,30 @@ def load_dataset(
     return LoadedDataset(*arrays, md5s=tuple(md5s), paths=tuple(paths))
 
 
-def _load_file(spec: DatasetSpec, file: IDXFile, dirs: list[Path]):
-    """``(array, path)`` of the first verified copy of ``file`` in ``dirs``, or ``(None, None)``."""
+def _load_file(spec: DatasetSpec, file: IDXFile, dirs: list[Path], download: bool):
+    """``(array, path)`` of the first verified copy of ``file`` in ``dirs``, or ``(None, None)``.
+
+    ``(None, None)`` too when the copy in the download cache (``dirs[-1]``) fails to verify
+    and ``download`` is true: :func:`download_file` then replaces it.
+    """
     for directory in dirs:
         path = find_file(directory, file.name)
         if path is None:
             continue
-        data = decompress(path.read_bytes(), name=str(path))
+        in_cache = directory == dirs[-1]
+        hint = f"delete {path} (or pass download=True) to download it again" if in_cache else ""
+        try:
+            data = read_content(path, max_size=file.size)
+        except IDXError as err:
+            if in_cache and download:
+                return None, None
+            raise IDXError(f"{err}; {hint}" if hint else str(err)) from err
         digest = content_md5(data)
         if digest != file.md5:
             if _owner(file, digest, spec.name) is not None:
                 continue  # a sibling dataset's file (MNIST where Fashion was looked for)
-            hint = "delete it to download it again" if directory == dirs[-1] else ""
+            if in_cache and download:
+                return None, None
             raise ChecksumError(path, file.md5, digest, hint)
         array = parse_idx(data, name=str(path))
         if array.shape != tuple(file.shape):

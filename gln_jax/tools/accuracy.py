@@ -37,15 +37,21 @@ LABELS = {
 README_START, README_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 
 
-def digit3_readme_loop(data, *, backend="jax", seed=0, progress=False, **settings):
-    """The original README's digit-3 flow; returns ``(accuracy %, test predictions)``."""
+def digit3_readme_loop(
+    data, *, backend="jax", seed=0, progress=False, layer_sizes=(4, 4, 1), **settings
+):
+    """The original README's digit-3 flow; returns ``(accuracy %, test predictions)``.
+
+    ``layer_sizes`` and ``settings`` (GLN keyword arguments) change the model, e.g. to measure
+    the degenerate baselines ``layer_sizes=(1,)`` or ``context_map_size=0``.
+    """
     from tqdm.auto import tqdm
 
     from gln_jax import GLN
 
     X_train, y_train, X_test, y_test = data
     y_train_3, y_test_3 = y_train == 3, y_test == 3
-    model = GLN(backend, [4, 4, 1], X_train.shape[1], seed=seed, **settings)
+    model = GLN(backend, list(layer_sizes), X_train.shape[1], seed=seed, **settings)
     for n in tqdm(range(X_train.shape[0]), desc=f"digit3 {backend}", disable=not progress):
         model.predict(X_train[n : n + 1], target=y_train_3[n : n + 1])
     preds = np.concatenate(
@@ -54,11 +60,15 @@ def digit3_readme_loop(data, *, backend="jax", seed=0, progress=False, **setting
     return 100.0 * float(np.mean(preds == y_test_3)), preds
 
 
-def ten_class_evaluate(data, *, backend="jax", seed=0, progress=False, **settings):
+def ten_class_evaluate(
+    data, *, backend="jax", seed=0, progress=False, layer_sizes=(4, 4, 1), **settings
+):
     """``evaluate_mnist`` with 10 classes at batch size 4; returns the accuracy in %."""
     from gln_jax import GLN, utils
 
-    model = GLN(backend, [4, 4, 1], data[0].shape[1], num_classes=10, seed=seed, **settings)
+    model = GLN(
+        backend, list(layer_sizes), data[0].shape[1], num_classes=10, seed=seed, **settings
+    )
     return utils.evaluate_mnist(model, batch_size=4, seed=seed, data=data, progress=progress)
 
 

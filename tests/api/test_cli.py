@@ -14,6 +14,25 @@ needs_mnist = pytest.mark.skipif(
 )
 
 
+def majority_percent(limit: int, digit: int | None = None, seed: int = 0) -> float:
+    """Accuracy (%) of always answering the commonest label on the command line's test slice.
+
+    The slice is the command line's: ``default_rng(seed)`` permutes the training set, then the
+    test set, and ``--limit`` keeps the first ``limit`` test examples.
+    """
+    import numpy as np
+
+    from gln_jax.data import registry as datasets
+
+    labels = datasets.load_dataset("mnist", download=False).test_labels.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    rng.permutation(60000)
+    labels = labels[rng.permutation(len(labels))[:limit]]
+    if digit is not None:
+        labels = (labels == digit).astype(np.int64)
+    return 100.0 * float(np.mean(labels == np.bincount(labels).argmax()))
+
+
 @needs_mnist
 def test_main_trains_evaluates_and_saves(tmp_path, capsys):
     path = tmp_path / "model.npz"
@@ -23,7 +42,8 @@ def test_main_trains_evaluates_and_saves(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     accuracy = float(out.split("test accuracy: ")[1].split("%")[0])
-    assert 50.0 < accuracy <= 100.0  # 600 examples of 10 classes learn far beyond chance
+    # Measured 56.2% where the commonest class scores 12.5%.
+    assert majority_percent(600) + 30.0 < accuracy <= 100.0
     assert "samples/s" in out and "batch size 4" in out
     model = GLN.load(path)
     assert model.config.num_classes == 10 and model.step == 600
@@ -56,7 +76,9 @@ def test_main_binary_digit_through_python_m(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "task: digit 3 vs rest" in proc.stdout
     accuracy = float(proc.stdout.split("test accuracy: ")[1].split("%")[0])
-    assert accuracy > 85.0  # above always answering "not 3" on 500 shuffled test digits
+    # Measured 94.2%; always answering "not 3" scores 90.4% on this slice and one neuron
+    # (layer_sizes=[1]) 85.0%.
+    assert accuracy > majority_percent(500, digit=3) + 2.0
 
 
 def test_main_reports_missing_data_cleanly(tmp_path, capsys):

@@ -301,12 +301,21 @@ def test_a_corrupt_file_is_an_error_not_a_fallthrough(tiny, tmp_path):
     assert info.value.actual == md5(idx_bytes(broken))
 
 
-def test_a_corrupt_cached_file_says_how_to_recover(tiny):
+@pytest.mark.parametrize("damage", ["wrong content", "broken gzip"])
+def test_a_corrupt_cached_file_offline_names_it_and_says_to_delete_it(tiny, damage):
     _, arrays = tiny
     cache = write_files(datasets.user_cache_dir("tiny"), arrays)
-    (cache / f"{NAMES[3]}.gz").write_bytes(gzip.compress(idx_bytes(arrays[3][:-1])))
-    with pytest.raises(datasets.ChecksumError, match="delete it to download it again"):
+    bad = cache / f"{NAMES[3]}.gz"
+    packed = gzip.compress(idx_bytes(arrays[3]))
+    bad.write_bytes(
+        gzip.compress(idx_bytes(arrays[3][:-1])) if damage == "wrong content" else packed[:-9]
+    )
+    before = bad.read_bytes()
+    error = datasets.ChecksumError if damage == "wrong content" else datasets.IDXError
+    with pytest.raises(error) as info:
         datasets.load_dataset("tiny", download=False)
+    assert f"delete {bad} (or pass download=True) to download it again" in str(info.value)
+    assert bad.read_bytes() == before  # offline, nothing is touched
 
 
 def test_a_sibling_datasets_file_is_passed_over(tiny, tmp_path, monkeypatch):

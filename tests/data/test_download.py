@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -56,11 +58,18 @@ class Server:
     Behaviours: ``"ok"`` (200 with Content-Length), ``"slow"`` (the body in 8 parts, 0.1 s
     apart), ``"truncated"`` (announces the full length, sends half, closes), ``"hang"`` (sleeps
     past the client's timeout), ``"flaky"`` (500 for the first ``payload[0]`` hits, then
-    ``payload[1]``) and an int (that HTTP status).
+    ``payload[1]``), ``"trickle"`` (announces the full length, then one byte every 0.3 s),
+    ``"endless"`` (no Content-Length, 64 KiB chunks until the client leaves), ``"oversized"``
+    (announces and sends ``payload`` followed by 64 MiB of zeros) and an int (that HTTP
+    status). Every body ends within :data:`Server.SEND_LIMIT_S` seconds; the bytes sent per
+    path are counted in ``sent``.
     """
+
+    SEND_LIMIT_S = 20.0
 
     def __init__(self):
         self.routes, self.hits, self.lock = {}, Counter(), threading.Lock()
+        self.sent = Counter()
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -74,7 +83,7 @@ class Server:
                 behaviour, payload = owner.routes.get(self.path, (404, None))
                 try:
                     owner.respond(self, behaviour, payload, count)
-                except (BrokenPipeError, ConnectionResetError):
+                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                     pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -84,8 +93,41 @@ class Server:
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
-    @staticmethod
-    def respond(handler, behaviour, payload, count):
+    def write(self, handler, data: bytes) -> None:
+        handler.wfile.write(data)
+        handler.wfile.flush()
+        with self.lock:
+            self.sent[handler.path] += len(data)
+
+    def respond(self, handler, behaviour, payload, count):
+        stop = time.monotonic() + self.SEND_LIMIT_S
+        if behaviour == "trickle":
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            for byte in range(len(payload)):
+                if time.monotonic() > stop:
+                    break
+                self.write(handler, payload[byte : byte + 1])
+                time.sleep(0.3)
+            return
+        if behaviour == "endless":
+            handler.send_response(200)
+            handler.end_headers()  # no Content-Length: the body ends when the server closes
+            chunk = bytes(range(256)) * 256
+            while time.monotonic() < stop:
+                self.write(handler, chunk)
+            return
+        if behaviour == "oversized":
+            body = payload + bytes(64 << 20)
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            for start in range(0, len(body), 1 << 16):
+                if time.monotonic() > stop:
+                    break
+                self.write(handler, body[start : start + (1 << 16)])
+            return
         if behaviour == "flaky":
             failures, payload = payload
             behaviour = 500 if count <= failures else "ok"
@@ -145,10 +187,10 @@ def labels():
 
 
 def leftovers(directory: Path) -> list[str]:
-    """Files other than lock files: partial downloads or data."""
+    """Every file left in ``directory``: data, partial downloads, lock files."""
     if not directory.exists():
         return []
-    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
+    return sorted(p.name for p in directory.iterdir())
 
 
 def closed_port() -> int:
@@ -349,3 +391,157 @@ def test_two_processes_downloading_at_once_share_one_download(server, labels, tm
     assert server.hits[f"/m/{file.name}.gz"] == 1  # the second process waited and reused it
     assert leftovers(cache) == [f"{file.name}.gz"]
     assert datasets.read_idx(cache / f"{file.name}.gz", md5=file.md5).shape == (200,)
+
+
+# --- hostile servers and files (issue 9, items 16-20) ---------------------------------------
+
+
+def test_an_endless_body_is_cut_off_at_the_size_the_file_can_take(server, labels, tmp_path):
+    file, _ = labels
+    mirror = server.serve("m", file.name, "endless")
+    cap = datasets.max_stored_size(file.size)
+    start = time.monotonic()
+    with pytest.raises(datasets.DownloadError, match=f"longer than the {cap} bytes") as info:
+        datasets.download_file(file, tmp_path, [mirror], **FAST)
+    assert time.monotonic() - start < 5.0
+    assert "stopped reading" in str(info.value)
+    assert server.hits[f"/m/{file.name}.gz"] == 1  # not retried: the mirror is passed over
+    assert leftovers(tmp_path) == []
+
+
+def test_an_announced_oversized_body_is_refused_before_reading_it(server, labels, tmp_path):
+    file, data = labels
+    mirror = server.serve("m", file.name, "oversized", gzip.compress(data))
+    with pytest.raises(datasets.DownloadError, match="the server announces .* more than") as info:
+        datasets.download_file(file, tmp_path, [mirror], **FAST)
+    assert str(file.size) in str(info.value)
+    assert server.hits[f"/m/{file.name}.gz"] == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_a_trickling_server_is_stopped_by_the_overall_deadline(server, labels, tmp_path):
+    file, data = labels
+    mirror = server.serve("m", file.name, "trickle", gzip.compress(data))
+    start = time.monotonic()
+    with pytest.raises(datasets.DownloadError, match=r"within the deadline of 1.5 s"):
+        datasets.download_file(
+            file,
+            tmp_path,
+            [mirror],
+            timeout=1.0,
+            retries=3,
+            backoff=0.01,
+            deadline=1.5,
+            progress=False,
+        )
+    elapsed = time.monotonic() - start
+    assert elapsed < 3.0, elapsed  # deadline plus at most one read's timeout
+    assert server.hits[f"/m/{file.name}.gz"] == 1  # no retry after the deadline
+    assert leftovers(tmp_path) == []
+    with pytest.raises(ValueError, match="deadline must be a positive number"):
+        datasets.download_file(file, tmp_path, [mirror], deadline=0)
+
+
+def test_a_gzip_bomb_from_a_mirror_is_not_inflated_past_the_expected_size(server, labels, tmp_path):
+    file, data = labels
+    bomb = gzip.compress(data + bytes(48 << 20), compresslevel=9)  # within the download cap
+    assert len(bomb) < datasets.max_stored_size(file.size)
+    mirror = server.serve("m", file.name, "ok", bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(datasets.DownloadError, match="content longer than the"):
+            datasets.download_file(file, tmp_path, [mirror], **FAST)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+    assert leftovers(tmp_path) == []
+
+
+def test_a_corrupt_cached_file_is_downloaded_again(server, tiny_spec_registered, tmp_path):
+    arrays = tiny_spec_registered
+    for name, array in zip(NAMES, arrays, strict=True):
+        mirror = server.serve("m", name, "ok", gzip.compress(idx_bytes(array)))
+    cache = datasets.user_cache_dir("tiny")
+    cache.mkdir(parents=True)
+    for name, array in zip(NAMES, arrays, strict=True):
+        (cache / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(array)))
+    (cache / f"{NAMES[1]}.gz").write_bytes(gzip.compress(idx_bytes(arrays[1][::-1])))
+    (cache / f"{NAMES[2]}.gz").write_bytes(gzip.compress(idx_bytes(arrays[2]))[:-20])
+    data = datasets.load_dataset("tiny", mirrors=[mirror], **FAST)
+    np.testing.assert_array_equal(data.train_labels, arrays[1])
+    np.testing.assert_array_equal(data.test_images, arrays[2])
+    assert server.hits == Counter({f"/m/{NAMES[1]}.gz": 1, f"/m/{NAMES[2]}.gz": 1})
+    assert leftovers(cache) == sorted(f"{n}.gz" for n in NAMES)
+    for file in datasets.DATASETS["tiny"].files:  # the cache now verifies
+        datasets.read_idx(cache / f"{file.name}.gz", md5=file.md5, shape=file.shape)
+
+
+def test_a_corrupt_file_in_a_data_dir_is_never_replaced(server, tiny_spec_registered, tmp_path):
+    arrays = tiny_spec_registered
+    for name, array in zip(NAMES, arrays, strict=True):
+        mirror = server.serve("m", name, "ok", gzip.compress(idx_bytes(array)))
+        (tmp_path / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(array)))
+    bad = tmp_path / f"{NAMES[1]}.gz"
+    bad.write_bytes(gzip.compress(idx_bytes(arrays[1][::-1])))
+    before = bad.read_bytes()
+    with pytest.raises(datasets.ChecksumError, match=str(bad)):
+        datasets.load_dataset("tiny", tmp_path, mirrors=[mirror], **FAST)
+    assert bad.read_bytes() == before and sum(server.hits.values()) == 0
+
+
+@pytest.mark.parametrize(
+    ("mebibytes", "match"),
+    [(48, "content longer than the {size} bytes expected"), (96, "bytes on disk, more than")],
+)
+def test_a_gzip_bomb_in_a_data_dir_is_refused_without_inflating_it(
+    tiny_spec_registered, tmp_path, mebibytes, match
+):
+    arrays = tiny_spec_registered
+    for name, array in zip(NAMES, arrays, strict=True):
+        (tmp_path / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(array)))
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [squeeze.compress(idx_bytes(arrays[0]))]
+    parts += [squeeze.compress(bytes(1 << 20)) for _ in range(mebibytes)]  # zeros
+    bomb = tmp_path / f"{NAMES[0]}.gz"
+    bomb.write_bytes(b"".join(parts) + squeeze.flush())
+    file = datasets.DATASETS["tiny"].train_images
+    assert bomb.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(datasets.IDXError, match=match.format(size=file.size)) as info:
+            datasets.load_dataset("tiny", tmp_path, download=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(bomb) in str(info.value)
+    assert peak < 8 << 20, peak  # the old reader inflated all of it
+
+
+def test_offline_get_mnist_leaves_no_lock_file(tiny_spec_registered, tmp_path):
+    offline = [f"http://127.0.0.1:{closed_port()}/a/"]
+    for deskewed in (False, True):
+        with pytest.raises(datasets.DownloadError):
+            utils.get_mnist(deskewed, dataset="tiny", mirrors=offline, progress=False)
+        assert leftovers(datasets.user_cache_dir("tiny")) == []
+
+
+def test_a_lock_is_exclusive_and_its_file_is_removed(tmp_path):
+    from gln_jax.data.download import cache_lock
+
+    path = tmp_path / "x.lock"
+    order = []
+
+    def second():
+        with cache_lock(path):
+            order.append("second")
+
+    with cache_lock(path):
+        assert path.exists()
+        worker = threading.Thread(target=second)
+        worker.start()
+        worker.join(timeout=0.3)
+        assert worker.is_alive()  # waits for the first holder
+        order.append("first")
+    worker.join(timeout=5)
+    assert order == ["first", "second"] and not path.exists()

@@ -213,6 +213,25 @@ def test_a_corrupt_cache_file_is_recomputed(tiny, count_deskew):
     assert count_deskew == [15, 15]  # and rewritten intact
 
 
+@pytest.mark.parametrize("poison", [np.nan, 7.0, -0.5, np.inf])
+def test_a_cache_with_values_outside_0_1_is_rebuilt(tiny, count_deskew, poison):
+    first = utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
+    cache = datasets.user_cache_dir("tiny")
+    (path,) = cache.glob("deskewed-*.npz")
+    with np.load(path) as archive:
+        X_train, X_test = archive["X_train"].copy(), archive["X_test"]
+    X_train[3, 400] = poison  # right shapes and dtype, impossible value
+    with open(path, "wb") as handle:
+        np.savez(handle, X_train=X_train, X_test=X_test)
+    second = utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
+    assert count_deskew == [15, 15]
+    np.testing.assert_array_equal(second[0], first[0])
+    assert 0.0 <= second[0].min() and second[0].max() <= 1.0
+    utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
+    assert count_deskew == [15, 15]  # and rewritten intact
+    assert sorted(p.name for p in cache.iterdir()) == [path.name]  # no lock file left
+
+
 def test_an_unwritable_cache_warns_and_still_returns(tiny, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the cache directory should be")
@@ -232,7 +251,7 @@ def test_a_failed_cache_write_warns_and_leaves_no_partial_file(tiny, count_deske
         X_train, *_ = utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
     assert X_train.shape == (10, 784) and count_deskew == [15]
     cache = datasets.user_cache_dir("tiny")
-    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    assert list(cache.iterdir()) == []  # neither a partial file nor a lock file
 
 
 def test_importing_the_utilities_stays_cheap():
@@ -339,7 +358,10 @@ def test_evaluate_mnist_learns_on_a_slice_of_real_mnist():
     accuracy = utils.evaluate_mnist(
         model, batch_size=10, data=data, limit=(1000, 500), progress=False
     )
-    assert accuracy > 60.0  # chance is 10%
+    # Measured (seed 0): GLN 69.0%, one neuron per class (layer_sizes=[1]) 49.6%, majority
+    # class about 11%. No gating (context_map_size=0) reaches 68.4% on 1,000 examples: that
+    # gating matters is tested in tests/tools/test_accuracy.py, on more data.
+    assert accuracy > 60.0
     binary = GLN("jax", [4, 4, 1], 784, learning_rate=1e-3)
     accuracy = utils.evaluate_mnist(
         binary, batch_size=10, mnist_class=3, data=data, limit=(1000, 500), progress=False
@@ -385,4 +407,8 @@ def test_full_mnist_deskews_once_and_the_readme_flow_runs(count_deskew, monkeypa
     for n in range(0, 2000, 10):
         model_3.predict(X_train[n : n + 10], target=y_train[n : n + 10] == 3)
     preds = np.concatenate([model_3.predict(X_test[n : n + 100]) for n in range(0, 1000, 100)])
-    assert np.mean(preds == (y_test[:1000] == 3)) > 0.92
+    # Measured: 0.961; always "not 3" scores 0.893, one neuron (layer_sizes=[1]) 0.946. No
+    # gating scores 0.966 after 2,000 examples (tests/tools/test_accuracy.py tests gating).
+    majority = np.mean(y_test[:1000] != 3)
+    accuracy = np.mean(preds == (y_test[:1000] == 3))
+    assert accuracy > max(0.955, majority + 0.05), (accuracy, majority)

@@ -8,6 +8,7 @@ leaves the model as it was, and so does a training call that fails half-way.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from port_harness import BACKENDS, BY_NAME, PORTS, clean_examples, params
 import gln_jax
 from gln_jax.api import validation
 
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "initial_states.npz"
 SETUPS = {
     "binary": dict(layer_sizes=[4, 3], input_size=6, context_map_size=3, num_classes=2),
     "classes": dict(
@@ -157,17 +159,27 @@ def _compare(outputs, state, expected, num_classes: int):
 @pytest.mark.parametrize("setup", sorted(SETUPS))
 @pytest.mark.parametrize("backend", params(BACKENDS))
 def test_same_seed_same_initial_model_everywhere(backend, setup):
-    expected = gln_jax.GLN("jax", **SETUPS[setup], seed=9).reference_state()
+    """Every backend starts from the stored golden state (tests/golden/README.md)."""
+    with np.load(GOLDEN, allow_pickle=False) as golden:
+        expected = {key: golden[key] for key in golden.files if key.startswith(f"{setup}/")}
     models = [gln_jax.GLN(backend.name, **SETUPS[setup], seed=9)]
     if backend.name != "jax":
         models.append(backend.module().GLN(**SETUPS[setup], seed=9))
     for model in models:
         state = model.reference_state()
         assert int(state.step) == 0
-        for a, b in zip(state.layers, expected.layers, strict=True):
-            for field in gln_jax.LayerState._fields:
-                np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-                assert getattr(a, field).dtype == np.float32
+        got = {
+            f"{setup}/layers/{i}/{field}": np.asarray(getattr(layer, field))
+            for i, layer in enumerate(state.layers)
+            for field in gln_jax.LayerState._fields
+        }
+        assert sorted(got) == sorted(expected)
+        for key, value in got.items():
+            assert value.dtype == expected[key].dtype == np.float32, key
+            np.testing.assert_array_equal(value, expected[key], err_msg=key)
+    other = gln_jax.GLN(backend.name, **SETUPS[setup], seed=10).reference_state()
+    golden_planes = expected[f"{setup}/layers/0/hyperplanes"]
+    assert not np.array_equal(other.layers[0].hyperplanes, golden_planes)  # seeds matter
 
 
 @pytest.mark.parametrize("scheduled", [False, True], ids=["constant", "schedule"])

@@ -287,7 +287,10 @@ def test_tf_checkpoint_of_the_module_round_trips(backend, tmp_path):
     x, y = _model_data(30)
     model.fit(x, y)
     path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
-    other = gln_tf.GLN(**MODEL, seed=5)
+    other = gln_tf.GLN(**MODEL, seed=6)  # another seed: other gating, all of it restored
+    assert not np.array_equal(
+        other.reference_state().layers[0].hyperplanes, model.reference_state().layers[0].hyperplanes
+    )
     tf.train.Checkpoint(model=other).read(path).assert_consumed()
     np.testing.assert_array_equal(
         other.predict(x, return_probs=True).numpy(), model.predict(x, return_probs=True).numpy()

@@ -1,7 +1,34 @@
-"""README-level accuracy on canonical deskewed MNIST (slow: select with ``-m slow``).
+"""README-level accuracy on MNIST, and thresholds that tell a GLN from less.
 
-Thresholds are the acceptance figures of the project: one pass, ``[4, 4, 1]``, mean of three
-seeds, with the documented defaults and with the original code's settings.
+Slow tests (select with ``-m slow``) run the README's protocols on canonical deskewed MNIST:
+one pass, ``[4, 4, 1]``, mean of three seeds, with the documented defaults and with the
+original code's settings (:mod:`gln_jax.tools.accuracy`). Every threshold lies between what
+the GLN reaches and what two degenerate models reach, and the degenerate models are tested to
+fall below it:
+
+- no gating, ``context_map_size=0``: one weight vector per neuron, a stack of geometric
+  mixtures that ignores the side information;
+- one neuron per class, ``layer_sizes=[1]``: a single geometric mixture of the pixels.
+
+Measured on the shared 2-core machine (jax 0.10.2, CPU) with ``accuracy.digit3_readme_loop`` and
+``accuracy.ten_class_evaluate`` (``layer_sizes=(1,)`` or ``context_map_size=0`` passed through),
+accuracy in %, seeds 0, 1, 2 (the GLN's figures are the README table's):
+
+==================  ======================  ======================  ======================
+task, settings      GLN [4, 4, 1]           no gating               one neuron per class
+==================  ======================  ======================  ======================
+digit 3, defaults   98.68 98.49 98.30: 98.49  97.68 (seed 0)        98.38 97.96 98.06: 98.13
+digit 3, original   98.65 98.77 98.78: 98.73  96.44 (seed 0)        97.87 (seed 0)
+10 cl., defaults    94.53 94.92 94.79: 94.75  93.57 93.86 94.19: 93.87  93.70 94.05 94.12: 93.96
+10 cl., original    95.15 95.10 95.38: 95.21  86.48 91.18 90.58: 89.41  89.81 89.46 89.84: 89.70
+==================  ======================  ======================  ======================
+
+The margins at the documented defaults are small (about 0.2 points for digit 3, 0.4 for ten
+classes): one pass at ``learning_rate=1e-4`` leaves the gated model only a little ahead, so the
+degenerate models are run with all three seeds there and with seed 0 where the gap is wide.
+
+The default suite has a cheap sibling: a 5,000-example slice of raw MNIST (10 classes, the
+original settings, where gating matters most early on), measured the same way.
 """
 
 import os
@@ -13,13 +40,26 @@ import pytest
 from gln_jax.api import registry as backends
 from gln_jax.tools import accuracy
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.environ.get("GLN_JAX_DATA_DIR"), reason="GLN_JAX_DATA_DIR (local MNIST) is not set"
-    ),
-]
+MNIST_DIR = os.environ.get("GLN_JAX_DATA_DIR")
+needs_mnist = pytest.mark.skipif(not MNIST_DIR, reason="GLN_JAX_DATA_DIR (local MNIST) is not set")
 SEEDS = (0, 1, 2)
+#: Mean accuracy (%) over ``SEEDS`` that the GLN reaches and the degenerate models do not.
+THRESHOLDS = {
+    ("digit3", "defaults"): 98.3,
+    ("digit3", "original"): 98.4,
+    ("10class", "defaults"): 94.4,
+    ("10class", "original"): 94.9,
+}
+DEGENERATE = {
+    "no_gating": {"context_map_size": 0},
+    "one_neuron_per_class": {"layer_sizes": (1,)},
+}
+#: Seeds of the degenerate runs: all three where the margin is small, one where it is wide.
+DEGENERATE_SEEDS = {"defaults": SEEDS, "original": (0,)}
+PROTOCOLS = {
+    "digit3": lambda data, **kw: accuracy.digit3_readme_loop(data, **kw)[0],
+    "10class": accuracy.ten_class_evaluate,
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +69,24 @@ def mnist():
     return utils.get_mnist(progress=False)
 
 
-@pytest.mark.parametrize(("settings", "threshold"), [("defaults", 98.1), ("original", 98.4)])
-def test_digit3_readme_loop(mnist, settings, threshold):
-    runs = [
-        accuracy.digit3_readme_loop(mnist, seed=seed, **accuracy.SETTINGS[settings])[0]
-        for seed in SEEDS
-    ]
-    assert statistics.mean(runs) >= threshold, runs
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.parametrize(("protocol", "settings"), sorted(THRESHOLDS))
+def test_the_gln_reaches_the_threshold(mnist, protocol, settings):
+    runs = [PROTOCOLS[protocol](mnist, seed=seed, **accuracy.SETTINGS[settings]) for seed in SEEDS]
+    assert statistics.mean(runs) >= THRESHOLDS[protocol, settings], runs
 
 
-@pytest.mark.parametrize(("settings", "threshold"), [("defaults", 93.6), ("original", 94.9)])
-def test_ten_classes_evaluate_mnist_batch4(mnist, settings, threshold):
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.parametrize("variant", sorted(DEGENERATE))
+@pytest.mark.parametrize(("protocol", "settings"), sorted(THRESHOLDS))
+def test_degenerate_models_fall_below_the_threshold(mnist, protocol, settings, variant):
     runs = [
-        accuracy.ten_class_evaluate(mnist, seed=seed, **accuracy.SETTINGS[settings])
-        for seed in SEEDS
+        PROTOCOLS[protocol](mnist, seed=seed, **accuracy.SETTINGS[settings], **DEGENERATE[variant])
+        for seed in DEGENERATE_SEEDS[settings]
     ]
-    assert statistics.mean(runs) >= threshold, runs
+    assert statistics.mean(runs) < THRESHOLDS[protocol, settings], runs
 
 
 def _installed(name):
@@ -57,11 +99,62 @@ def _installed(name):
     return True
 
 
+@pytest.mark.slow
+@needs_mnist
 @pytest.mark.parametrize("backend", backends.canonical_names()[1:])
 def test_digit3_every_backend_agrees_with_the_reference(mnist, backend):
-    if not _installed(backend):
+    if not _installed(backend):  # a failure in CI (tests/conftest.py)
         pytest.skip(f"backend {backend!r} is not installed")
     reference, ref_preds = accuracy.digit3_readme_loop(mnist, seed=0)
     value, preds = accuracy.digit3_readme_loop(mnist, backend=backend, seed=0)
-    assert value >= 98.1
-    assert np.mean(preds == ref_preds) >= 0.999
+    assert value == reference >= THRESHOLDS["digit3", "defaults"]
+    # The README: "Digit-3 test predictions shared by jax, numpy, pytorch, tf: 10,000 of 10,000".
+    assert preds.shape == ref_preds.shape == (10000,)
+    np.testing.assert_array_equal(preds, ref_preds)
+
+
+# --- the default-suite sibling: a 5,000-example slice -----------------------------------------
+
+#: Measured with :func:`slice_accuracy` (seeds 0, 1, 2): GLN 87.45, 87.90, 85.20; no gating
+#: 71.25 (every seed: without gating the seed changes nothing); one neuron per class 70.55,
+#: 72.25, 69.00. The test runs seed 0 only.
+SLICE_THRESHOLD = 80.0
+
+
+def _slice(data):
+    """Indices of the slice: 5,000 training and 2,000 test examples, ``default_rng(0)``."""
+    rng = np.random.default_rng(0)
+    return rng.permutation(len(data[0]))[:5000], rng.permutation(len(data[2]))[:2000]
+
+
+def slice_accuracy(data, seed: int = 0, layer_sizes=(4, 4, 1), **settings) -> float:
+    """10 classes, original settings, ``fit`` at batch 4 on 5,000 shuffled training examples,
+    tested on 2,000 shuffled test examples (shuffled with ``default_rng(0)``); in %."""
+    from gln_jax import GLN
+
+    X_train, y_train, X_test, y_test = data
+    train, test = _slice(data)
+    model = GLN(
+        "jax",
+        list(layer_sizes),
+        X_train.shape[1],
+        num_classes=10,
+        seed=seed,
+        **dict(accuracy.SETTINGS["original"], **settings),
+    )
+    model.fit(X_train[train], y_train[train], batch_size=4)
+    return 100.0 * float(np.mean(model.predict(X_test[test]) == y_test[test]))
+
+
+@needs_mnist
+def test_a_slice_tells_a_gln_from_degenerate_models():
+    from gln_jax import utils
+
+    data = utils.get_mnist(False, MNIST_DIR, progress=False)
+    gln = slice_accuracy(data)
+    degenerate = {name: slice_accuracy(data, **kwargs) for name, kwargs in DEGENERATE.items()}
+    assert gln >= SLICE_THRESHOLD, gln
+    assert all(value < SLICE_THRESHOLD for value in degenerate.values()), degenerate
+    y_test = data[3][_slice(data)[1]]
+    majority = 100.0 * np.mean(y_test == np.bincount(y_test).argmax())
+    assert min(degenerate.values()) > majority + 40.0  # the baselines themselves learn
