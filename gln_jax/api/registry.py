@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from gln_jax.core.types import GLNConfig
+if TYPE_CHECKING:  # typing only: the registry imports without JAX (the command line's --help)
+    from gln_jax.core.types import GLNConfig
 
 
 class Backend(NamedTuple):
