@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import warnings
 from collections.abc import Callable, Sequence
 
 import jax
@@ -116,6 +117,7 @@ class GLNBase(abc.ABC):
     config: GLNConfig
     base_predictor: Callable | None
     learning_rate: float | Callable
+    _warned_input_range: bool = False  # set on the instance once it has warned
 
     # ----------------------------------------------------------------- backend hooks
     @abc.abstractmethod
@@ -148,10 +150,34 @@ class GLNBase(abc.ABC):
         """A model of this class holding ``state`` (NumPy leaves, reference layout)."""
 
     # ----------------------------------------------------------------- shared behaviour
+    def _warn_input_range(self, base_inputs: np.ndarray) -> None:
+        """Warns once per model when the default base predictions leave [0, 1].
+
+        Without a ``base_predictor`` the inputs are the base predictions: values outside
+        [0, 1] (raw ``uint8`` pixels, standardised features) are silently clipped to
+        ``[eps, 1 - eps]``. Side information may be any real numbers and never warns.
+        """
+        if self.base_predictor is not None or self._warned_input_range or not base_inputs.size:
+            return
+        low, high = float(base_inputs.min()), float(base_inputs.max())
+        if low >= 0.0 and high <= 1.0:
+            return
+        self._warned_input_range = True
+        eps = self.config.pred_clipping
+        warnings.warn(
+            f"inputs range from {low:g} to {high:g}, outside [0, 1]: they are the base "
+            f"predictions, so they are clipped into [{eps:g}, {1 - eps:g}]; scale them into "
+            "[0, 1] first (e.g. uint8 pixels / 255) or pass a base_predictor (warned once "
+            "per model)",
+            UserWarning,
+            stacklevel=4,
+        )
+
     def _prepare(self, input, target):
         """Checks and converts one call's arguments; touches no state."""
         config = self.config
         side_info, _ = validation.check_examples(input, width=config.input_size, dtype=config.dtype)
+        self._warn_input_range(side_info)
         inputs = validation.base_predictions(self.base_predictor, side_info, config)
         targets = None
         if target is not None:
@@ -177,7 +203,9 @@ class GLNBase(abc.ABC):
 
         Args:
             input: ``[B, N]`` examples with entries in [0, 1] (or one ``[N]`` example, answered
-                as a batch of one); NumPy, JAX or the backend's arrays.
+                as a batch of one); NumPy, JAX or the backend's arrays. Without a
+                ``base_predictor`` they are the base predictions: values outside [0, 1] are
+                clipped, with a ``UserWarning`` once per model.
             target: optional ``[B]`` labels in ``[0, num_classes)`` (bools for a binary model).
             return_probs: return probabilities instead of classes.
 
@@ -200,7 +228,7 @@ class GLNBase(abc.ABC):
         nothing: a call that raises leaves the model as it was.
 
         Args:
-            X: ``[T, N]`` examples.
+            X: ``[T, N]`` examples with entries in [0, 1] (see :meth:`predict`).
             y: ``[T]`` labels.
             batch_size: examples per update, positive.
             num_epochs: passes over the data, positive.
