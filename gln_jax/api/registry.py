@@ -93,6 +93,7 @@ def make_engine(backend: str, config: GLNConfig):
     except ImportError as err:
         raise ImportError(
             f"backend {backend!r} needs a framework that is not installed ({err.name}); "
-            f"install it with: pip install 'gln-jax[{entry.extra}]'"
+            f"install it with: pip install 'gln-jax[{entry.extra}]'",
+            name=err.name,
         ) from err
     return getattr(module, entry.engine)(config)
