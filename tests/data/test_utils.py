@@ -25,7 +25,8 @@ from gln_jax.data import registry as datasets
 
 MNIST_DIR = os.environ.get(datasets.ENV_DATA_DIR)  # read before the fixtures below unset it
 needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR, reason=f"${datasets.ENV_DATA_DIR} is not set (real MNIST)"
+    not MNIST_DIR,
+    reason=f"needs real MNIST: set ${datasets.ENV_DATA_DIR} to a directory holding the IDX files",
 )
 NAMES = (
     "train-images-idx3-ubyte",

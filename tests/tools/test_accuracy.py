@@ -16,7 +16,8 @@ from gln_jax.tools import accuracy
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not os.environ.get("GLN_JAX_DATA_DIR"), reason="GLN_JAX_DATA_DIR (local MNIST) is not set"
+        not os.environ.get("GLN_JAX_DATA_DIR"),
+        reason="needs real MNIST: set GLN_JAX_DATA_DIR to a directory holding the IDX files",
     ),
 ]
 SEEDS = (0, 1, 2)
@@ -60,7 +61,8 @@ def _installed(name):
 @pytest.mark.parametrize("backend", backends.canonical_names()[1:])
 def test_digit3_every_backend_agrees_with_the_reference(mnist, backend):
     if not _installed(backend):
-        pytest.skip(f"backend {backend!r} is not installed")
+        extra = backends.get_backend(backend).extra
+        pytest.skip(f"backend {backend!r} is not installed: pip install 'gln-jax[{extra}]'")
     reference, ref_preds = accuracy.digit3_readme_loop(mnist, seed=0)
     value, preds = accuracy.digit3_readme_loop(mnist, backend=backend, seed=0)
     assert value >= 98.1
