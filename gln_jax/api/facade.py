@@ -372,13 +372,15 @@ class GLN(EngineGLN):
 
     Inputs are expected in [0, 1]: by default they are the base predictions themselves
     (clipped into ``[pred_clipping, 1 - pred_clipping]``), and also what the gates look at.
+    Scale raw ``uint8`` pixels by 1/255 first; inputs outside [0, 1] without a
+    ``base_predictor`` raise a ``UserWarning`` once per model.
 
     Args:
         backend: ``"jax"``, ``"numpy"``, ``"pytorch"`` or ``"tf"`` (see
             :func:`gln_jax.backend_names` for aliases).
         layer_sizes: neurons per layer; a final one-neuron layer is appended when the list does
             not end in 1.
-        input_size: width ``N`` of an example.
+        input_size: width ``N`` of an example (entries expected in [0, 1]).
         context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
         num_classes: 2 for a binary classifier; ``> 2`` trains one binary GLN per class
             (one-vs-all) and predicts the argmax.
