@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,17 +58,17 @@ def _missing_tools() -> list[str]:
 
 def _mnist_missing() -> str | None:
     """Why the notebooks cannot find MNIST without downloading it, or ``None``."""
+    hint = (
+        f"set ${datasets.ENV_DATA_DIR} to a directory holding the four MNIST IDX files (or run "
+        "gln-jax once to fill the user cache) to run the notebooks"
+    )
     try:
         dirs = datasets.search_dirs("mnist")
-    except FileNotFoundError as err:  # $GLN_JAX_DATA_DIR names no directory
-        return str(err)
+    except FileNotFoundError:  # $GLN_JAX_DATA_DIR names no directory
+        return f"${datasets.ENV_DATA_DIR} names no directory; {hint}"
     for file in datasets.get_spec("mnist").files:
         if not any(datasets.find_file(directory, file.name) for directory in dirs):
-            searched = ", ".join(str(d) for d in dirs)
-            return (
-                f"MNIST file {file.name} not found in {searched}; set ${datasets.ENV_DATA_DIR} "
-                "to a directory holding the four IDX files to run the notebooks"
-            )
+            return f"MNIST file {file.name} not found; {hint}"
     return None
 
 
@@ -188,3 +190,79 @@ def test_notebook_runs_in_small_data_mode(name, monkeypatch):
             assert _images(chart[0]) == 1, "benchmark results exist but no speed chart was drawn"
         else:
             assert _images(chart[0]) == 0
+
+
+# Runs each notebook's install cell in IPython, as Jupyter would, with gln_jax unimportable
+# (None in sys.modules) and pip replaced by a recorder: (a) PACKAGE empty, (b) PACKAGE set,
+# (c) gln_jax importable. Prints one JSON line of what happened.
+INSTALL_CELL_RUNNER = """
+import contextlib, io, json, subprocess, sys, types
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+calls = []
+
+def fake_pip(args):
+    calls.append(args)
+    sys.modules["gln_jax"] = types.ModuleType("gln_jax")  # "installed"
+    return 0
+
+subprocess.check_call = fake_pip
+results = {}
+for name, source in json.load(sys.stdin).items():
+    runs = {}
+    for case, package in (("empty", None), ("set", "/uploads/gln_jax-0.1.0-py3-none-any.whl")):
+        code = source.replace('PACKAGE = ""', f"PACKAGE = {package!r}") if package else source
+        sys.modules["gln_jax"] = None  # gln_jax cannot be imported
+        calls.clear()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            result = shell.run_cell(code)
+        error = result.error_in_exec
+        runs[case] = {
+            "output": out.getvalue(),
+            "error": None if error is None else type(error).__name__,
+            "calls": list(calls),
+        }
+    sys.modules["gln_jax"] = types.ModuleType("gln_jax")  # importable: the cell does nothing
+    calls.clear()
+    result = shell.run_cell(source)
+    runs["present"] = {"error": repr(result.error_in_exec), "calls": list(calls)}
+    results[name] = runs
+print(json.dumps(results))
+"""
+
+
+def test_install_cells_without_gln_jax():
+    if importlib.util.find_spec("IPython") is None:
+        pytest.skip("needs IPython: pip install 'gln-jax[notebooks]'")
+    sources = {}
+    for name in NOTEBOOKS:
+        cells = _load_json(name)["cells"]
+        index = next(i for i, cell in enumerate(cells) if cell["cell_type"] == "code")
+        sources[name] = _source(cells[index])
+        guide = _source(cells[index - 1])  # the markdown just above says what to set
+        assert guide.startswith("**Install.**")
+        assert "`git+https://`" in guide and "pip wheel ." in guide and "Colab" in guide
+        assert 'PACKAGE = ""' in sources[name]
+    proc = subprocess.run(
+        [sys.executable, "-c", INSTALL_CELL_RUNNER],
+        input=json.dumps(sources),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in NOTEBOOKS:
+        empty, set_, present = (results[name][case] for case in ("empty", "set", "present"))
+        assert empty["error"] == "NotInstalled" and empty["calls"] == []
+        lines = empty["output"].strip().splitlines()
+        assert len(lines) == 1, empty["output"]  # one line, no traceback
+        assert lines[0].startswith("NotInstalled: gln_jax is not installed: set PACKAGE")
+        assert "git+https://" in lines[0] and "pip wheel ." in lines[0]
+        requirement = "/uploads/gln_jax-0.1.0-py3-none-any.whl"
+        assert set_["error"] is None and set_["output"] == ""
+        assert set_["calls"] == [[sys.executable, "-m", "pip", "install", "--quiet", requirement]]
+        assert present == {"error": "None", "calls": []}

@@ -37,7 +37,7 @@ def evaluate_mnist(
 
     Train and test sets are shuffled once with ``np.random.default_rng(seed)``. Each epoch
     feeds the training set through ``model.predict(batch, target=...)`` in batches, then
-    predicts the test set in batches, with tqdm progress bars.
+    predicts the test set in batches, with tqdm progress bars that count examples.
 
     Args:
         model: a :class:`~gln_jax.GLN` (or anything with the same ``predict``); binary when
@@ -89,14 +89,17 @@ def evaluate_mnist(
     accuracies = []
     for epoch in range(num_epochs):
         desc = f"train {epoch + 1}/{num_epochs}" if num_epochs > 1 else "train"
-        for start in tqdm(range(0, len(X_train), batch_size), desc=desc, disable=not progress):
-            model.predict(
-                X_train[start : start + batch_size], target=y_train[start : start + batch_size]
-            )
-        predictions = [
-            np.reshape(model.predict(X_test[start : start + batch_size]), -1)
-            for start in tqdm(range(0, len(X_test), batch_size), desc="test", disable=not progress)
-        ]
+        with tqdm(total=len(X_train), desc=desc, unit="ex", disable=not progress) as bar:
+            for start in range(0, len(X_train), batch_size):
+                batch = slice(start, start + batch_size)
+                model.predict(X_train[batch], target=y_train[batch])
+                bar.update(len(X_train[batch]))
+        predictions = []
+        with tqdm(total=len(X_test), desc="test", unit="ex", disable=not progress) as bar:
+            for start in range(0, len(X_test), batch_size):
+                batch = X_test[start : start + batch_size]
+                predictions.append(np.reshape(model.predict(batch), -1))
+                bar.update(len(batch))
         accuracies.append(float(100.0 * np.mean(np.concatenate(predictions) == y_test)))
     return accuracies if num_epochs > 1 else accuracies[0]
 

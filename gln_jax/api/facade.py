@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 
 import jax
@@ -129,6 +130,7 @@ class GLNBase(abc.ABC):
     backend: str
     config: GLNConfig
     base_predictor: Callable | None
+    _warned_input_range: bool = False  # set on the instance once it has warned
 
     # ----------------------------------------------------------------- shared plumbing
     @property
@@ -214,6 +216,29 @@ class GLNBase(abc.ABC):
         with self._lock:
             return self._reference_state()
 
+    def _warn_input_range(self, base_inputs: np.ndarray) -> None:
+        """Warns once per model when the default base predictions leave [0, 1].
+
+        Without a ``base_predictor`` the inputs are the base predictions: values outside
+        [0, 1] (raw ``uint8`` pixels, standardised features) are silently clipped to
+        ``[eps, 1 - eps]``. Side information may be any real numbers and never warns.
+        """
+        if self.base_predictor is not None or self._warned_input_range or not base_inputs.size:
+            return
+        low, high = float(base_inputs.min()), float(base_inputs.max())
+        if low >= 0.0 and high <= 1.0:
+            return
+        self._warned_input_range = True
+        eps = self.config.pred_clipping
+        warnings.warn(
+            f"inputs range from {low:g} to {high:g}, outside [0, 1]: they are the base "
+            f"predictions, so they are clipped into [{eps:g}, {1 - eps:g}]; scale them into "
+            "[0, 1] first (e.g. uint8 pixels / 255) or pass a base_predictor (warned once "
+            "per model)",
+            UserWarning,
+            stacklevel=4,
+        )
+
     def _prepare(self, input, target):
         """Checks and converts one call's arguments; touches no state."""
         config = self.config
@@ -223,6 +248,7 @@ class GLNBase(abc.ABC):
             dtype=config.dtype,
             max_abs=self._side_info_limit(),
         )
+        self._warn_input_range(side_info)
         inputs = validation.base_predictions(self.base_predictor, side_info, config)
         targets = None
         if target is not None:
@@ -260,7 +286,9 @@ class GLNBase(abc.ABC):
 
         Args:
             input: ``[B, N]`` examples with entries in [0, 1] (or one ``[N]`` example, answered
-                as a batch of one); NumPy, JAX or the backend's arrays.
+                as a batch of one); NumPy, JAX or the backend's arrays. Without a
+                ``base_predictor`` they are the base predictions: values outside [0, 1] are
+                clipped, with a ``UserWarning`` once per model.
             target: optional ``[B]`` labels in ``[0, num_classes)`` (bools for a binary model).
             return_probs: return probabilities instead of classes.
 
@@ -289,7 +317,7 @@ class GLNBase(abc.ABC):
         it was.
 
         Args:
-            X: ``[T, N]`` examples.
+            X: ``[T, N]`` examples with entries in [0, 1] (see :meth:`predict`).
             y: ``[T]`` labels.
             batch_size: examples per update, positive.
             num_epochs: passes over the data, positive.
@@ -440,13 +468,15 @@ class GLN(EngineGLN):
 
     Inputs are expected in [0, 1]: by default they are the base predictions themselves
     (clipped into ``[pred_clipping, 1 - pred_clipping]``), and also what the gates look at.
+    Scale raw ``uint8`` pixels by 1/255 first; inputs outside [0, 1] without a
+    ``base_predictor`` raise a ``UserWarning`` once per model.
 
     Args:
         backend: ``"jax"``, ``"numpy"``, ``"pytorch"`` or ``"tf"`` (see
             :func:`gln_jax.backend_names` for aliases).
         layer_sizes: neurons per layer; a final one-neuron layer is appended when the list does
             not end in 1.
-        input_size: width ``N`` of an example.
+        input_size: width ``N`` of an example (entries expected in [0, 1]).
         context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
         num_classes: 2 for a binary classifier; ``> 2`` trains one binary GLN per class
             (one-vs-all) and predicts the argmax.

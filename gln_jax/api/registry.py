@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from gln_jax.core.types import GLNConfig
+if TYPE_CHECKING:  # typing only: the registry imports without JAX (the command line's --help)
+    from gln_jax.core.types import GLNConfig
 
 
 class Backend(NamedTuple):
@@ -123,6 +124,7 @@ def make_engine(backend: str, config: GLNConfig):
     except ImportError as err:
         raise ImportError(
             f"backend {backend!r} needs a framework that is not installed ({err.name}); "
-            f"install it with: pip install 'gln-jax[{entry.extra}]'"
+            f"install it with: pip install 'gln-jax[{entry.extra}]'",
+            name=err.name,
         ) from err
     return getattr(module, entry.engine)(config)

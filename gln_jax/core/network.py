@@ -153,7 +153,8 @@ def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig
 
     Args:
         state: the GLN state.
-        inputs: ``[P]`` base probabilities (see :func:`base_predictions`).
+        inputs: ``[P]`` base probabilities in [0, 1] (see :func:`base_predictions`); values
+            are not checked under ``jit``.
         side_info: ``[N]`` raw example, looked at by the gates.
         config: the network's config.
 
@@ -197,7 +198,11 @@ def update(
         state: the GLN state.
         inputs: ``[P]`` base probabilities.
         side_info: ``[N]`` raw example.
-        target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary).
+        target: scalar class label in ``[0, num_classes)`` (0/1 or bool when binary). Not
+            checked: this function is traced under ``jit``, where values cannot be inspected,
+            and a label outside the range trains every one-vs-all model towards 0 (a binary
+            model takes it as its target value). Check labels on the host first, or use
+            :func:`gln_jax.fit_stream` or the ``GLN`` facade, which do.
         learning_rate: scalar rate for this example.
         config: the network's config.
 
@@ -247,7 +252,8 @@ def batch_update(
         state: the GLN state.
         inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
-        targets: ``[B]`` class labels.
+        targets: ``[B]`` class labels in ``[0, num_classes)``; not checked under ``jit`` (see
+            :func:`update`).
         learning_rates: ``[B]`` rate of each example (``schedule(step + i)``).
         config: the network's config.
 

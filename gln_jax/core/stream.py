@@ -132,6 +132,52 @@ def _chunk_length(num_examples: int, batch_size: int, chunk_size: int) -> int:
     return batch_size * min(max_batches, 1 << max(0, batches - 1).bit_length())
 
 
+def _check_stream(inputs, side_info, targets, learning_rates, batch_size, config: GLNConfig):
+    """Host-side checks of :func:`fit_stream`'s arguments; returns ``(targets, rates)``.
+
+    Raises:
+        ValueError: naming the argument and the expected shape or range.
+    """
+    targets = np.asarray(targets)
+    if targets.ndim != 1:
+        raise ValueError(f"targets must have shape [T], got shape {targets.shape}")
+    total = targets.shape[0]
+    for name, value, width in (
+        ("inputs", inputs, config.base_prediction_size),
+        ("side_info", side_info, config.input_size),
+    ):
+        if tuple(np.shape(value)) != (total, width):
+            raise ValueError(
+                f"{name} must have shape [T, {width}] = {(total, width)} (T from targets), "
+                f"got shape {tuple(np.shape(value))}"
+            )
+    if targets.dtype != bool:
+        if not np.issubdtype(targets.dtype, np.number) or not np.array_equal(
+            targets, np.round(targets)
+        ):
+            raise ValueError(f"targets must hold integral class labels, got {targets[:8]!r}")
+        if total and (targets.min() < 0 or targets.max() >= config.num_classes):
+            raise ValueError(
+                f"targets must be class labels in [0, {config.num_classes}), got values from "
+                f"{targets.min()} to {targets.max()}"
+            )
+    rates = np.asarray(learning_rates)
+    if rates.ndim == 0:
+        rates = np.full(total, rates)
+    if rates.shape != (total,):
+        raise ValueError(
+            f"learning_rates must be a scalar or have shape [T] = ({total},) (one rate per "
+            f"example of the stream), got shape {rates.shape}"
+        )
+    if not np.issubdtype(rates.dtype, np.number) or not np.isfinite(rates).all():
+        raise ValueError("learning_rates must be finite numbers")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    return targets, rates
+
+
 def fit_stream(
     state: GLNState,
     inputs: Array,
@@ -154,8 +200,8 @@ def fit_stream(
         state: the GLN state.
         inputs: ``[T, P]`` base probabilities (NumPy or JAX).
         side_info: ``[T, N]`` raw examples.
-        targets: ``[T]`` class labels.
-        learning_rates: ``[T]`` rate of each example.
+        targets: ``[T]`` class labels in ``[0, num_classes)``.
+        learning_rates: ``[T]`` rate of each example, or one scalar rate for all of them.
         config: the network's config.
         batch_size: examples per update (above ``T``, one batch of ``T``).
         chunk_size: most examples per compiled scan; bounds device memory.
@@ -163,8 +209,15 @@ def fit_stream(
     Returns:
         ``(state, p)`` with ``p`` a NumPy ``[T, C]`` array of the predictions made before
         each update.
+
+    Raises:
+        ValueError: checked on the host before anything runs: shapes that disagree with ``T``
+            or the config, labels outside ``[0, num_classes)``, ``learning_rates`` neither a
+            scalar nor ``[T]``, a non-positive ``batch_size``.
     """
-    targets = np.asarray(targets)
+    targets, learning_rates = _check_stream(
+        inputs, side_info, targets, learning_rates, batch_size, config
+    )
     total = targets.shape[0]
     batch_size = max(1, min(batch_size, total))  # memory follows the data, not the argument
     length = _chunk_length(total, batch_size, chunk_size)

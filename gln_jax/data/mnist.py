@@ -128,12 +128,24 @@ def _deskewed(data: datasets.LoadedDataset, dataset: str, cache: Path, progress:
         return arrays
 
 
+def _umask_mode() -> int:
+    """The mode a plain ``open()`` gives a new file: ``0o666`` less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _write_cache(path: Path, arrays) -> None:
-    """Writes ``(X_train, X_test)`` atomically: a temporary file renamed into place."""
+    """Writes ``(X_train, X_test)`` atomically: a temporary file renamed into place.
+
+    ``mkstemp`` creates the file ``0o600``; it gets the umask's mode, as any file written with
+    ``open()`` would, so a shared cache stays readable where the umask says so.
+    """
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as sink:
             np.savez(sink, X_train=arrays[0], X_test=arrays[1])
+        os.chmod(partial, _umask_mode())
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):

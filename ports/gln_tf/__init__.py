@@ -5,6 +5,15 @@ Vectorised across neurons and classes; the scans are ``tf.while_loop``\\ s insid
 :func:`from_reference`, or use :class:`GLN` (a ``tf.Module`` of ``tf.Variable``\\ s).
 """
 
+try:  # fail with the install command rather than a bare ModuleNotFoundError
+    import tensorflow as _tensorflow  # noqa: F401
+except ImportError as _err:
+    raise ImportError(
+        f"gln_tf needs TensorFlow, which is not installed ({_err}); install it with: "
+        "pip install 'gln-jax[tf]'",
+        name="tensorflow",
+    ) from _err
+
 from gln_tf.engine import TFEngine as TFEngine
 from gln_tf.facade import GLN as GLN
 from gln_tf.gating import batch_context_indices as batch_context_indices

@@ -5,6 +5,15 @@ is on. Start from a reference state converted with :func:`from_reference`, or us
 (an ``nn.Module`` whose state is buffers).
 """
 
+try:  # fail with the install command rather than a bare ModuleNotFoundError
+    import torch as _torch  # noqa: F401
+except ImportError as _err:
+    raise ImportError(
+        f"gln_torch needs PyTorch, which is not installed ({_err}); install it with: "
+        "pip install 'gln-jax[torch]'",
+        name="torch",
+    ) from _err
+
 from gln_torch.engine import TorchEngine as TorchEngine
 from gln_torch.facade import GLN as GLN
 from gln_torch.gating import batch_context_indices as batch_context_indices

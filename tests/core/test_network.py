@@ -266,6 +266,51 @@ def test_fit_stream_leaves_callers_state_intact(small_state):
     chex.assert_trees_all_equal(jax.tree.map(np.asarray, state), before)
 
 
+def test_fit_stream_broadcasts_a_scalar_rate(small_state):
+    config, state, xs, ys = small_state
+    rates = np.full(40, 0.1, np.float32)
+    full, p_full = gln_jax.fit_stream(state, xs, xs, ys, rates, config=config)
+    scalar, p_scalar = gln_jax.fit_stream(state, xs, xs, ys, 0.1, config=config)
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, full), jax.tree.map(np.asarray, scalar))
+    np.testing.assert_array_equal(p_full, p_scalar)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"rates": np.full(32, 0.1, np.float32)},
+            r"learning_rates must be a scalar or have "
+            r"shape \[T\] = \(40,\) \(one rate per example of the stream\), got shape \(32,\)",
+        ),
+        ({"rates": np.full((40, 1), 0.1)}, r"learning_rates .* got shape \(40, 1\)"),
+        ({"rates": np.full(40, np.nan)}, "learning_rates must be finite"),
+        ({"ys": np.full(40, 12)}, r"targets must be class labels in \[0, 3\), got values from 12"),
+        ({"ys": np.full(40, -1)}, r"targets must be class labels in \[0, 3\)"),
+        ({"ys": np.full(40, 0.5)}, "targets must hold integral class labels"),
+        ({"ys": np.zeros(39, np.int32)}, r"inputs must have shape \[T, 6\] = \(39, 6\)"),
+        ({"side": np.zeros((40, 5), np.float32)}, r"side_info must have shape \[T, 6\]"),
+        ({"batch_size": 0}, "batch_size must be a positive int"),
+    ],
+)
+def test_fit_stream_checks_its_arguments_on_the_host(small_state, change, message):
+    config, state, xs, ys = small_state
+    before = jax.tree.map(np.asarray, state)
+    args = {"ys": ys, "rates": np.full(40, 0.1, np.float32), "side": xs, "batch_size": 1}
+    args.update(change)
+    with pytest.raises(ValueError, match=message):
+        gln_jax.fit_stream(
+            state,
+            xs,
+            args["side"],
+            args["ys"],
+            args["rates"],
+            config=config,
+            batch_size=args["batch_size"],
+        )
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, state), before)
+
+
 def test_multiclass_equals_separate_binary_models(small_state):
     config, state, xs, ys = small_state
     lrs = jnp.full(40, 0.05, jnp.float32)

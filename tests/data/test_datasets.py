@@ -18,7 +18,15 @@ from gln_jax.data import registry as datasets
 
 MNIST_DIR = os.environ.get(datasets.ENV_DATA_DIR)  # read before the fixtures below unset it
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-SHARED_README = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist" / "README.md"
+# The project's shared MNIST copy carries a README.md listing the published checksums.
+SHARED_README = Path(MNIST_DIR) / "README.md" if MNIST_DIR else None
+NEEDS_MNIST = (
+    f"needs real MNIST: set ${datasets.ENV_DATA_DIR} to a directory holding the four IDX files"
+)
+NEEDS_FASHION = (
+    "needs Fashion-MNIST from Debian's dataset-fashion-mnist package "
+    "(apt-get install dataset-fashion-mnist)"
+)
 _CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
 
 
@@ -161,8 +169,11 @@ def test_checksum_failure_names_the_file_and_both_digests(tmp_path):
 
 
 def test_mnist_checksums_are_the_ones_published_in_the_shared_readme():
-    if not SHARED_README.is_file():
-        pytest.skip(f"{SHARED_README} not present")
+    if SHARED_README is None or not SHARED_README.is_file():
+        pytest.skip(
+            f"needs the checksum table of the project's MNIST copy: set ${datasets.ENV_DATA_DIR} "
+            "to shared/data/mnist, whose README.md lists the published MD5s"
+        )
     table = dict(
         re.findall(r"\| ([\w-]+)\.gz \| [^|]+ \| ([0-9a-f]{32}) \|", SHARED_README.read_text())
     )
@@ -178,7 +189,7 @@ def test_registry_rejects_a_duplicate_name(tiny):
         datasets.get_spec("nope")
 
 
-@pytest.mark.skipif(not MNIST_DIR, reason=f"${datasets.ENV_DATA_DIR} is not set (real MNIST)")
+@pytest.mark.skipif(not MNIST_DIR, reason=NEEDS_MNIST)
 def test_real_mnist_verifies_and_has_the_published_label_counts():
     data = datasets.load_dataset("mnist", MNIST_DIR, download=False)
     assert data.train_images.shape == (60000, 28, 28) and data.train_images.dtype == np.uint8
@@ -208,9 +219,7 @@ def test_real_mnist_verifies_and_has_the_published_label_counts():
     ]
 
 
-@pytest.mark.skipif(
-    not FASHION_DIR.is_dir(), reason=f"{FASHION_DIR} missing (Debian package dataset-fashion-mnist)"
-)
+@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason=NEEDS_FASHION)
 def test_fashion_from_the_debian_package_verifies_and_is_balanced():
     data = datasets.load_dataset("fashion", FASHION_DIR, download=False)
     assert data.train_images.shape == (60000, 28, 28) and data.test_images.shape == (10000, 28, 28)
@@ -220,7 +229,7 @@ def test_fashion_from_the_debian_package_verifies_and_is_balanced():
 
 
 @pytest.mark.skipif(
-    not (MNIST_DIR and FASHION_DIR.is_dir()), reason="needs real MNIST and Fashion-MNIST"
+    not (MNIST_DIR and FASHION_DIR.is_dir()), reason=f"{NEEDS_MNIST}; {NEEDS_FASHION}"
 )
 def test_mnist_files_are_passed_over_when_looking_for_fashion(monkeypatch):
     monkeypatch.setenv(datasets.ENV_DATA_DIR, MNIST_DIR)

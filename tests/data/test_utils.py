@@ -25,7 +25,8 @@ from gln_jax.data import registry as datasets
 
 MNIST_DIR = os.environ.get(datasets.ENV_DATA_DIR)  # read before the fixtures below unset it
 needs_mnist = pytest.mark.skipif(
-    not MNIST_DIR, reason=f"${datasets.ENV_DATA_DIR} is not set (real MNIST)"
+    not MNIST_DIR,
+    reason=f"needs real MNIST: set ${datasets.ENV_DATA_DIR} to a directory holding the IDX files",
 )
 NAMES = (
     "train-images-idx3-ubyte",
@@ -186,6 +187,17 @@ def test_deskewed_arrays_are_cached_outside_the_data_dir(tiny, count_deskew):
     np.testing.assert_array_equal(first[0], expected)
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_the_deskew_cache_file_honours_the_umask(tiny, umask, mode):
+    previous = os.umask(umask)
+    try:
+        utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
+    finally:
+        os.umask(previous)
+    (cached,) = datasets.user_cache_dir("tiny").glob("deskewed-*.npz")
+    assert stat.S_IMODE(cached.stat().st_mode) == mode
+
+
 def test_the_deskew_cache_is_keyed_by_the_data(tiny, count_deskew, tmp_path, monkeypatch):
     utils.get_mnist(True, tiny.data_dir, "tiny", progress=False)
     changed = tiny.arrays[3].copy()
@@ -315,6 +327,29 @@ def test_evaluate_mnist_shuffles_with_the_seed_and_batches_every_epoch():
     np.testing.assert_array_equal(np.concatenate(model.test)[:11, 0], test_order)
     expected = 100.0 * np.mean(data[3][test_order] == 0)
     assert accuracies == [pytest.approx(expected)] * 2
+
+
+def test_evaluate_mnist_progress_bars_count_examples(monkeypatch):
+    bars = []
+
+    class Bar:
+        def __init__(self, iterable=None, *, total=None, desc=None, disable=False, **kwargs):
+            assert iterable is None, "a bar over batches counts batches"
+            self.desc, self.total, self.count = desc, total, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n=1):
+            self.count += n
+
+    monkeypatch.setattr("tqdm.tqdm", Bar)
+    utils.evaluate_mnist(Recorder(num_classes=10), batch_size=5, data=indexed_data())
+    assert [(b.desc, b.total, b.count) for b in bars] == [("train", 23, 23), ("test", 11, 11)]
 
 
 def test_evaluate_mnist_binary_task_and_limit():

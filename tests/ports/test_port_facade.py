@@ -8,6 +8,7 @@ leaves the model as it was, and so does a training call that fails half-way.
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,35 @@ def test_port_model_equals_the_jax_backend_in_native_arrays(backend, setup):
     assert isinstance(classes, native)
     if SETUPS[setup]["num_classes"] == 2:
         assert _as_numpy(classes).dtype == bool
+
+
+@pytest.mark.parametrize("backend", params(BACKENDS))
+def test_inputs_outside_the_unit_interval_warn_once_per_model(backend):
+    """Raw uint8 pixels as base predictions warn once per model; side information never."""
+    spec = SETUPS["binary"]
+    x, y = _data("binary")
+    pixels = np.round(x[:8] * 255).astype(np.uint8)
+    pixels[0, :2] = 0, 255
+    makers = [lambda **kw: gln_jax.GLN(backend.name, **spec, seed=5, **kw)]
+    if backend.name != "jax":
+        makers.append(lambda **kw: backend.module().GLN(**spec, seed=5, **kw))
+    for make in makers:
+        model = make()
+        with pytest.warns(UserWarning) as record:
+            model.predict(pixels)
+            model.predict(pixels, target=y[:8])
+            model.fit(pixels, y[:8])
+        assert len(record) == 1, [str(w.message) for w in record]
+        message = str(record[0].message)
+        assert message.startswith("inputs range from 0 to 255, outside [0, 1]")
+        assert "clipped into [0.001, 0.999]" in message and "pixels / 255" in message
+        with pytest.warns(UserWarning, match="inputs range from 0 to 255"):
+            make().predict(pixels)  # once per model: a new model warns again
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            make().predict(x[:8], target=y[:8])  # inputs in [0, 1]
+            scaled = make(base_predictor=lambda z: np.clip(z / 255.0, 0.0, 1.0))
+            scaled.predict(pixels, target=y[:8])  # pixels are only side information here
 
 
 @pytest.mark.parametrize("alias", ["torch", "tensorflow"])

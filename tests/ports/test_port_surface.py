@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from port_harness import PORTS, params
@@ -62,3 +66,36 @@ def test_port_has_no_randomness_and_shares_the_state_types(backend):
     assert package.GLNState is gln_jax.GLNState
     assert package.LayerState is gln_jax.LayerState
     assert package.make_config is gln_jax.make_config
+
+
+HIDDEN_FRAMEWORK = """
+import sys
+sys.modules[{framework!r}] = None  # the framework is hidden, installed or not
+for statement in ("import {package}", "import gln_jax; gln_jax.GLN({backend!r}, [2], 3)"):
+    try:
+        exec(statement)
+    except ImportError as err:
+        print(type(err).__name__, err.name, "|", err)
+    else:
+        print("imported")
+"""
+
+
+@pytest.mark.parametrize(
+    ("package", "framework", "backend", "extra"),
+    [("gln_torch", "torch", "pytorch", "torch"), ("gln_tf", "tensorflow", "tf", "tf")],
+)
+def test_a_port_without_its_framework_names_the_extra(package, framework, backend, extra):
+    root = Path(__file__).resolve().parents[2]
+    code = HIDDEN_FRAMEWORK.format(framework=framework, package=package, backend=backend)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "ports"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    port, facade = proc.stdout.strip().splitlines()
+    assert port.startswith(f"ImportError {framework} | {package} needs ")
+    for line in (port, facade):
+        assert line.endswith(f"pip install 'gln-jax[{extra}]'"), line
+    assert facade.startswith(f"ImportError {framework} | backend '{backend}' needs a framework")

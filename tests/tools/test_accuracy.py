@@ -41,7 +41,10 @@ from gln_jax.api import registry as backends
 from gln_jax.tools import accuracy
 
 MNIST_DIR = os.environ.get("GLN_JAX_DATA_DIR")
-needs_mnist = pytest.mark.skipif(not MNIST_DIR, reason="GLN_JAX_DATA_DIR (local MNIST) is not set")
+needs_mnist = pytest.mark.skipif(
+    not MNIST_DIR,
+    reason="needs real MNIST: set GLN_JAX_DATA_DIR to a directory holding the IDX files",
+)
 SEEDS = (0, 1, 2)
 #: Mean accuracy (%) over ``SEEDS`` that the GLN reaches and the degenerate models do not.
 THRESHOLDS = {
@@ -104,7 +107,8 @@ def _installed(name):
 @pytest.mark.parametrize("backend", backends.canonical_names()[1:])
 def test_digit3_every_backend_agrees_with_the_reference(mnist, backend):
     if not _installed(backend):  # a failure in CI (tests/conftest.py)
-        pytest.skip(f"backend {backend!r} is not installed")
+        extra = backends.get_backend(backend).extra
+        pytest.skip(f"backend {backend!r} is not installed: pip install 'gln-jax[{extra}]'")
     reference, ref_preds = accuracy.digit3_readme_loop(mnist, seed=0)
     value, preds = accuracy.digit3_readme_loop(mnist, backend=backend, seed=0)
     assert value == reference >= THRESHOLDS["digit3", "defaults"]

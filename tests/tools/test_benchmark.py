@@ -8,7 +8,10 @@ import pytest
 from gln_jax.tools import benchmark
 
 
-@pytest.mark.skipif(not os.environ.get("GLN_JAX_DATA_DIR"), reason="GLN_JAX_DATA_DIR is not set")
+@pytest.mark.skipif(
+    not os.environ.get("GLN_JAX_DATA_DIR"),
+    reason="needs real MNIST: set GLN_JAX_DATA_DIR to a directory holding the IDX files",
+)
 def test_one_case_measures_everything():
     spec = {
         "backend": "jax",
