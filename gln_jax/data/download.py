@@ -210,9 +210,10 @@ def download_file(
                         if attempt < retries:
                             _sleep(backoff * 2**attempt, end)
         except _Deadline as err:
+            earlier = "".join(f"\n  {failure}" for failure in failures)
             raise DownloadError(
                 f"could not download {file.name}.gz within the deadline of {deadline} s "
-                f"({err}):\n  " + "\n  ".join(failures or ["(no earlier failure)"])
+                f"({err}){'; earlier failures:' if earlier else ''}{earlier}"
             ) from None
     if mismatch is not None:
         raise mismatch
