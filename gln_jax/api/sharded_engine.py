@@ -85,3 +85,18 @@ class ShardedJaxEngine:
         return sharding.fit_sharded(
             state, inputs, side_info, targets, rates, layout=self.layout, batch_size=batch_size
         )
+
+
+def make_facade_engine(backend: str, config: GLNConfig, devices=None, mesh: Mesh | None = None):
+    """The engine of ``GLN(backend, ..., devices=, mesh=)``: sharded when either is given."""
+    from gln_jax.api.registry import get_backend, make_engine
+
+    if devices is None and mesh is None:
+        return make_engine(backend, config)
+    if get_backend(backend).name != "jax":
+        raise ValueError(f"devices= and mesh= shard the 'jax' backend only, not {backend!r}")
+    resolved = resolve_mesh(devices, mesh)
+    axis = resolved.axis_names[0] if mesh is not None else sharding.CLASS_AXIS
+    if mesh is not None and len(resolved.axis_names) != 1:
+        raise ValueError(f"mesh must have one axis (the classes), got {resolved.axis_names}")
+    return ShardedJaxEngine(config, resolved, axis)

@@ -237,3 +237,75 @@ def fit_chunks(
                 has_base_predictor=base_predictor is not None,
             )
     return state
+
+
+def is_stream(X, y=None) -> bool:
+    """Whether :meth:`gln_jax.GLN.fit` should stream: an iterator of chunks, or memmaps."""
+    if y is None:
+        return hasattr(X, "__next__") or (
+            hasattr(X, "__iter__") and not hasattr(X, "__len__") and not hasattr(X, "shape")
+        )
+    return isinstance(X, np.memmap) or isinstance(y, np.memmap)
+
+
+def fit_model(
+    model,
+    X,
+    y=None,
+    batch_size: int = 1,
+    num_epochs: int = 1,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    checkpoint_path=None,
+    checkpoint_every: int | None = None,
+):
+    """:meth:`gln_jax.GLN.fit` on a stream: ``model.state`` advances after every piece.
+
+    Args:
+        model: a facade with an engine (``GLN`` of any backend).
+        X: an iterator of ``(X [B, N], y [B])`` chunks (``y`` then ``None``, one epoch), or an
+            ``[T, N]`` array or ``np.memmap`` read ``chunk_size`` examples at a time.
+        y: ``[T]`` labels with an array ``X``.
+        batch_size, num_epochs: as :meth:`gln_jax.GLN.fit`.
+        chunk_size: most examples in memory at once.
+        checkpoint_path, checkpoint_every: ``model.save(checkpoint_path)`` whenever the model's
+            ``step`` reaches a multiple of ``checkpoint_every``.
+
+    Returns:
+        The class predictions made before each update, ``[num_epochs * T]``.
+    """
+    if (checkpoint_every is None) != (checkpoint_path is None):
+        raise ValueError("checkpoint_every and checkpoint_path go together")
+    for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs)):
+        _positive_int(name, value)
+    if y is None:
+        if num_epochs != 1:
+            raise ValueError("an iterator of chunks cannot be rewound: num_epochs must be 1")
+        chunks = X
+    else:
+
+        def chunks_of_epochs():
+            for _ in range(int(num_epochs)):
+                yield from array_chunks(X, y, chunk_size)
+
+        chunks = chunks_of_epochs()
+    skip = model.step if checkpoint_every is not None else 0
+    outputs = []
+    for state, probs in train_chunks(
+        model._engine,
+        model.state,
+        chunks,
+        learning_rate=model.learning_rate,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        base_predictor=model.base_predictor,
+        checkpoint_every=checkpoint_every,
+        skip=skip,
+    ):
+        model.state = state
+        outputs.append(model._classes(probs))
+        if checkpoint_every is not None and model.step % checkpoint_every == 0:
+            model.save(checkpoint_path)
+    if not outputs:
+        return model._classes(np.zeros((0, model.config.num_models), model.config.dtype))
+    return np.concatenate(outputs)
