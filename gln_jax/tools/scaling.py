@@ -36,24 +36,32 @@ def _max_diff(a, b) -> float:
     )
 
 
-def classes(num_classes=1000, examples=2000, width=64, batch_size=1) -> dict:
-    """1,000 classes at ``[16, 16, 1]``: sharded over every device vs one device."""
-    config = make_config([16, 16, 1], width, num_classes=num_classes)
+def classes(
+    num_classes=1000, examples=2000, width=64, batch_size=1, dtype="float32", chunk_size=256
+) -> dict:
+    """1,000 classes at ``[16, 16, 1]``: sharded over every device vs one device.
+
+    A chunk's gating projections are ``chunk x classes x neurons x context_map_size`` numbers
+    (about 135 MB at 256 examples here), so the chunk size bounds the peak memory.
+    """
+    config = make_config([16, 16, 1], width, num_classes=num_classes, dtype=dtype)
     rng = np.random.default_rng(0)
-    X = rng.uniform(size=(examples, width)).astype(np.float32)
+    X = rng.uniform(size=(examples, width)).astype(dtype)
     y = rng.integers(0, num_classes, examples)
-    rates = np.full(examples, 0.01, np.float32)
+    rates = np.full(examples, 0.01, dtype)
     reference = init(jax.random.key(0), config)
     layout = sharding.class_sharding(config, sharding.make_mesh())
     state = sharding.shard_state(reference, layout)
     started = time.perf_counter()
     trained, p_sharded = sharding.fit_sharded(
-        state, X, X, y, rates, layout=layout, batch_size=batch_size
+        state, X, X, y, rates, layout=layout, batch_size=batch_size, chunk_size=chunk_size
     )
     q_sharded = sharding.to_host(sharding.predict_sharded(trained, X, X, layout=layout))
     sharded_s = time.perf_counter() - started
     started = time.perf_counter()
-    single, p_single = fit_stream(reference, X, X, y, rates, config=config, batch_size=batch_size)
+    single, p_single = fit_stream(
+        reference, X, X, y, rates, config=config, batch_size=batch_size, chunk_size=chunk_size
+    )
     q_single = np.asarray(batch_apply(single, X, X, config=config))
     single_s = time.perf_counter() - started
     weights = trained.layers[0].weights
@@ -62,6 +70,8 @@ def classes(num_classes=1000, examples=2000, width=64, batch_size=1) -> dict:
         "classes": num_classes,
         "padded_classes": layout.config.num_classes,
         "examples": examples,
+        "dtype": dtype,
+        "chunk_size": chunk_size,
         "state_mib": config.state_nbytes() / 2**20,
         "shard_of_layer0_weights": sorted(
             {s.data.shape[0] / weights.shape[0] for s in weights.addressable_shards}
@@ -116,9 +126,13 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", choices=("classes", "ensemble"))
     parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--chunk-size", type=int, default=256)
     args = parser.parse_args(argv)
     if args.case == "classes":
-        result = classes(examples=args.examples)
+        if args.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        result = classes(examples=args.examples, dtype=args.dtype, chunk_size=args.chunk_size)
     else:
         result = ensembles(examples=args.examples)
     print(json.dumps(result, indent=1))
