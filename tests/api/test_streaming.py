@@ -164,3 +164,51 @@ def test_chunks_must_be_pairs():
                 learning_rate=RATE,
             )
         )
+
+
+def test_facade_fit_on_an_iterator_and_memmaps_equals_array_fit(tmp_path):
+    from gln_jax import GLN
+
+    X, y = _data(200, seed=5)
+    by_arrays = GLN("jax", [4, 4, 1], 8, num_classes=3, learning_rate=RATE, seed=1)
+    expected = by_arrays.fit(X, y, batch_size=2)
+    by_chunks = GLN("jax", [4, 4, 1], 8, num_classes=3, learning_rate=RATE, seed=1)
+    got = by_chunks.fit(_ragged(X, y, [33, 5, 70]), batch_size=2, chunk_size=64)
+    np.testing.assert_array_equal(got, expected)
+    _assert_states_equal(by_chunks.state, by_arrays.state)
+    X_map = np.memmap(tmp_path / "x.f32", np.float32, "w+", shape=X.shape)
+    X_map[:] = X
+    y_map = np.memmap(tmp_path / "y.i64", np.int64, "w+", shape=y.shape)
+    y_map[:] = y
+    by_memmap = GLN("jax", [4, 4, 1], 8, num_classes=3, learning_rate=RATE, seed=1)
+    np.testing.assert_array_equal(
+        by_memmap.fit(X_map, y_map, batch_size=2, chunk_size=64), expected
+    )
+    _assert_states_equal(by_memmap.state, by_arrays.state)
+
+
+def test_facade_stream_failure_checkpoint_and_resume(tmp_path):
+    from gln_jax import GLN
+
+    X, y = _data(200, seed=6)
+    uninterrupted = GLN("jax", [4, 4, 1], 8, num_classes=3, learning_rate=RATE, seed=2)
+    uninterrupted.fit(X, y)
+
+    def failing():
+        yield X[:90], y[:90]
+        yield X[90:95], np.full(5, 7)  # a bad label: the chunk is refused
+
+    model = GLN("jax", [4, 4, 1], 8, num_classes=3, learning_rate=RATE, seed=2)
+    path = tmp_path / "model.npz"
+    with pytest.raises(ValueError, match="labels must be in"):
+        model.fit(failing(), chunk_size=32, checkpoint_path=path, checkpoint_every=40)
+    # Pieces end at 32, 40, 72 and 80; the 10 examples held after 80 never formed a piece.
+    assert model.step == 80
+    resumed = GLN.load(path)
+    assert resumed.step == 80
+    resumed.fit(array_chunks(X, y, 64, start=resumed.step), chunk_size=32)
+    _assert_states_equal(resumed.state, uninterrupted.state)
+    with pytest.raises(ValueError, match="num_epochs must be 1"):
+        model.fit(array_chunks(X, y), num_epochs=2)
+    with pytest.raises(ValueError, match="apply to streams"):
+        model.fit(X, y, checkpoint_every=10)

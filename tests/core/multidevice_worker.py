@@ -131,6 +131,41 @@ def sharding_checks(tmp):
     out["checkpoint_into_numpy"] = float(
         np.abs(numpy_engine.predict(numpy_state, X, X) - q_got).max()
     )
+    out.update(_facade_checks(tmp, X, y))
+    return out
+
+
+def _facade_checks(tmp, X, y):
+    """``GLN(..., devices=8)`` against ``GLN(...)``: fit, online predict, save and load."""
+    from gln_jax import GLN
+
+    options = dict(num_classes=10, dtype="float64", learning_rate=0.02, seed=3)
+    plain = GLN("jax", [8, 4, 1], 16, **options)
+    sharded = GLN("jax", [8, 4, 1], 16, devices=8, **options)
+    out = {"facade_fit_equal": bool((plain.fit(X, y, batch_size=2) == sharded.fit(X, y, 2)).all())}
+    online = [
+        np.abs(
+            plain.predict(X[i : i + 1], y[i : i + 1], return_probs=True)
+            - sharded.predict(X[i : i + 1], y[i : i + 1], return_probs=True)
+        ).max()
+        for i in range(5)
+    ]
+    out["facade_online_max"] = float(max(online))
+    expected = plain.predict(X, return_probs=True)
+    out["facade_predict_max"] = float(
+        np.abs(sharded.predict(X, return_probs=True) - expected).max()
+    )
+    out["facade_step"] = sharded.step
+    path = os.path.join(tmp, "facade.npz")
+    sharded.save(path)
+    loads = {
+        "unsharded": GLN.load(path),
+        "sharded": GLN.load(path, devices=8),
+        "numpy": GLN.load(path, backend="numpy"),
+    }
+    for name, model in loads.items():
+        got = model.predict(X, return_probs=True)
+        out[f"facade_load_{name}"] = float(np.abs(got - expected).max())
     return out
 
 

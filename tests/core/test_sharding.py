@@ -72,6 +72,13 @@ def test_class_sharded_model_equals_unsharded(tmp_path):
     assert r["checkpoint_vs_unsharded"] < 1e-12
     assert r["checkpoint_into_sharded"] == 0.0
     assert r["checkpoint_into_numpy"] < 1e-12
+    # The facade: GLN(..., devices=8) against GLN(...).
+    assert r["facade_fit_equal"]
+    assert r["facade_online_max"] < 1e-12
+    assert r["facade_predict_max"] < 1e-12
+    assert r["facade_step"] == 305
+    for name in ("unsharded", "sharded", "numpy"):
+        assert r[f"facade_load_{name}"] < 1e-12
 
 
 def test_ensembles_and_sweeps_equal_separate_models(tmp_path):
