@@ -135,9 +135,12 @@ def _pad_classes(array: jax.Array, pad: int) -> jax.Array:
 def init_sharded(key: PRNGKey, config: GLNConfig, mesh: Mesh, axis: str = CLASS_AXIS):
     """:func:`gln_jax.init` drawn straight onto the mesh (never whole on one device).
 
-    The real classes equal ``init(key, config)``'s; the padded classes are zero. The draw is
-    one ``jax.jit`` with sharded ``out_shardings``, so XLA partitions it and every device
-    writes only its own classes.
+    The real classes equal ``init(key, config)``'s (to rounding of the hyperplane norms); the
+    padded classes are zero. The draw is one ``jax.jit`` with sharded ``out_shardings``: every
+    device writes only its own classes and no array of the state is ever whole on one device.
+    The flat normal draws behind the hyperplanes are cut into classes only after the draw, so
+    XLA computes them on every device as temporaries (measured: 64 MiB of temporaries per device
+    for a 114 MiB state of 1,000 classes at ``[16, 16, 1]``, 14 MiB of output per device).
 
     Args:
         key: a ``jax.random`` key.
