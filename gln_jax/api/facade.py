@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from gln_jax.api import validation
+from gln_jax.api import streaming, validation
 from gln_jax.api.checkpoint import load_checkpoint, save_checkpoint
-from gln_jax.api.registry import get_backend, make_engine
+from gln_jax.api.registry import get_backend
+from gln_jax.api.sharded_engine import make_facade_engine
 from gln_jax.core import multiclass
 from gln_jax.core.network import init
 from gln_jax.core.types import (
@@ -454,6 +455,41 @@ class EngineGLN(GLNBase):
     def _classes(self, probs):
         return np.asarray(multiclass.predict_classes(probs, config=self.config))
 
+    def fit(
+        self,
+        X,
+        y=None,
+        *args,
+        chunk_size=None,
+        checkpoint_path=None,
+        checkpoint_every=None,
+        **kwargs,
+    ):
+        """Trains on arrays (see :meth:`GLNBase.fit`) or on a stream larger than memory.
+
+        A stream is an iterator of ``(X, y)`` chunks (``y`` left out) or ``np.memmap`` arrays,
+        read at most ``chunk_size`` examples at a time (:func:`gln_jax.api.streaming.fit_model`).
+        Unlike a fit on arrays (all or nothing), a stream cannot be rewound: a failure leaves the
+        model at the last completed chunk and ``step`` says where; with ``checkpoint_every=N``
+        the model is also saved to ``checkpoint_path`` whenever ``step`` reaches a multiple of N.
+        """
+        if not streaming.is_stream(X, y):
+            if y is None:
+                raise TypeError("fit needs labels y with arrays X (or an iterator of chunks)")
+            if (chunk_size, checkpoint_path, checkpoint_every) != (None, None, None):
+                raise ValueError("chunk_size and checkpoints apply to streams (iterators, memmaps)")
+            return super().fit(X, y, *args, **kwargs)
+        return streaming.fit_model(
+            self,
+            X,
+            y,
+            *args,
+            chunk_size=chunk_size or streaming.CHUNK_SIZE,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+            **kwargs,
+        )
+
     def __repr__(self) -> str:
         c = self.config
         return (
@@ -492,6 +528,10 @@ class GLN(EngineGLN):
         seed: integer seed of the gating hyperplanes (explicit; no global random state).
         dtype: ``"float32"`` (default) or ``"float64"`` (needs ``jax_enable_x64`` on the JAX
             backend).
+        devices: ``"jax"`` backend only: a device count or list of devices; the one-vs-all
+            classes are sharded over them (:mod:`gln_jax.core.sharding`).
+        mesh: ``"jax"`` backend only: a one-axis ``jax.sharding.Mesh`` to shard the classes
+            over (instead of ``devices``).
 
     Attributes:
         config: the static :class:`~gln_jax.GLNConfig`.
@@ -520,6 +560,8 @@ class GLN(EngineGLN):
         *,
         seed: int = 0,
         dtype: str = DEFAULT_DTYPE,
+        devices=None,
+        mesh=None,
     ):
         config, state = build_model(
             layer_sizes,
@@ -537,12 +579,14 @@ class GLN(EngineGLN):
             scoped_x64=backend != "jax",
             backend=backend,
         )
-        engine = make_engine(backend, config)
+        engine = make_facade_engine(backend, config, devices, mesh)
         self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
 
     @classmethod
-    def _from_reference(cls, config, state, base_predictor, learning_rate, backend="jax"):
-        engine = make_engine(backend, config)
+    def _from_reference(
+        cls, config, state, base_predictor, learning_rate, backend="jax", devices=None, mesh=None
+    ):
+        engine = make_facade_engine(backend, config, devices, mesh)
         model = cls.__new__(cls)
         model._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
         return model
@@ -555,6 +599,8 @@ class GLN(EngineGLN):
         *,
         base_predictor: Callable | None = None,
         learning_rate: float | Callable | None = None,
+        devices=None,
+        mesh=None,
     ) -> GLN:
         """Restores a model saved by any backend into ``backend``.
 
@@ -564,9 +610,11 @@ class GLN(EngineGLN):
             base_predictor: required when the saved model had one (it is not stored).
             learning_rate: overrides the stored rate; required when the saved model used a
                 schedule.
+            devices, mesh: shard the classes of the loaded model (``"jax"`` only), as in
+                :class:`GLN`.
 
         Returns:
             The model, with predictions identical to the saved one's.
         """
         parts = cls._restore(path, base_predictor, learning_rate, get_backend(backend).name)
-        return cls._from_reference(*parts, backend=backend)
+        return cls._from_reference(*parts, backend=backend, devices=devices, mesh=mesh)

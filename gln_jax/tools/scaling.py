@@ -1,0 +1,142 @@
+"""``python -m gln_jax.tools.scaling``: the sharding and ensemble targets, measured.
+
+``classes``: a ``[16, 16, 1]`` model with 1,000 classes, trained and evaluated on a
+class-sharded mesh of every device and on one device in the same process; prints the largest
+difference of outputs and states, the shard each device holds, and the peak memory of the
+process. Run it with forced host devices::
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m gln_jax.tools.scaling classes
+
+``ensemble``: ``E = 16`` members of ``[4, 4, 1]`` with 10 classes trained in one compiled scan
+(:func:`gln_jax.core.ensemble.fit_ensemble`) against 16 separate ``fit_stream`` runs, both
+warmed up first and then timed alternately; prints the ratio. Synthetic uniform data of MNIST's
+width (784) is used: the timing does not depend on the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import jax
+import numpy as np
+
+from gln_jax.core import ensemble, sharding
+from gln_jax.core.network import batch_apply, init
+from gln_jax.core.stream import fit_stream
+from gln_jax.core.types import make_config
+
+
+def _max_diff(a, b) -> float:
+    return max(
+        float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)), initial=0.0))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def classes(
+    num_classes=1000, examples=2000, width=64, batch_size=1, dtype="float32", chunk_size=256
+) -> dict:
+    """1,000 classes at ``[16, 16, 1]``: sharded over every device vs one device.
+
+    A chunk's gating projections are ``chunk x classes x neurons x context_map_size`` numbers
+    (about 135 MB at 256 examples here), so the chunk size bounds the peak memory.
+    """
+    config = make_config([16, 16, 1], width, num_classes=num_classes, dtype=dtype)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(examples, width)).astype(dtype)
+    y = rng.integers(0, num_classes, examples)
+    rates = np.full(examples, 0.01, dtype)
+    reference = init(jax.random.key(0), config)
+    layout = sharding.class_sharding(config, sharding.make_mesh())
+    state = sharding.shard_state(reference, layout)
+    started = time.perf_counter()
+    trained, p_sharded = sharding.fit_sharded(
+        state, X, X, y, rates, layout=layout, batch_size=batch_size, chunk_size=chunk_size
+    )
+    q_sharded = sharding.to_host(sharding.predict_sharded(trained, X, X, layout=layout))
+    sharded_s = time.perf_counter() - started
+    started = time.perf_counter()
+    single, p_single = fit_stream(
+        reference, X, X, y, rates, config=config, batch_size=batch_size, chunk_size=chunk_size
+    )
+    q_single = np.asarray(batch_apply(single, X, X, config=config))
+    single_s = time.perf_counter() - started
+    weights = trained.layers[0].weights
+    return {
+        "devices": len(jax.devices()),
+        "classes": num_classes,
+        "padded_classes": layout.config.num_classes,
+        "examples": examples,
+        "dtype": dtype,
+        "chunk_size": chunk_size,
+        "state_mib": config.state_nbytes() / 2**20,
+        "shard_of_layer0_weights": sorted(
+            {s.data.shape[0] / weights.shape[0] for s in weights.addressable_shards}
+        ),
+        "train_outputs_max_diff": float(np.abs(p_sharded - p_single).max()),
+        "predict_max_diff": float(np.abs(q_sharded - q_single).max()),
+        "argmax_agreement": float((q_sharded.argmax(1) == q_single.argmax(1)).mean()),
+        "state_max_diff": _max_diff(sharding.unshard_state(trained, layout), single),
+        "sharded_seconds_with_compile": sharded_s,
+        "single_seconds_with_compile": single_s,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def ensembles(members=16, examples=2000, width=784, repeats=2) -> dict:
+    """E members in one scan vs E separate fits, alternated in one process."""
+    config = make_config([4, 4, 1], width, num_classes=10)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(examples, width)).astype(np.float32)
+    y = rng.integers(0, 10, examples)
+    rates = np.full(examples, 0.01, np.float32)
+    keys = jax.random.split(jax.random.key(0), members)
+    states = ensemble.init_ensemble(keys, config)
+    singles = [init(k, config) for k in keys]
+
+    def together():
+        trained, _ = ensemble.fit_ensemble(states, X, X, y, rates, config=config)
+        jax.block_until_ready(trained)
+
+    def separately():
+        for state in singles:
+            trained, _ = fit_stream(state, X, X, y, rates, config=config)
+            jax.block_until_ready(trained)
+
+    together(), separately()  # compile both
+    timings = {"one_scan": [], "separate": []}
+    for _ in range(repeats):
+        for name, run in (("one_scan", together), ("separate", separately)):
+            started = time.perf_counter()
+            run()
+            timings[name].append(time.perf_counter() - started)
+    best = {name: min(values) for name, values in timings.items()}
+    return {
+        "members": members,
+        "examples": examples,
+        "timings_s": timings,
+        "speedup_separate_over_one_scan": best["separate"] / best["one_scan"],
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", choices=("classes", "ensemble"))
+    parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--chunk-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    if args.case == "classes":
+        if args.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        result = classes(examples=args.examples, dtype=args.dtype, chunk_size=args.chunk_size)
+    else:
+        result = ensembles(examples=args.examples)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
