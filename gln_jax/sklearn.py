@@ -412,4 +412,3 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
             )
             out[start:stop] = np.asarray(probs)[: stop - start]
         return out
-
