@@ -68,6 +68,8 @@ class GLN(nnx.Module):
         base_prediction_size: width ``P`` of the base predictions; ``None`` means ``N``.
         bias, context_bias, pred_clipping, weight_clipping, dtype: as :func:`gln_jax.make_config`.
         rngs: ``nnx.Rngs``; the gating is drawn from its ``params`` stream (one key).
+        state: instead of ``rngs``, a functional-API state of this configuration to start from
+            (copied); see :meth:`from_state`.
 
     Attributes:
         config: the static :class:`~gln_jax.GLNConfig`.
@@ -93,7 +95,8 @@ class GLN(nnx.Module):
         pred_clipping: float = DEFAULT_PRED_CLIPPING,
         weight_clipping: float = DEFAULT_WEIGHT_CLIPPING,
         dtype: str = DEFAULT_DTYPE,
-        rngs: nnx.Rngs,
+        rngs: nnx.Rngs | None = None,
+        state: GLNState | None = None,
     ):
         config = make_config(
             layer_sizes,
@@ -107,7 +110,23 @@ class GLN(nnx.Module):
             weight_clipping=weight_clipping,
             dtype=dtype,
         )
-        self._bind(config, init(rngs.params(), config))
+        if (rngs is None) == (state is None):
+            raise TypeError("GLN takes exactly one of rngs= (a fresh model) and state=")
+        if state is None:
+            state = init(rngs.params(), config)
+        else:
+            expected = jax.eval_shape(lambda: init(jax.random.key(0), config))
+            shapes = jax.tree.map(lambda a: (jnp.shape(a), jnp.result_type(a)), state)
+            if shapes != jax.tree.map(lambda a: (a.shape, a.dtype), expected):
+                raise ValueError("state does not match the configuration's shapes and dtypes")
+            state = jax.tree.map(jnp.array, state)  # a copy: the module never aliases it
+        self.config = config
+        self.weights = nnx.List([GLNWeights(layer.weights) for layer in state.layers])
+        self.hyperplanes = nnx.List([GLNGating(layer.hyperplanes) for layer in state.layers])
+        self.hyperplane_bias = nnx.List(
+            [GLNGating(layer.hyperplane_bias) for layer in state.layers]
+        )
+        self.step = GLNStep(jnp.asarray(state.step, jnp.int32))
 
     @classmethod
     def from_state(cls, config: GLNConfig, state: GLNState) -> GLN:
@@ -116,18 +135,19 @@ class GLN(nnx.Module):
         Example:
             >>> head = GLN.from_state(config, gln_jax.init(key, config))  # doctest: +SKIP
         """
-        module = object.__new__(cls)
-        module._bind(config, jax.tree.map(jnp.array, state))
-        return module
-
-    def _bind(self, config: GLNConfig, state: GLNState) -> None:
-        self.config = config
-        self.weights = nnx.List([GLNWeights(layer.weights) for layer in state.layers])
-        self.hyperplanes = nnx.List([GLNGating(layer.hyperplanes) for layer in state.layers])
-        self.hyperplane_bias = nnx.List(
-            [GLNGating(layer.hyperplane_bias) for layer in state.layers]
+        return cls(
+            config.layer_sizes,
+            config.input_size,
+            context_map_size=config.context_map_size,
+            num_classes=config.num_classes,
+            base_prediction_size=config.base_prediction_size,
+            bias=config.bias,
+            context_bias=config.context_bias,
+            pred_clipping=config.pred_clipping,
+            weight_clipping=config.weight_clipping,
+            dtype=config.dtype,
+            state=state,
         )
-        self.step = GLNStep(jnp.asarray(state.step, jnp.int32))
 
     def state(self) -> GLNState:
         """The functional-API :class:`~gln_jax.GLNState` held by the variables (no copy)."""

@@ -121,3 +121,16 @@ def test_readme_example_trains_a_head_on_flax_features():
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the project's own README
     assert namespace["accuracy"] > 0.8  # one online pass over 1400 digits (0.887 measured)
+
+
+def test_bad_construction_is_refused():
+    state = gln_jax.init(jax.random.key(0), CONFIG)
+    with pytest.raises(TypeError, match="exactly one"):
+        GLN([4, 1], 6, context_map_size=2, num_classes=3)
+    with pytest.raises(TypeError, match="exactly one"):
+        GLN([4, 1], 6, context_map_size=2, num_classes=3, rngs=nnx.Rngs(0), state=state)
+    wrong = gln_jax.make_config([4, 1], 7, context_map_size=2, num_classes=3)
+    with pytest.raises(ValueError, match="shapes"):
+        GLN.from_state(wrong, state)
+    with pytest.raises(ValueError, match="layer_sizes"):
+        GLN([0, 1], 6, rngs=nnx.Rngs(0))
