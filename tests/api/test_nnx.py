@@ -1,5 +1,6 @@
 """gln_jax.nnx.GLN: equals the functional API, survives split/merge, works under jit and scan."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -15,9 +16,15 @@ import gln_jax  # noqa: E402
 from gln_jax.nnx import GLN, GLNGating, GLNStep, GLNWeights  # noqa: E402
 
 CONFIG = gln_jax.make_config([4, 1], 6, context_map_size=2, num_classes=3)
+# The functional oracle, jitted once (eager dispatch of every small op is slow).
+update = jax.jit(functools.partial(gln_jax.update, config=CONFIG))
+batch_update = jax.jit(functools.partial(gln_jax.batch_update, config=CONFIG))
+# The module's methods, jitted once and shared by the tests (eager calls compile op by op).
+learn = nnx.jit(lambda m, a, b, t, lr: m.update(a, b, t, lr))
+predict = nnx.jit(lambda m, a, b: m(a, b))
 
 
-def stream(n=24, seed=0):
+def stream(n=16, seed=0):
     key_x, key_y = jax.random.split(jax.random.key(seed))
     x = jax.random.uniform(key_x, (n, CONFIG.input_size), minval=0.05, maxval=0.95)
     y = jax.random.randint(key_y, (n,), 0, CONFIG.num_classes)
@@ -39,25 +46,24 @@ def test_equals_the_functional_api_step_by_step_under_jit():
     state = gln_jax.init(jax.random.key(0), CONFIG)
     module = GLN.from_state(CONFIG, state)
     x, y = stream()
-    learn = nnx.jit(lambda m, a, b, t, lr: m.update(a, b, t, lr))
     for t in range(x.shape[0]):
         rate = 0.05 * (1 + t % 3)  # a traced rate: no recompiles
-        state, p = gln_jax.update(state, x[t], x[t], y[t], rate, config=CONFIG)
+        state, p = update(state, x[t], x[t], y[t], rate)
         q = learn(module, x[t], x[t], y[t], rate)
         np.testing.assert_allclose(q, p, rtol=1e-6)
         assert_state_equal(module, state, rtol=1e-6, atol=1e-7)
     assert int(module.step.get_value()) == x.shape[0]
     expected = gln_jax.batch_apply(state, x, x, config=CONFIG)
-    np.testing.assert_allclose(nnx.jit(module)(x, x), expected, rtol=1e-6)
-    np.testing.assert_allclose(module(x[3], x[3]), expected[3], rtol=1e-6)
+    np.testing.assert_allclose(predict(module, x, x), expected, rtol=1e-6)
+    np.testing.assert_allclose(predict(module, x[3], x[3]), expected[3], rtol=1e-6)
 
 
 def test_batch_update_equals_the_functional_batch_update():
     state = gln_jax.init(jax.random.key(1), CONFIG)
     module = GLN.from_state(CONFIG, state)
     x, y = stream(8)
-    state, p = gln_jax.batch_update(state, x, x, y, jnp.full(8, 0.1), config=CONFIG)
-    np.testing.assert_allclose(module.update(x, x, y, 0.1), p, rtol=1e-6)
+    state, p = batch_update(state, x, x, y, jnp.full(8, 0.1))
+    np.testing.assert_allclose(learn(module, x, x, y, 0.1), p, rtol=1e-6)
     assert_state_equal(module, state, rtol=1e-6, atol=1e-7)
 
 
@@ -80,12 +86,12 @@ def test_scan_equals_the_functional_scan():
 def test_split_merge_and_variable_types():
     module = GLN([4, 1], 6, context_map_size=2, num_classes=3, rngs=nnx.Rngs(0))
     x, y = stream(8)
-    module.update(x, x, y, 0.1)
+    learn(module, x, x, y, 0.1)
     graphdef, variables = nnx.split(module)
     copy = nnx.merge(graphdef, variables)
-    np.testing.assert_array_equal(copy(x, x), module(x, x))
-    copy.update(x[0], x[0], y[0], 0.1)
-    module.update(x[0], x[0], y[0], 0.1)
+    np.testing.assert_array_equal(predict(copy, x, x), predict(module, x, x))
+    learn(copy, x[0], x[0], y[0], 0.1)
+    learn(module, x[0], x[0], y[0], 0.1)
     assert_state_equal(copy, module.state(), rtol=0)
     assert len(jax.tree.leaves(nnx.state(module, GLNWeights))) == 2
     assert len(jax.tree.leaves(nnx.state(module, GLNGating))) == 4
@@ -108,8 +114,13 @@ def test_optimiser_over_a_composite_model_never_touches_the_head():
     head_before = jax.tree.map(np.asarray, model.head.state())
     kernel_before = np.asarray(model.features.kernel.get_value())
     optimizer = nnx.Optimizer(model, optax.sgd(0.5), wrt=nnx.Param)
-    grads = nnx.grad(lambda m: jnp.sum(m(x)))(model)
-    optimizer.update(model, grads)
+
+    @nnx.jit
+    def train_step(model, optimizer):
+        grads = nnx.grad(lambda m: jnp.sum(m(x)))(model)
+        optimizer.update(model, grads)
+
+    train_step(model, optimizer)
     assert not np.array_equal(np.asarray(model.features.kernel.get_value()), kernel_before)
     assert_state_equal(model.head, head_before, rtol=0)
 
