@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import numbers
 
+import jax
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
@@ -105,7 +106,8 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
 
     The raw features are standardised online (see :mod:`gln_jax.sklearn`); the standardised
     values are the side information of the gates and their sigmoids the base predictions.
-    ``fit`` starts afresh and makes ``max_iter`` passes (shuffled with ``shuffle``);
+    ``fit`` starts afresh and makes ``max_iter`` passes (shuffled with ``shuffle``; every pass
+    continues the running statistics, which therefore keep the data's mean and variance);
     ``partial_fit`` continues the stream in the order given. With ``batch_size=1`` (default)
     every example is one exact online GLN update.
 
@@ -324,10 +326,8 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
             pred_clipping=self.pred_clipping,
             weight_clipping=self.weight_clipping,
         )
-        import jax  # the reference draws the gating; kept local so importing stays cheap
-
-        engine = _engine(self.backend, config)
-        state = engine.to_reference(engine.from_reference(init(jax.random.key(seed), config)))
+        _engine(self.backend, config)  # an unknown or missing backend fails before any work
+        state = jax.tree.map(np.asarray, init(jax.random.key(seed), config))
         return {
             "classes_": classes,
             "config_": config,

@@ -191,3 +191,28 @@ def test_standardize_false_uses_features_as_probabilities():
     p = np.asarray(facade.predict(X01, return_probs=True), np.float64)
     expected = p / p.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(model.predict_proba(X01), expected, rtol=1e-6)
+
+
+def test_refitting_the_same_shapes_compiles_nothing_new():
+    from gln_jax.api.jax_engine import predict_batch
+    from gln_jax.core.stream import _fit_chunk
+
+    X, y = blobs(n=100)
+    model = small("jax").fit(X, y)
+    model.predict_proba(X[:7])
+    sizes = (predict_batch._cache_size(), _fit_chunk._cache_size())
+    for n in (90, 70):  # chunks pad to 128 examples, predictions to 128 and 8 rows
+        model.fit(X[:n], y[:n]).partial_fit(X[:n], y[:n])
+        model.predict_proba(X[:n])
+        model.predict_proba(X[:5])
+    assert (predict_batch._cache_size(), _fit_chunk._cache_size()) == sizes
+
+
+def test_feature_names_in():
+    pd = pytest.importorskip("pandas")  # scikit-learn reads column names of data frames only
+    X, y = blobs()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
+    model = small("numpy").fit(frame, y)
+    np.testing.assert_array_equal(model.feature_names_in_, frame.columns.to_numpy(object))
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(frame.rename(columns={"f0": "other"}))
