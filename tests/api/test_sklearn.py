@@ -216,3 +216,14 @@ def test_feature_names_in():
     np.testing.assert_array_equal(model.feature_names_in_, frame.columns.to_numpy(object))
     with pytest.raises(ValueError, match="feature names"):
         model.predict(frame.rename(columns={"f0": "other"}))
+
+
+def test_tags_and_sample_weight_say_what_is_supported():
+    from sklearn.utils.validation import has_fit_parameter
+
+    tags = GLNClassifier().__sklearn_tags__()
+    assert tags.estimator_type == "classifier"
+    assert tags.classifier_tags.multi_class and not tags.classifier_tags.multi_label
+    assert not tags.input_tags.allow_nan and not tags.input_tags.sparse
+    assert tags.requires_fit and not tags.non_deterministic
+    assert not has_fit_parameter(GLNClassifier(), "sample_weight")
