@@ -22,6 +22,7 @@ the real package.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import numbers
 
@@ -99,6 +100,22 @@ def _scale(m2, count):
 
 def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # exact and overflow-free for any z
+
+
+@contextlib.contextmanager
+def _unchanged_on_error(estimator):
+    """Restores every attribute of ``estimator`` when the block raises.
+
+    scikit-learn's ``validate_data`` sets ``n_features_in_`` before the data is fully checked;
+    restoring the whole ``__dict__`` keeps a failed call from changing anything.
+    """
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
 
 
 class GLNClassifier(ClassifierMixin, BaseEstimator):
@@ -202,6 +219,8 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Trains a fresh model: ``max_iter`` passes over ``(X, y)``.
 
+        All or nothing: a call that raises leaves the estimator as it was.
+
         Args:
             X: ``[n_samples, n_features]`` features, any scale.
             y: ``[n_samples]`` labels of any type (at least two classes).
@@ -209,6 +228,27 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             ``self``.
         """
+        with _unchanged_on_error(self):
+            return self._fit(X, y)
+
+    def partial_fit(self, X, y, classes=None):
+        """Continues learning online from ``(X, y)`` in the order given.
+
+        All or nothing: a call that raises leaves the estimator as it was.
+
+        Args:
+            X: ``[n_samples, n_features]`` features.
+            y: ``[n_samples]`` labels, all in ``classes``.
+            classes: every label the stream will hold; required on the first call (as in
+                scikit-learn's other online classifiers), optional afterwards.
+
+        Returns:
+            ``self``.
+        """
+        with _unchanged_on_error(self):
+            return self._partial_fit(X, y, classes)
+
+    def _fit(self, X, y):
         self._check_params()
         X, y = validate_data(self, X, y, reset=True, dtype=np.float64)
         check_classification_targets(y)
@@ -229,18 +269,7 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = int(self.max_iter)
         return self
 
-    def partial_fit(self, X, y, classes=None):
-        """Continues learning online from ``(X, y)`` in the order given.
-
-        Args:
-            X: ``[n_samples, n_features]`` features.
-            y: ``[n_samples]`` labels, all in ``classes``.
-            classes: every label the stream will hold; required on the first call (as in
-                scikit-learn's other online classifiers), optional afterwards.
-
-        Returns:
-            ``self``.
-        """
+    def _partial_fit(self, X, y, classes):
         first = not hasattr(self, "classes_")
         if first:
             self._check_params()

@@ -151,6 +151,13 @@ def test_bad_input_leaves_the_model_unchanged():
     for a, b in zip(before, state_arrays(model), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(mean, model.mean_)
+    with pytest.raises(ValueError, match="2 classes"):
+        model.fit(X[:, :3], np.zeros(len(y)))  # would reset n_features_in_ before failing
+    assert model.n_features_in_ == 5
+    fresh = small("numpy")
+    with pytest.raises(ValueError, match="not in classes"):
+        fresh.partial_fit(X, y, classes=[0, 1])
+    assert vars(fresh) == vars(small("numpy"))  # nothing set by the failed first call
     with pytest.raises(ValueError, match="classes must be passed"):
         small("numpy").partial_fit(X, y)
     with pytest.raises(ValueError, match="learning_rate"):
