@@ -126,6 +126,7 @@ def test_optimiser_over_a_composite_model_never_touches_the_head():
 
 
 def test_readme_example_trains_a_head_on_flax_features():
+    pytest.importorskip("sklearn")  # the example's data set is scikit-learn's digits
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Flax NNX", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
