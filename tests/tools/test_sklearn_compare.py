@@ -1,0 +1,39 @@
+"""The scikit-learn comparison tool: a real (small) run, rendering, and --render of saved rows."""
+
+import json
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.linear_model import Perceptron  # noqa: E402
+
+from gln_jax.sklearn import GLNClassifier  # noqa: E402
+from gln_jax.tools import sklearn_compare  # noqa: E402
+
+
+def test_run_and_render_on_iris(monkeypatch, tmp_path, capsys):
+    small = {
+        "GLNClassifier": lambda: GLNClassifier(
+            layer_sizes=(4, 1), context_map_size=2, backend="numpy", random_state=0
+        ),
+        "Perceptron": lambda: Perceptron(random_state=0),
+    }
+    monkeypatch.setattr(sklearn_compare, "estimators", lambda: small)
+    rows = sklearn_compare.run(["iris"])
+    assert [r["estimator"] for r in rows] == ["GLNClassifier", "Perceptron"]
+    for row in rows:
+        assert (row["samples"], row["features"], row["classes"]) == (150, 4, 3)
+        assert len(row["fold_scores"]) == 5
+        assert abs(sum(row["fold_scores"]) / 5 - row["accuracy_mean"]) < 1e-12
+        assert row["accuracy_mean"] > 0.5
+    assert rows[0]["seconds_cold"] is not None and rows[1]["seconds_cold"] is None
+    table = sklearn_compare.render(rows)
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| iris (150 x 4, 3) | GLNClassifier | ")
+    assert "cold)" in lines[2] and "cold" not in lines[3]
+    saved = tmp_path / "rows.json"
+    saved.write_text(json.dumps({"meta": {}, "rows": rows}))
+    capsys.readouterr()
+    assert sklearn_compare.main(["--render", str(saved)]) == 0
+    assert capsys.readouterr().out.strip() == table
