@@ -99,7 +99,8 @@ def gradient(mu_in, sigma_sq_in, mu, sigma_sq, inside, target):
     """
     a, b, ab, aa = _precision_terms(mu_in, sigma_sq_in)
     error = mu - target
-    coefficient = jnp.where(inside, 0.5 * ((target - mu) * (target + mu) - sigma_sq), -error * ab / aa)
+    free = 0.5 * ((target - mu) * (target + mu) - sigma_sq)
+    coefficient = jnp.where(inside, free, -error * ab / aa)
     return error[:, None] * b[None, :] + coefficient[:, None] * a[None, :]
 
 

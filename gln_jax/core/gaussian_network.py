@@ -80,9 +80,7 @@ def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GaussianC
 def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GaussianConfig):
     """:func:`apply` of a batch: ``inputs [B, P]``, ``side_info [B, N]`` -> ``[B, C, 2]``."""
     contexts = batch_context_indices(state.layers, side_info, config=config)
-    return jax.vmap(functools.partial(apply_from_contexts, state, config=config))(
-        inputs, contexts
-    )
+    return jax.vmap(functools.partial(apply_from_contexts, state, config=config))(inputs, contexts)
 
 
 def update_from_contexts(state, inputs, contexts, target, learning_rate, *, config, count=1):
