@@ -6,9 +6,12 @@ drivers) is the reference implementation; :class:`GLN` is a thin stateful facade
 
 from gln_jax import utils as utils
 from gln_jax.api.facade import GLN as GLN
+from gln_jax.api.gaussian_facade import GaussianGLN as GaussianGLN
 from gln_jax.api.registry import backend_names as backend_names
 from gln_jax.core.gating import batch_context_indices as batch_context_indices
 from gln_jax.core.gating import context_indices as context_indices
+from gln_jax.core.gaussian_types import GaussianConfig as GaussianConfig
+from gln_jax.core.gaussian_types import make_gaussian_config as make_gaussian_config
 from gln_jax.core.multiclass import class_targets as class_targets
 from gln_jax.core.multiclass import predict_classes as predict_classes
 from gln_jax.core.network import apply as apply
@@ -34,6 +37,8 @@ __all__ = [
     "GLN",
     "GLNConfig",
     "GLNState",
+    "GaussianConfig",
+    "GaussianGLN",
     "LayerState",
     "Saliency",
     "apply",
@@ -48,6 +53,7 @@ __all__ = [
     "fit_stream",
     "init",
     "make_config",
+    "make_gaussian_config",
     "predict_classes",
     "saliency",
     "scan_batch_update",

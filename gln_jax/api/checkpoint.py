@@ -2,9 +2,11 @@
 
 Layout (``np.load(path, allow_pickle=False)`` reads it; nothing in it is ever executed):
 
-- ``config``: a JSON string with ``format_version``, every :class:`~gln_jax.GLNConfig` field,
-  ``learning_rate`` (a float, or ``null`` when the model used a schedule) and
-  ``has_base_predictor``;
+- ``config``: a JSON string with ``format_version``, ``family`` (version 2: ``"bernoulli"`` or
+  ``"gaussian"``; absent means ``"bernoulli"``, as in every version-1 file), every field of the
+  family's config (:class:`~gln_jax.GLNConfig` or
+  :class:`~gln_jax.core.gaussian_types.GaussianConfig`), ``learning_rate`` (a float, or
+  ``null`` when the model used a schedule) and ``has_base_predictor``;
 - ``step``: the update counter, int64 scalar;
 - ``layers/{i}/weights``, ``layers/{i}/hyperplanes``, ``layers/{i}/hyperplane_bias``.
 
@@ -22,9 +24,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gln_jax.core.gaussian_types import make_gaussian_config
 from gln_jax.core.types import GLNConfig, GLNState, LayerState, make_config
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this gln-jax reads; version 1 predates the ``family`` field (always Bernoulli).
+READABLE_VERSIONS = (1, 2)
+#: The neuron families a checkpoint may hold, with the function that rebuilds their config.
+FAMILIES = {"bernoulli": make_config, "gaussian": make_gaussian_config}
 _FIELDS = LayerState._fields
 
 
@@ -70,6 +77,7 @@ def save_checkpoint(
     meta = dict(config._asdict(), layer_sizes=list(config.layer_sizes))
     meta.update(
         format_version=FORMAT_VERSION,
+        family=getattr(config, "family", "bernoulli"),
         learning_rate=None if learning_rate is None else float(learning_rate),
         has_base_predictor=bool(has_base_predictor),
     )
@@ -123,10 +131,15 @@ def load_checkpoint(path) -> Checkpoint:
         has_base_predictor = bool(meta.pop("has_base_predictor"))
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise _bad(path, f"its config is not the expected JSON ({err})") from err
-    if version != FORMAT_VERSION:
-        raise _bad(path, f"format_version {version!r}; this gln-jax reads {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise _bad(
+            path, f"format_version {version!r}; this gln-jax reads {list(READABLE_VERSIONS)}"
+        )
+    family = meta.pop("family", "bernoulli") if version >= 2 else "bernoulli"
+    if family not in FAMILIES:
+        raise _bad(path, f"unknown family {family!r}; known: {sorted(FAMILIES)}")
     try:
-        config = make_config(**meta)
+        config = FAMILIES[family](**meta)
     except (TypeError, ValueError) as err:
         raise _bad(path, f"its config is invalid ({err})") from err
     if learning_rate is not None and not (

@@ -116,6 +116,8 @@ class GLNBase(abc.ABC):
     config: GLNConfig
     base_predictor: Callable | None
     learning_rate: float | Callable
+    #: The neuron family this class serves (checked when loading a checkpoint).
+    _family = "bernoulli"
 
     # ----------------------------------------------------------------- backend hooks
     @abc.abstractmethod
@@ -235,6 +237,12 @@ class GLNBase(abc.ABC):
         """Reads and checks a checkpoint; returns ``(config, state, base_predictor, rate)``."""
         checkpoint = load_checkpoint(path)
         config = checkpoint.config
+        family = getattr(config, "family", "bernoulli")
+        if family != cls._family:
+            raise ValueError(
+                f"{path!s} holds a {family}-family GLN; {cls.__name__} loads {cls._family} "
+                "models (use GaussianGLN.load for Gaussian ones, GLN.load for Bernoulli ones)"
+            )
         if checkpoint.has_base_predictor and base_predictor is None:
             raise ValueError(
                 f"{path!s} was saved with a base_predictor, which is code and not stored; "

@@ -24,6 +24,8 @@ class Backend(NamedTuple):
         extra: the ``pip install 'gln-jax[extra]'`` that brings the framework, or ``None``.
         aliases: other accepted spellings.
         port: the port package with its own ``GLN`` class, or ``None`` for the reference.
+        gaussian: ``(module, engine class)`` of the backend's Gaussian-family engine, or
+            ``None`` when the backend has none.
     """
 
     name: str
@@ -33,11 +35,27 @@ class Backend(NamedTuple):
     extra: str | None
     aliases: tuple[str, ...] = ()
     port: str | None = None
+    gaussian: tuple[str, str] | None = None
 
 
 BACKENDS: tuple[Backend, ...] = (
-    Backend("jax", "gln_jax.api.jax_engine", "JaxEngine", None, None),
-    Backend("numpy", "gln_numpy.engine", "NumpyEngine", None, None, port="gln_numpy"),
+    Backend(
+        "jax",
+        "gln_jax.api.jax_engine",
+        "JaxEngine",
+        None,
+        None,
+        gaussian=("gln_jax.api.gaussian_engine", "GaussianJaxEngine"),
+    ),
+    Backend(
+        "numpy",
+        "gln_numpy.engine",
+        "NumpyEngine",
+        None,
+        None,
+        port="gln_numpy",
+        gaussian=("gln_numpy.gaussian_engine", "GaussianNumpyEngine"),
+    ),
     Backend(
         "pytorch", "gln_torch.engine", "TorchEngine", "torch", "torch", ("torch",), "gln_torch"
     ),
@@ -80,18 +98,27 @@ def is_available(backend: str) -> bool:
 
 
 def make_engine(backend: str, config: GLNConfig):
-    """Builds the engine of ``backend`` for ``config``.
+    """Builds the engine of ``backend`` for ``config`` (and its neuron family).
 
     Raises:
-        ValueError: an unknown backend (the message lists the valid names).
+        ValueError: an unknown backend (the message lists the valid names), or a backend
+            without an engine for the config's family.
         ImportError: the backend's framework is not installed (the message names the extra).
     """
     entry = get_backend(backend)
+    module_name, engine_name = entry.module, entry.engine
+    if getattr(config, "family", "bernoulli") == "gaussian":
+        if entry.gaussian is None:
+            with_family = [b.name for b in BACKENDS if b.gaussian is not None]
+            raise ValueError(
+                f"backend {backend!r} has no Gaussian-family engine; use one of {with_family}"
+            )
+        module_name, engine_name = entry.gaussian
     try:
-        module = importlib.import_module(entry.module)
+        module = importlib.import_module(module_name)
     except ImportError as err:
         raise ImportError(
             f"backend {backend!r} needs a framework that is not installed ({err.name}); "
             f"install it with: pip install 'gln-jax[{entry.extra}]'"
         ) from err
-    return getattr(module, entry.engine)(config)
+    return getattr(module, engine_name)(config)
