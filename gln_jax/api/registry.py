@@ -57,7 +57,14 @@ BACKENDS: tuple[Backend, ...] = (
         gaussian=("gln_numpy.gaussian_engine", "GaussianNumpyEngine"),
     ),
     Backend(
-        "pytorch", "gln_torch.engine", "TorchEngine", "torch", "torch", ("torch",), "gln_torch"
+        "pytorch",
+        "gln_torch.engine",
+        "TorchEngine",
+        "torch",
+        "torch",
+        ("torch",),
+        "gln_torch",
+        gaussian=("gln_torch.gaussian_engine", "GaussianTorchEngine"),
     ),
     Backend("tf", "gln_tf.engine", "TFEngine", "tensorflow", "tf", ("tensorflow",), "gln_tf"),
 )

@@ -1,6 +1,7 @@
 """GaussianGLN: predictions and learning in every backend with a Gaussian engine, bad targets,
 checkpoints that record the family, and version-1 Bernoulli files that keep loading."""
 
+import importlib.util
 import json
 import pathlib
 
@@ -33,6 +34,10 @@ def test_fit_learns_and_backends_agree():
     mean, std = jax_model.predict(x, return_std=True)
     assert mean.shape == std.shape == (120,) and (std > 0).all()
     np.testing.assert_allclose(numpy_model.predict(x), mean, rtol=1e-3, atol=1e-4)
+    if importlib.util.find_spec("torch") is not None:
+        torch_model = model("pytorch")
+        torch_model.fit(x, y)
+        np.testing.assert_allclose(torch_model.predict(x), mean, rtol=1e-3, atol=1e-4)
     assert np.mean((mean - y) ** 2) < 0.6 * np.mean(y**2)  # untrained: about 1.0
     assert jax_model.step == numpy_model.step == 120
     assert "GaussianGLN(backend='jax'" in repr(jax_model)
