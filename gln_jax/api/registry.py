@@ -66,7 +66,16 @@ BACKENDS: tuple[Backend, ...] = (
         "gln_torch",
         gaussian=("gln_torch.gaussian_engine", "GaussianTorchEngine"),
     ),
-    Backend("tf", "gln_tf.engine", "TFEngine", "tensorflow", "tf", ("tensorflow",), "gln_tf"),
+    Backend(
+        "tf",
+        "gln_tf.engine",
+        "TFEngine",
+        "tensorflow",
+        "tf",
+        ("tensorflow",),
+        "gln_tf",
+        gaussian=("gln_tf.gaussian_engine", "GaussianTFEngine"),
+    ),
 )
 _BY_NAME = {b.name: b for b in BACKENDS} | {a: b for b in BACKENDS for a in b.aliases}
 
