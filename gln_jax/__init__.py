@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 #: Public name -> ``(module, attribute)``; ``attribute`` ``None`` means the module itself.
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     "GLN": ("gln_jax.api.facade", "GLN"),
+    "GaussianConfig": ("gln_jax.core.gaussian_types", "GaussianConfig"),
+    "GaussianGLN": ("gln_jax.api.gaussian_facade", "GaussianGLN"),
     "GLNConfig": ("gln_jax.core.types", "GLNConfig"),
     "GLNState": ("gln_jax.core.types", "GLNState"),
     "LayerState": ("gln_jax.core.types", "LayerState"),
@@ -33,6 +35,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "fit_stream": ("gln_jax.core.stream", "fit_stream"),
     "init": ("gln_jax.core.network", "init"),
     "make_config": ("gln_jax.core.types", "make_config"),
+    "make_gaussian_config": ("gln_jax.core.gaussian_types", "make_gaussian_config"),
     "predict_classes": ("gln_jax.core.multiclass", "predict_classes"),
     "saliency": ("gln_jax.core.saliency", "saliency"),
     "scan_batch_update": ("gln_jax.core.stream", "scan_batch_update"),
@@ -63,9 +66,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax import utils as utils
     from gln_jax.api.facade import GLN as GLN
+    from gln_jax.api.gaussian_facade import GaussianGLN as GaussianGLN
     from gln_jax.api.registry import backend_names as backend_names
     from gln_jax.core.gating import batch_context_indices as batch_context_indices
     from gln_jax.core.gating import context_indices as context_indices
+    from gln_jax.core.gaussian_types import GaussianConfig as GaussianConfig
+    from gln_jax.core.gaussian_types import make_gaussian_config as make_gaussian_config
     from gln_jax.core.multiclass import class_targets as class_targets
     from gln_jax.core.multiclass import predict_classes as predict_classes
     from gln_jax.core.network import apply as apply

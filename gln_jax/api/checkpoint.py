@@ -2,9 +2,11 @@
 
 Layout (a zip archive of ``.npy`` members; nothing in it is ever executed or unpickled):
 
-- ``config``: a JSON string with ``format_version``, every :class:`~gln_jax.GLNConfig` field,
-  ``learning_rate`` (a float, or ``null`` when the model used a schedule) and
-  ``has_base_predictor``;
+- ``config``: a JSON string with ``format_version``, ``family`` (version 2: ``"bernoulli"`` or
+  ``"gaussian"``; absent means ``"bernoulli"``, as in every version-1 file), every field of the
+  family's config (:class:`~gln_jax.GLNConfig` or
+  :class:`~gln_jax.core.gaussian_types.GaussianConfig`), ``learning_rate`` (a float, or
+  ``null`` when the model used a schedule) and ``has_base_predictor``;
 - ``step``: the update counter, int64 scalar;
 - ``layers/{i}/weights``, ``layers/{i}/hyperplanes``, ``layers/{i}/hyperplane_bias``.
 
@@ -30,9 +32,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gln_jax.core.gaussian_types import make_gaussian_config
 from gln_jax.core.types import GLNConfig, GLNState, LayerState, make_config
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this gln-jax reads; version 1 predates the ``family`` field (always Bernoulli).
+READABLE_VERSIONS = (1, 2)
+#: The neuron families a checkpoint may hold, with the function that rebuilds their config.
+FAMILIES = {"bernoulli": make_config, "gaussian": make_gaussian_config}
 _FIELDS = LayerState._fields
 #: Longest ``config`` JSON accepted, in characters (a real one is well under 1,000).
 MAX_CONFIG_CHARS = 1 << 16
@@ -100,6 +107,7 @@ def save_checkpoint(
     meta = dict(config._asdict(), layer_sizes=list(config.layer_sizes))
     meta.update(
         format_version=FORMAT_VERSION,
+        family=getattr(config, "family", "bernoulli"),
         learning_rate=None if learning_rate is None else float(learning_rate),
         has_base_predictor=bool(has_base_predictor),
     )
@@ -237,12 +245,19 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     version = meta.pop("format_version")
     learning_rate = meta.pop("learning_rate")
     has_base_predictor = meta.pop("has_base_predictor")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise _bad(path, f"format_version {version!r}; this gln-jax reads {FORMAT_VERSION}")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise _bad(
+            path, f"format_version {version!r}; this gln-jax reads {list(READABLE_VERSIONS)}"
+        )
     if not isinstance(has_base_predictor, bool):
         raise _bad(path, f"has_base_predictor {has_base_predictor!r} is not true or false")
+    if version == 1 and "family" in meta:
+        raise _bad(path, "version-1 file with the version-2 key 'family'")
+    family = meta.pop("family", "bernoulli")
+    if not isinstance(family, str) or family not in FAMILIES:
+        raise _bad(path, f"unknown family {family!r}; known: {sorted(FAMILIES)}")
     try:
-        config = make_config(**meta)
+        config = FAMILIES[family](**meta)
     except (TypeError, ValueError, OverflowError) as err:
         raise _bad(path, f"its config is invalid ({err})") from err
     if learning_rate is not None and not (

@@ -181,6 +181,9 @@ class GLNBase(abc.ABC):
             object.__setattr__(self, "_gln_side_info_limit", cached)
         return cached[1]
 
+    #: The neuron family this class serves (checked when loading a checkpoint).
+    _family = "bernoulli"
+
     # ----------------------------------------------------------------- backend hooks
     @abc.abstractmethod
     def _step_count(self) -> int:
@@ -364,6 +367,12 @@ class GLNBase(abc.ABC):
         """
         checkpoint = load_checkpoint(path)
         config = checkpoint.config
+        family = getattr(config, "family", "bernoulli")
+        if family != cls._family:
+            raise ValueError(
+                f"{path!s} holds a {family}-family GLN; {cls.__name__} loads {cls._family} "
+                "models (use GaussianGLN.load for Gaussian ones, GLN.load for Bernoulli ones)"
+            )
         if checkpoint.has_base_predictor and base_predictor is None:
             raise ValueError(
                 f"{path!s} was saved with a base_predictor, which is code and not stored; "

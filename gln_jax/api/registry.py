@@ -28,6 +28,8 @@ class Backend(NamedTuple):
         construction_peak: the most memory building a model takes, as a multiple of its state's
             bytes (measured: the state is drawn by JAX, then copied into the framework's arrays;
             see :func:`gln_jax.api.validation.check_construction_memory`).
+        gaussian: ``(module, engine class)`` of the backend's Gaussian-family engine, or
+            ``None`` when the backend has none.
     """
 
     name: str
@@ -38,13 +40,22 @@ class Backend(NamedTuple):
     aliases: tuple[str, ...] = ()
     port: str | None = None
     construction_peak: float = 2.5
+    gaussian: tuple[str, str] | None = None
 
 
 # Construction peaks measured on a 2.1 GiB float32 state (layers [64, 64, 1], 2**10 rows,
 # N = 784, 10 classes; the rise of VmHWM over the RSS before building): jax 1.04, numpy 2.02,
 # pytorch 2.02, tf 3.77. The factors below round those up.
 BACKENDS: tuple[Backend, ...] = (
-    Backend("jax", "gln_jax.api.jax_engine", "JaxEngine", None, None, construction_peak=1.5),
+    Backend(
+        "jax",
+        "gln_jax.api.jax_engine",
+        "JaxEngine",
+        None,
+        None,
+        construction_peak=1.5,
+        gaussian=("gln_jax.api.gaussian_engine", "GaussianJaxEngine"),
+    ),
     Backend(
         "numpy",
         "gln_numpy.engine",
@@ -53,6 +64,7 @@ BACKENDS: tuple[Backend, ...] = (
         None,
         port="gln_numpy",
         construction_peak=2.2,
+        gaussian=("gln_numpy.gaussian_engine", "GaussianNumpyEngine"),
     ),
     Backend(
         "pytorch",
@@ -63,6 +75,7 @@ BACKENDS: tuple[Backend, ...] = (
         ("torch",),
         "gln_torch",
         construction_peak=2.2,
+        gaussian=("gln_torch.gaussian_engine", "GaussianTorchEngine"),
     ),
     Backend(
         "tf",
@@ -73,6 +86,7 @@ BACKENDS: tuple[Backend, ...] = (
         ("tensorflow",),
         "gln_tf",
         construction_peak=4.0,
+        gaussian=("gln_tf.gaussian_engine", "GaussianTFEngine"),
     ),
 )
 _BY_NAME = {b.name: b for b in BACKENDS} | {a: b for b in BACKENDS for a in b.aliases}
@@ -112,19 +126,28 @@ def is_available(backend: str) -> bool:
 
 
 def make_engine(backend: str, config: GLNConfig):
-    """Builds the engine of ``backend`` for ``config``.
+    """Builds the engine of ``backend`` for ``config`` (and its neuron family).
 
     Raises:
-        ValueError: an unknown backend (the message lists the valid names).
+        ValueError: an unknown backend (the message lists the valid names), or a backend
+            without an engine for the config's family.
         ImportError: the backend's framework is not installed (the message names the extra).
     """
     entry = get_backend(backend)
+    module_name, engine_name = entry.module, entry.engine
+    if getattr(config, "family", "bernoulli") == "gaussian":
+        if entry.gaussian is None:
+            with_family = [b.name for b in BACKENDS if b.gaussian is not None]
+            raise ValueError(
+                f"backend {backend!r} has no Gaussian-family engine; use one of {with_family}"
+            )
+        module_name, engine_name = entry.gaussian
     try:
-        module = importlib.import_module(entry.module)
+        module = importlib.import_module(module_name)
     except ImportError as err:
         raise ImportError(
             f"backend {backend!r} needs a framework that is not installed ({err.name}); "
             f"install it with: pip install 'gln-jax[{entry.extra}]'",
             name=err.name,
         ) from err
-    return getattr(module, entry.engine)(config)
+    return getattr(module, engine_name)(config)

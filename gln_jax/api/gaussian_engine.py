@@ -1,0 +1,74 @@
+"""The ``"jax"`` backend of the Gaussian family: the reference, jitted once per shape.
+
+Follows :class:`gln_jax.api.engine.Engine`; its outputs are ``[B, C, 2]`` (mean and variance
+of every output) where the Bernoulli engines return probabilities ``[B, C]``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gln_jax.core import gaussian_network
+from gln_jax.core.gating import batch_context_indices
+from gln_jax.core.gaussian_types import GaussianConfig
+from gln_jax.core.types import GLNState
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def predict_batch(state: GLNState, inputs, side_info, *, config: GaussianConfig) -> jax.Array:
+    """``[B, C, 2]`` predictions of a batch (inputs ``[B, P]``, side_info ``[B, N]``)."""
+    return gaussian_network.batch_apply(state, inputs, side_info, config=config)
+
+
+@functools.partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
+def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: GaussianConfig):
+    """One batch update (the exact online step for a batch of one); donates ``state``."""
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    if inputs.shape[0] == 1:  # static: the cheaper single-example path, same maths
+        first = tuple(c[0] for c in contexts)
+        state, out = gaussian_network.update_from_contexts(
+            state, inputs[0], first, targets[0], rates[0], config=config
+        )
+        return state, out[None]
+    return gaussian_network.batch_update_from_contexts(
+        state, inputs, contexts, targets, rates, config=config
+    )
+
+
+class GaussianJaxEngine:
+    """The reference Gaussian GLN behind ``GaussianGLN("jax", ...)``."""
+
+    name = "jax"
+
+    def __init__(self, config: GaussianConfig):
+        if config.dtype == "float64" and not jax.config.jax_enable_x64:
+            raise ValueError(
+                "dtype='float64' needs 64-bit JAX: call "
+                "jax.config.update('jax_enable_x64', True) first (or use another backend)"
+            )
+        self.config = config
+
+    def from_reference(self, state: GLNState) -> GLNState:
+        return jax.tree.map(jnp.asarray, state)
+
+    def to_reference(self, state: GLNState) -> GLNState:
+        return jax.tree.map(np.asarray, state)
+
+    def step(self, state) -> int:
+        return int(state.step)
+
+    def predict(self, state, inputs, side_info):
+        return np.asarray(predict_batch(state, inputs, side_info, config=self.config))
+
+    def train(self, state, inputs, side_info, targets, rates):
+        state, out = train_batch(state, inputs, side_info, targets, rates, config=self.config)
+        return state, np.asarray(out)
+
+    def fit(self, state, inputs, side_info, targets, rates, batch_size):
+        return gaussian_network.fit_stream(
+            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+        )

@@ -1,0 +1,47 @@
+"""The ``"numpy"`` backend of the Gaussian family (``GaussianGLN("numpy", ...)``).
+
+Its state is a :class:`~gln_jax.GLNState` of NumPy arrays; every training call learns on a
+copy of the weights and returns a new state, so a failing call leaves the old one intact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gln_numpy import gaussian_network
+from gln_numpy.types import GLNState, from_reference, to_reference
+
+
+class GaussianNumpyEngine:
+    """The NumPy port of the Gaussian family behind the facade.
+
+    Args:
+        config: the model's :class:`~gln_jax.core.gaussian_types.GaussianConfig`.
+    """
+
+    name = "numpy"
+
+    def __init__(self, config):
+        self.config = config
+
+    def from_reference(self, state: GLNState) -> GLNState:
+        return from_reference(state, dtype=self.config.dtype)
+
+    def to_reference(self, state: GLNState) -> GLNState:
+        return to_reference(state)
+
+    def step(self, state: GLNState) -> int:
+        return int(state.step)
+
+    def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
+        return gaussian_network.batch_apply(state, inputs, side_info, config=self.config)
+
+    def train(self, state: GLNState, inputs, side_info, targets, rates):
+        return gaussian_network.batch_update(
+            state, inputs, side_info, targets, rates, config=self.config
+        )
+
+    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
+        return gaussian_network.fit_stream(
+            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+        )

@@ -1,0 +1,45 @@
+"""The ``"tf"`` backend of the Gaussian family (``GaussianGLN("tf", ...)``).
+
+Its state is a :class:`~gln_jax.GLNState` of TF tensors; the functions are pure, so a failing
+call leaves the old state intact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gln_tf import gaussian_network
+from gln_tf.types import GLNState, from_reference, to_reference
+
+
+class GaussianTFEngine:
+    """The TensorFlow port of the Gaussian family behind the facade."""
+
+    name = "tf"
+
+    def __init__(self, config):
+        self.config = config
+
+    def from_reference(self, state: GLNState) -> GLNState:
+        return from_reference(state, dtype=self.config.dtype)
+
+    def to_reference(self, state: GLNState) -> GLNState:
+        return to_reference(state)
+
+    def step(self, state: GLNState) -> int:
+        return int(state.step)
+
+    def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
+        return gaussian_network.batch_apply(state, inputs, side_info, config=self.config).numpy()
+
+    def train(self, state: GLNState, inputs, side_info, targets, rates):
+        state, out = gaussian_network.batch_update(
+            state, inputs, side_info, targets, rates, config=self.config
+        )
+        return state, out.numpy()
+
+    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
+        state, out = gaussian_network.fit_stream(
+            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+        )
+        return state, out.numpy()

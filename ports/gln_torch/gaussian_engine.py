@@ -1,0 +1,47 @@
+"""The ``"pytorch"`` backend of the Gaussian family (``GaussianGLN("pytorch", ...)``).
+
+Its state is a :class:`~gln_jax.GLNState` of tensors (CUDA when available, else the CPU);
+every training call learns on clones and returns a new state, so a failing call leaves the old
+one intact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gln_torch import gaussian_network
+from gln_torch.types import GLNState, from_reference, to_reference, torch_dtype
+
+
+class GaussianTorchEngine:
+    """The PyTorch port of the Gaussian family behind the facade."""
+
+    name = "pytorch"
+
+    def __init__(self, config):
+        self.config = config
+
+    def from_reference(self, state: GLNState) -> GLNState:
+        return from_reference(state, dtype=torch_dtype(self.config))
+
+    def to_reference(self, state: GLNState) -> GLNState:
+        return to_reference(state)
+
+    def step(self, state: GLNState) -> int:
+        return int(state.step)
+
+    def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
+        out = gaussian_network.batch_apply(state, inputs, side_info, config=self.config)
+        return out.cpu().numpy()
+
+    def train(self, state: GLNState, inputs, side_info, targets, rates):
+        state, out = gaussian_network.batch_update(
+            state, inputs, side_info, targets, rates, config=self.config
+        )
+        return state, out.cpu().numpy()
+
+    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
+        state, out = gaussian_network.fit_stream(
+            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+        )
+        return state, out.cpu().numpy()
