@@ -19,6 +19,8 @@ deviations ``M2``)::
     z = scale * (x - m)                                   (center)
     z = scale * (x - m) / (sqrt(M2 / n) + eps)            (standardize; population std)
 
+With no example seen yet (``n = 0``) ``z = scale * x``.
+
 Shapes: ``N`` side-information width, ``T`` stream.
 """
 
@@ -123,10 +125,12 @@ def update(state: TransformState, x: Array, *, config: TransformConfig) -> Trans
 def apply(state: TransformState, x: Array, *, config: TransformConfig) -> jax.Array:
     """Transforms side information ``x [..., N]`` with the current statistics."""
     x = jnp.asarray(x, state.mean.dtype)
-    z = x - state.mean
+    lead = (1,) * (x.ndim - 1)  # explicit broadcasting over any leading batch axes
+    z = x - state.mean.reshape(*lead, -1)
     if config.kind == "standardize":
         n = jnp.maximum(state.count, 1).astype(x.dtype)
-        z = z / (jnp.sqrt(state.m2 / n) + config.eps)
+        divisor = jnp.where(state.count > 0, jnp.sqrt(state.m2 / n) + config.eps, 1)
+        z = z / divisor.reshape(*lead, -1)
     return z * config.scale
 
 

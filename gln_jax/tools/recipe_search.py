@@ -121,7 +121,16 @@ def variants(phase: str) -> list[dict]:
             {"lr": 1e-2, "lr_b": 50.0},
             {"normalize": True, "lr": 3e-3},
         ]
-    raise ValueError(f"unknown phase {phase!r}; known: base")
+    if phase == "clip":
+        return [
+            {"pred_clipping": 1e-4},
+            {"pred_clipping": 1e-5},
+            {"context_map_size": 8},
+            {"weight_clipping": 10.0},
+            {"weight_clipping": 2.0},
+            {"context_map_size": 6, "scale": 30.0},
+        ]
+    raise ValueError(f"unknown phase {phase!r}; known: base, clip")
 
 
 def main(argv: list[str] | None = None) -> int:
