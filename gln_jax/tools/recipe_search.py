@@ -130,7 +130,39 @@ def variants(phase: str) -> list[dict]:
             {"weight_clipping": 2.0},
             {"context_map_size": 6, "scale": 30.0},
         ]
-    raise ValueError(f"unknown phase {phase!r}; known: base, clip")
+    if phase == "wide":
+        return [
+            {"layers": [32, 32, 1], "context_map_size": 6, "scale": 30.0},
+            {"context_map_size": 6, "scale": 30.0, "seeds": [0, 1, 2]},
+        ]
+    raise ValueError(f"unknown phase {phase!r}; known: base, clip, wide")
+
+
+def render(path) -> str:
+    """Markdown table of every configuration in a results file, in the order tried."""
+    lines = [
+        "| # | layers | contexts | side info | scale | pred_clipping | weight_clipping "
+        "| rate | seeds | validation (%) | s |",
+        "|---:|---|---:|---|---:|---:|---:|---|---|---:|---:|",
+    ]
+    with open(path) as handle:
+        results = [json.loads(line) for line in handle if line.strip()]
+    for i, r in enumerate(results, 1):
+        rate = f"{r['lr']:g}"
+        if r["lr_b"] is not None:
+            rate = f"min({r['lr']:g}, {r['lr_b']:g}/t)"
+        if r["normalize"]:
+            rate += " normalised"
+        seeds = ",".join(map(str, r["seeds"]))
+        if len(r["seeds"]) > 1:
+            members = ", ".join(f"{a:.2f}" for a in r["member_accuracy"])
+            seeds += f" (ensemble; members {members})"
+        lines.append(
+            f"| {i} | {r['layers']} | {2 ** r['context_map_size']} | {r['transform']} "
+            f"| {r['scale']:g} | {r['pred_clipping']:g} | {r['weight_clipping']:g} | {rate} "
+            f"| {seeds} | {r['val_accuracy']:.2f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,8 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", default="{}", help="JSON dict of overrides for every variant")
     parser.add_argument("--variants", default=None, help="JSON list of variants (else --phase)")
     parser.add_argument("--out", required=True, help="JSON-lines file the results go to")
+    parser.add_argument("--render", action="store_true", help="print --out as a table, stop")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(args.out))
+        return 0
     from gln_jax import utils
 
     X_train, y_train, _, _ = utils.get_mnist(True, args.data_dir, progress=False)
