@@ -17,6 +17,15 @@ Loading trusts nothing: only a regular file is opened; every member must be one 
 config expects (:func:`expected_members`), anything else is refused unread; each member's
 ``.npy`` header is read and its dtype and shape checked before any data, and no more than the
 expected number of bytes is ever decompressed.
+
+Version 2 adds, for side information (all optional; a version-1 file reads with the defaults):
+
+- config key ``example_size``: the facade's example width (default: the config's
+  ``input_size``, the gates' width, which version 1 always equals);
+- config key ``side_info_transform``: the transform's settings as a JSON object, or ``null``
+  (default ``null``);
+- ``side_info/count``, ``side_info/mean``, ``side_info/m2``: its running statistics, present
+  exactly when the transform is.
 """
 
 from __future__ import annotations
@@ -32,11 +41,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gln_jax.core import transforms
 from gln_jax.core.gaussian_types import make_gaussian_config
 from gln_jax.core.types import GLNConfig, GLNState, LayerState, make_config
 
 FORMAT_VERSION = 2
-#: Versions this gln-jax reads; version 1 predates the ``family`` field (always Bernoulli).
+#: Versions this gln-jax reads; version 1 predates the ``family`` field (always Bernoulli) and
+#: the side-information block (defaults apply).
 READABLE_VERSIONS = (1, 2)
 #: The neuron families a checkpoint may hold, with the function that rebuilds their config.
 FAMILIES = {"bernoulli": make_config, "gaussian": make_gaussian_config}
@@ -50,6 +61,76 @@ STALE_TEMPORARY_SECONDS = 15 * 60
 _TEMPORARY = re.compile(r"\.gln-[A-Za-z0-9_]+\.npz\.tmp")
 
 
+class SideInfo(NamedTuple):
+    """The facade's side-information settings (format version 2).
+
+    Attributes:
+        example_size: width of an example (``predict``'s input).
+        transform: the transform's :class:`~gln_jax.core.transforms.TransformConfig`, or
+            ``None``.
+        transform_state: its :class:`~gln_jax.core.transforms.TransformState` (NumPy), or
+            ``None``.
+    """
+
+    example_size: int
+    transform: transforms.TransformConfig | None = None
+    transform_state: transforms.TransformState | None = None
+
+
+_SIDE_KEYS = tuple(f"side_info/{f}" for f in transforms.TransformState._fields)
+
+
+def _side_info_arrays(side_info: SideInfo | None) -> dict:
+    if side_info is None or side_info.transform is None:
+        return {}
+    state = side_info.transform_state
+    return {key: np.asarray(value) for key, value in zip(_SIDE_KEYS, state, strict=True)}
+
+
+def _read_side_info(
+    path, meta: dict, contents: dict, config: GLNConfig, has_base_predictor: bool
+) -> SideInfo:
+    """The version-2 side-information block, checked; defaults for a version-1 file."""
+    example_size = meta.pop("example_size", config.input_size)
+    settings = meta.pop("side_info_transform", None)
+    if isinstance(example_size, bool) or not isinstance(example_size, int) or example_size < 1:
+        raise _bad(path, f"example_size {example_size!r} is not a positive int")
+    if not has_base_predictor and example_size != config.base_prediction_size:
+        raise _bad(
+            path,
+            f"example_size {example_size} differs from base_prediction_size "
+            f"{config.base_prediction_size} without a base_predictor",
+        )
+    present = [key for key in _SIDE_KEYS if key in contents]
+    if settings is None:
+        if present:
+            raise _bad(path, f"entries {present} without a side_info_transform")
+        return SideInfo(example_size)
+    try:
+        transform = transforms.make_transform(**settings)
+    except (TypeError, ValueError) as err:
+        raise _bad(path, f"its side_info_transform is invalid ({err})") from err
+    if len(present) != len(_SIDE_KEYS):
+        raise _bad(path, f"side_info_transform without all of {list(_SIDE_KEYS)}")
+    count, mean, m2 = (contents[key] for key in _SIDE_KEYS)
+    n = (config.input_size,)
+    if count.shape != () or not np.issubdtype(count.dtype, np.integer) or count < 0:
+        raise _bad(path, "'side_info/count' is not a non-negative integer scalar")
+    for key, array in (("side_info/mean", mean), ("side_info/m2", m2)):
+        if array.shape != n or array.dtype != np.dtype(config.dtype):
+            raise _bad(
+                path,
+                f"{key!r} has shape {array.shape} and dtype {array.dtype}, needs {n} "
+                f"and {config.dtype}",
+            )
+        if not np.isfinite(array).all():
+            raise _bad(path, f"{key!r} contains NaN or inf")
+    if (m2 < 0).any():
+        raise _bad(path, "'side_info/m2' has negative entries")
+    state = transforms.TransformState(np.asarray(count, np.int32), mean, m2)
+    return SideInfo(example_size, transform, state)
+
+
 class Checkpoint(NamedTuple):
     """What a checkpoint holds: the config, a NumPy state and the facade's extras."""
 
@@ -57,6 +138,7 @@ class Checkpoint(NamedTuple):
     state: GLNState
     learning_rate: float | None
     has_base_predictor: bool
+    side_info: SideInfo | None = None
 
 
 def expected_shapes(config: GLNConfig) -> list[dict[str, tuple[int, ...]]]:
@@ -87,6 +169,17 @@ def expected_members(config: GLNConfig) -> dict[str, tuple[np.dtype, tuple[int, 
     }
 
 
+def side_info_members(config: GLNConfig) -> dict:
+    """The optional side-information members (version 2): ``{name: (dtype check, shape)}``."""
+    dtype = np.dtype(config.dtype)
+    n = (config.input_size,)
+    return {
+        "side_info/count": (lambda d: d.kind in "iu" and d.itemsize <= 8, ()),
+        "side_info/mean": (lambda d, t=dtype: d == t, n),
+        "side_info/m2": (lambda d, t=dtype: d == t, n),
+    }
+
+
 def save_checkpoint(
     path,
     config: GLNConfig,
@@ -94,6 +187,7 @@ def save_checkpoint(
     *,
     learning_rate: float | None = None,
     has_base_predictor: bool = False,
+    side_info: SideInfo | None = None,
 ) -> None:
     """Writes a checkpoint atomically (a temporary file renamed into place).
 
@@ -103,6 +197,8 @@ def save_checkpoint(
         state: the model's state in the reference layout, any array type ``np.asarray`` reads.
         learning_rate: the constant rate, or ``None`` for a schedule.
         has_base_predictor: whether the model used a ``base_predictor``.
+        side_info: the facade's example width and side-information transform (version 2);
+            ``None``: examples are the side information, no transform.
     """
     meta = dict(config._asdict(), layer_sizes=list(config.layer_sizes))
     meta.update(
@@ -111,7 +207,13 @@ def save_checkpoint(
         learning_rate=None if learning_rate is None else float(learning_rate),
         has_base_predictor=bool(has_base_predictor),
     )
+    if side_info is not None:
+        meta["example_size"] = int(side_info.example_size)
+        meta["side_info_transform"] = (
+            None if side_info.transform is None else side_info.transform._asdict()
+        )
     arrays = {"config": np.array(json.dumps(meta)), "step": np.array(int(state.step), np.int64)}
+    arrays.update(_side_info_arrays(side_info))
     for i, layer in enumerate(state.layers):
         for field in _FIELDS:
             arrays[f"layers/{i}/{field}"] = np.asarray(getattr(layer, field))
@@ -256,6 +358,10 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     family = meta.pop("family", "bernoulli")
     if not isinstance(family, str) or family not in FAMILIES:
         raise _bad(path, f"unknown family {family!r}; known: {sorted(FAMILIES)}")
+    side_keys = ("example_size", "side_info_transform")
+    side_meta = {key: meta.pop(key) for key in side_keys if key in meta}
+    if version == 1 and side_meta:
+        raise _bad(path, f"version-1 file with version-2 keys {sorted(side_meta)}")
     try:
         config = FAMILIES[family](**meta)
     except (TypeError, ValueError, OverflowError) as err:
@@ -268,7 +374,8 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     ):
         raise _bad(path, f"learning_rate {learning_rate!r} is not a positive float")
     expected = expected_members(config)
-    extra = set(members) - {"config", "step"} - set(expected)
+    side = side_info_members(config) if version >= 2 else {}
+    extra = set(members) - {"config", "step"} - set(expected) - set(side)
     if extra:  # refused before reading anything else
         raise _bad(path, f"unexpected entries {sorted(extra)}")
     step = _read_step(path, archive, members["step"])
@@ -290,8 +397,14 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
         LayerState(**{field: arrays[f"layers/{i}/{field}"] for field in _FIELDS})
         for i in range(len(config.layer_sizes))
     )
+    contents = {
+        key: _read_member(path, archive, members[key], key, dtype_ok, shape)
+        for key, (dtype_ok, shape) in side.items()
+        if key in members
+    }
+    side_info = _read_side_info(path, side_meta, contents, config, has_base_predictor)
     state = GLNState(layers=layers, step=np.asarray(step, np.int32))
-    return Checkpoint(config, state, learning_rate, has_base_predictor)
+    return Checkpoint(config, state, learning_rate, has_base_predictor, side_info)
 
 
 def _is_config(dtype: np.dtype) -> bool:

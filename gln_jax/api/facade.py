@@ -20,10 +20,11 @@ import jax
 import numpy as np
 
 from gln_jax.api import streaming, validation
-from gln_jax.api.checkpoint import load_checkpoint, save_checkpoint
+from gln_jax.api.checkpoint import SideInfo, load_checkpoint, save_checkpoint
 from gln_jax.api.registry import get_backend
 from gln_jax.api.sharded_engine import make_facade_engine
 from gln_jax.core import multiclass
+from gln_jax.core import transforms as side_transforms
 from gln_jax.core.network import init
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
@@ -71,6 +72,7 @@ def build_model(
     dtype: str = DEFAULT_DTYPE,
     scoped_x64: bool = False,
     backend: str | None = None,
+    side_info_size: int | None = None,
 ) -> tuple[GLNConfig, GLNState]:
     """Checks the constructor's arguments and draws the initial reference state.
 
@@ -83,6 +85,9 @@ def build_model(
             ports); the JAX backend instead requires the user to have enabled it.
         backend: the backend the model is built for: the memory its construction takes
             (:func:`~gln_jax.api.validation.check_construction_memory`) must be available.
+        side_info_size: width ``N`` of the side information the gates see; ``None`` means
+            ``input_size`` (the example itself). The config's ``input_size`` is ``N`` and its
+            ``base_prediction_size`` is the base predictor's width or else ``input_size``.
 
     Returns:
         ``(config, state)`` with the state's leaves JAX arrays.
@@ -94,12 +99,14 @@ def build_model(
     validation.check_seed(seed)
     if backend is not None:
         get_backend(backend)  # an unknown backend is named before anything is built
+    gate_width = validation.check_side_info_size(side_info_size, input_size)
+    base_width = validation.check_base_predictor(base_predictor, input_size)
     config = make_config(
         layer_sizes,
-        input_size,
+        gate_width,
         context_map_size=context_map_size,
         num_classes=num_classes,
-        base_prediction_size=validation.check_base_predictor(base_predictor, input_size),
+        base_prediction_size=input_size if base_width is None else base_width,
         bias=bias,
         context_bias=context_bias,
         pred_clipping=pred_clipping,
@@ -183,6 +190,12 @@ class GLNBase(abc.ABC):
 
     #: The neuron family this class serves (checked when loading a checkpoint).
     _family = "bernoulli"
+    #: Width of an example (``predict``'s ``input``); ``None`` until bound: ``config.input_size``.
+    input_size: int | None = None
+    #: The side-information transform's settings, or ``None`` (the side information as given).
+    side_info_transform: side_transforms.TransformConfig | None = None
+    #: Its running statistics (NumPy leaves), or ``None``.
+    side_info_state: side_transforms.TransformState | None = None
 
     # ----------------------------------------------------------------- backend hooks
     @abc.abstractmethod
@@ -243,23 +256,80 @@ class GLNBase(abc.ABC):
             stacklevel=4,
         )
 
-    def _prepare(self, input, target):
-        """Checks and converts one call's arguments; touches no state."""
+    def _bind_side_info(self, input_size: int, transform=None, transform_state=None) -> None:
+        """Records the example width and the side-information transform (and its statistics).
+
+        Every facade calls this after building or restoring its state.
+        """
+        self.input_size = int(input_size)
+        self.side_info_transform = validation.check_side_info_transform(transform)
+        if self.side_info_transform is None:
+            self.side_info_state = None
+        elif transform_state is None:
+            fresh = side_transforms.init(self.config.input_size, self.config.dtype)
+            self.side_info_state = jax.tree.map(np.asarray, fresh)
+        else:
+            self.side_info_state = jax.tree.map(np.asarray, transform_state)
+
+    def _example_size(self) -> int:
+        return self.config.input_size if self.input_size is None else self.input_size
+
+    def _prepare(self, input, target, side_info=None, learn=False):
+        """Checks and converts one call's arguments; touches no state.
+
+        Returns:
+            ``(inputs, side_info, targets, transform_state)``: base predictions, the side
+            information the gates see (transformed), labels, and the transform's statistics
+            after this call's examples (to commit once training has succeeded).
+        """
         config = self.config
-        side_info, _ = validation.check_examples(
+        limit = self._side_info_limit()
+        examples, _ = validation.check_examples(
             input,
-            width=config.input_size,
+            width=self._example_size(),
             dtype=config.dtype,
-            max_abs=self._side_info_limit(),
+            max_abs=limit if side_info is None else None,  # the examples are the side info
         )
-        self._warn_input_range(side_info)
-        inputs = validation.base_predictions(self.base_predictor, side_info, config)
+        if side_info is None:
+            if self._example_size() != config.input_size:
+                raise ValueError(
+                    f"this model's gates take side information of width {config.input_size} "
+                    f"(side_info_size) and its examples have width {self._example_size()}: "
+                    "pass side_info="
+                )
+            raw = examples
+        else:
+            raw, _ = validation.check_examples(
+                side_info,
+                width=config.input_size,
+                dtype=config.dtype,
+                name="side_info",
+                max_abs=limit,
+            )
+            if raw.shape[0] != examples.shape[0]:
+                raise ValueError(
+                    f"side_info has {raw.shape[0]} rows but the input has {examples.shape[0]} "
+                    "examples"
+                )
+        inputs = validation.base_predictions(self.base_predictor, examples, config)
         targets = None
         if target is not None:
             targets = validation.check_targets(
-                target, batch=side_info.shape[0], num_classes=config.num_classes
+                target, batch=examples.shape[0], num_classes=config.num_classes
             )
-        return inputs, side_info, targets
+        gates, transform_state = self._transform_side_info(raw, learn and targets is not None)
+        self._warn_input_range(examples)  # only once every check has passed
+        return inputs, gates, targets, transform_state
+
+    def _transform_side_info(self, raw: np.ndarray, learn: bool):
+        """Side information through the transform: online (``learn``) or with frozen statistics."""
+        transform, state = self.side_info_transform, self.side_info_state
+        if transform is None:
+            return raw, None
+        if learn:
+            state, gates = side_transforms.transform_stream(state, raw, config=transform)
+            return gates, jax.tree.map(np.asarray, state)
+        return side_transforms.apply_batch(state, raw, config=transform), state
 
     def _rates(self, count: int, batch: int) -> np.ndarray:
         step = self._step_count() if callable(self.learning_rate) else 0
@@ -282,7 +352,7 @@ class GLNBase(abc.ABC):
             return self._classes(probs)
         return probs[:, 0] if self.config.num_classes == 2 else probs
 
-    def predict(self, input, target=None, return_probs: bool = False):
+    def predict(self, input, target=None, return_probs: bool = False, side_info=None):
         """Predicts a batch and, given targets, learns from it online.
 
         Every prediction of a batch uses the weights from before the batch; with ``target``
@@ -295,6 +365,10 @@ class GLNBase(abc.ABC):
                 clipped, with a ``UserWarning`` once per model.
             target: optional ``[B]`` labels in ``[0, num_classes)`` (bools for a binary model).
             return_probs: return probabilities instead of classes.
+            side_info: optional ``[B, side_info_size]`` side information for the gates;
+                ``None`` means the input itself (only when ``side_info_size == input_size``).
+                A ``side_info_transform`` is applied to it: with ``target`` its statistics
+                first learn from each example in turn, without they are only applied.
 
         Returns:
             ``[B]`` classes (bools for a binary model), or probabilities: ``[B]`` for a binary
@@ -302,17 +376,20 @@ class GLNBase(abc.ABC):
             for the reference facade, the backend's tensors for the ports' own classes.
         """
         with self._lock:
-            inputs, side_info, targets = self._prepare(input, target)
+            inputs, gates, targets, transform_state = self._prepare(
+                input, target, side_info, learn=True
+            )
             if inputs.shape[0] == 0:  # nothing to predict or learn: the state is untouched
                 return self._empty(return_probs)
             if targets is None:
-                probs = self._predict_probs(inputs, side_info)
+                probs = self._predict_probs(inputs, gates)
             else:
                 count = inputs.shape[0]
-                probs = self._train_probs(inputs, side_info, targets, self._rates(count, count))
+                probs = self._train_probs(inputs, gates, targets, self._rates(count, count))
+                self.side_info_state = transform_state
             return self._output(probs, return_probs)
 
-    def fit(self, X, y, batch_size: int = 1, num_epochs: int = 1):
+    def fit(self, X, y, batch_size: int = 1, num_epochs: int = 1, side_info=None):
         """Trains on whole arrays from the current state, in order (no shuffling).
 
         Batch size 1 is exact online learning; a last partial batch is a smaller batch (a batch
@@ -321,10 +398,12 @@ class GLNBase(abc.ABC):
         it was.
 
         Args:
-            X: ``[T, N]`` examples with entries in [0, 1] (see :meth:`predict`).
+            X: ``[T, input_size]`` examples with entries in [0, 1] (see :meth:`predict`).
             y: ``[T]`` labels.
             batch_size: examples per update, positive.
             num_epochs: passes over the data, positive.
+            side_info: optional ``[T, side_info_size]`` side information (see :meth:`predict`);
+                a ``side_info_transform`` learns online from every example of every epoch.
 
         Returns:
             ``[num_epochs * T]`` class predictions made before each update.
@@ -333,14 +412,23 @@ class GLNBase(abc.ABC):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         with self._lock:
-            inputs, side_info, targets = self._prepare(X, y)
+            if self.side_info_transform is not None and num_epochs > 1:
+                # the transform keeps learning across epochs: one stream of the repeated data
+                X = np.concatenate([np.asarray(X)] * num_epochs)
+                y = np.tile(np.asarray(y), num_epochs)
+                if side_info is not None:
+                    side_info = np.concatenate([np.asarray(side_info)] * num_epochs)
+                num_epochs = 1
+            inputs, gates, targets, transform_state = self._prepare(X, y, side_info, learn=True)
             total, num_epochs = inputs.shape[0], int(num_epochs)
             if total == 0:
                 return self._empty(False)
             batch_size = min(int(batch_size), total)
             validation.check_fit_size(self.config, total, num_epochs)
             rates = self._rates(total * num_epochs, batch_size)
-            probs = self._fit_probs(inputs, side_info, targets, rates, batch_size, num_epochs)
+            probs = self._fit_probs(inputs, gates, targets, rates, batch_size, num_epochs)
+            if transform_state is not None:
+                self.side_info_state = transform_state
             return self._classes(probs)
 
     def save(self, path) -> None:
@@ -356,6 +444,9 @@ class GLNBase(abc.ABC):
                 self._reference_state(),
                 learning_rate=None if callable(self.learning_rate) else self.learning_rate,
                 has_base_predictor=self.base_predictor is not None,
+                side_info=SideInfo(
+                    self._example_size(), self.side_info_transform, self.side_info_state
+                ),
             )
 
     @classmethod
@@ -373,13 +464,14 @@ class GLNBase(abc.ABC):
                 f"{path!s} holds a {family}-family GLN; {cls.__name__} loads {cls._family} "
                 "models (use GaussianGLN.load for Gaussian ones, GLN.load for Bernoulli ones)"
             )
+        example_size = checkpoint.side_info.example_size
         if checkpoint.has_base_predictor and base_predictor is None:
             raise ValueError(
                 f"{path!s} was saved with a base_predictor, which is code and not stored; "
                 "pass base_predictor= to load"
             )
         if base_predictor is not None:
-            width = validation.check_base_predictor(base_predictor, config.input_size)
+            width = validation.check_base_predictor(base_predictor, example_size)
             if width != config.base_prediction_size:
                 raise ValueError(
                     f"base_predictor returns {width} base predictions, the checkpoint's model "
@@ -394,7 +486,7 @@ class GLNBase(abc.ABC):
             )
         learning_rate = validation.check_learning_rate(learning_rate, config)
         validation.check_construction_memory(config, backend)
-        return config, checkpoint.state, base_predictor, learning_rate
+        return (config, checkpoint.state, base_predictor, learning_rate), checkpoint.side_info
 
     @classmethod
     def load(
@@ -415,7 +507,10 @@ class GLNBase(abc.ABC):
         Returns:
             The model, with predictions identical to the saved one's.
         """
-        return cls._from_reference(*cls._restore(path, base_predictor, learning_rate, cls.backend))
+        parts, side_info = cls._restore(path, base_predictor, learning_rate, cls.backend)
+        model = cls._from_reference(*parts)
+        model._bind_side_info(*side_info)
+        return model
 
 
 class EngineGLN(GLNBase):
@@ -541,6 +636,14 @@ class GLN(EngineGLN):
             classes are sharded over them (:mod:`gln_jax.core.sharding`).
         mesh: ``"jax"`` backend only: a one-axis ``jax.sharding.Mesh`` to shard the classes
             over (instead of ``devices``).
+        side_info_size: width of the side information the gates see, passed to ``predict`` and
+            ``fit`` as ``side_info=``; ``None`` (default) means ``input_size``, and the gates
+            then see the input itself unless ``side_info=`` is given.
+        side_info_transform: ``None`` (default), ``"center"``, ``"standardize"`` or a
+            :class:`gln_jax.core.transforms.TransformConfig` (``make_transform``): an online,
+            per-feature running mean (and scale) applied to the side information; its
+            statistics learn from each training example before it is used
+            (:mod:`gln_jax.core.transforms`) and are saved in checkpoints.
 
     Attributes:
         config: the static :class:`~gln_jax.GLNConfig`.
@@ -571,6 +674,8 @@ class GLN(EngineGLN):
         dtype: str = DEFAULT_DTYPE,
         devices=None,
         mesh=None,
+        side_info_size: int | None = None,
+        side_info_transform=None,
     ):
         config, state = build_model(
             layer_sizes,
@@ -587,9 +692,11 @@ class GLN(EngineGLN):
             dtype=dtype,
             scoped_x64=backend != "jax",
             backend=backend,
+            side_info_size=side_info_size,
         )
         engine = make_facade_engine(backend, config, devices, mesh)
         self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+        self._bind_side_info(input_size, side_info_transform)
 
     @classmethod
     def _from_reference(
@@ -625,5 +732,9 @@ class GLN(EngineGLN):
         Returns:
             The model, with predictions identical to the saved one's.
         """
-        parts = cls._restore(path, base_predictor, learning_rate, get_backend(backend).name)
-        return cls._from_reference(*parts, backend=backend, devices=devices, mesh=mesh)
+        parts, side_info = cls._restore(
+            path, base_predictor, learning_rate, get_backend(backend).name
+        )
+        model = cls._from_reference(*parts, backend=backend, devices=devices, mesh=mesh)
+        model._bind_side_info(*side_info)
+        return model

@@ -21,7 +21,7 @@ import numpy as np
 
 from gln_jax.api import validation
 from gln_jax.api.facade import EngineGLN, reference_precision
-from gln_jax.api.registry import make_engine
+from gln_jax.api.registry import get_backend, make_engine
 from gln_jax.core import gaussian_network
 from gln_jax.core.gaussian_types import (
     DEFAULT_BIAS_LEN,
@@ -153,20 +153,27 @@ class GaussianGLN(EngineGLN):
         Raises:
             ValueError: the file holds a Bernoulli-family model (or is not a checkpoint).
         """
-        parts = cls._restore(path, base_predictor, learning_rate)
+        parts, _ = cls._restore(path, base_predictor, learning_rate, get_backend(backend).name)
         return cls._from_reference(*parts, backend=backend)
 
     # ----------------------------------------------------------------- family hooks
-    def _prepare(self, input, target):
+    def _prepare(self, input, target, side_info=None, learn=False):
+        """Checks one call's arguments; returns ``(inputs, side_info, targets, None)``."""
+        if side_info is not None:
+            raise ValueError(
+                "GaussianGLN gates on its (standardised) input: side_info= is not supported"
+            )
         config = self.config
-        side_info, _ = validation.check_examples(input, width=config.input_size, dtype=config.dtype)
+        side_info, _ = validation.check_examples(
+            input, width=config.input_size, dtype=config.dtype, max_abs=self._side_info_limit()
+        )
         inputs = validation.base_predictions(self.base_predictor, side_info, config)
         targets = None
         if target is not None:
             targets = check_regression_targets(
                 target, batch=side_info.shape[0], num_outputs=config.num_outputs, dtype=config.dtype
             )
-        return inputs, side_info, targets
+        return inputs, side_info, targets, None
 
     def _classes(self, outputs):
         """The point predictions (means) of ``[B, C, 2]`` outputs: ``[B]`` or ``[B, C]``."""

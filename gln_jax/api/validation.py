@@ -401,3 +401,30 @@ def check_fit_size(config: GLNConfig, count: int, num_epochs: int) -> None:
             f"predictions, whose rates and probabilities need {format_bytes(needed)}, more "
             f"than the {format_bytes(available)} of memory available; fit fewer epochs per call"
         )
+
+
+def check_side_info_size(side_info_size, input_size) -> int:
+    """Width of the gates' side information: ``side_info_size``, or ``input_size`` if ``None``."""
+    if side_info_size is None:
+        return input_size
+    if isinstance(side_info_size, bool) or not isinstance(side_info_size, (int, np.integer)):
+        raise TypeError(f"side_info_size must be None or a positive int, got {side_info_size!r}")
+    if side_info_size < 1:
+        raise ValueError(f"side_info_size must be positive, got {side_info_size}")
+    return int(side_info_size)
+
+
+def check_side_info_transform(transform):
+    """``None``, ``"center"``, ``"standardize"`` or a ``TransformConfig`` -> a checked config."""
+    from gln_jax.core import transforms
+
+    if transform is None:
+        return None
+    if isinstance(transform, str):
+        return transforms.make_transform(transform)
+    if isinstance(transform, transforms.TransformConfig):
+        return transforms.make_transform(*transform)
+    raise TypeError(
+        "side_info_transform must be None, 'center', 'standardize' or a TransformConfig "
+        f"(gln_jax.core.transforms.make_transform), got {transform!r}"
+    )

@@ -38,6 +38,9 @@ class GLN(EngineGLN):
         context_bias: random non-zero gating thresholds.
         seed: integer seed of the gating hyperplanes.
         dtype: ``"float32"`` or ``"float64"``.
+        side_info_size: width of the gates' side information (``None``: ``input_size``).
+        side_info_transform: ``None``, ``"center"``, ``"standardize"`` or a ``TransformConfig``
+            (see :class:`gln_jax.GLN`).
 
     Example:
         >>> model = GLN([4, 4, 1], 784, num_classes=10)  # doctest: +SKIP
@@ -61,6 +64,8 @@ class GLN(EngineGLN):
         *,
         seed: int = 0,
         dtype: str = DEFAULT_DTYPE,
+        side_info_size: int | None = None,
+        side_info_transform=None,
     ):
         config, state = build_model(
             layer_sizes,
@@ -77,9 +82,11 @@ class GLN(EngineGLN):
             dtype=dtype,
             scoped_x64=True,
             backend="numpy",
+            side_info_size=side_info_size,
         )
         engine = NumpyEngine(config)
         self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+        self._bind_side_info(input_size, side_info_transform)
 
     @classmethod
     def _from_reference(cls, config, state, base_predictor, learning_rate) -> GLN:

@@ -49,6 +49,9 @@ class GLN(GLNBase, GLNModule):
         context_bias: random non-zero gating thresholds.
         seed: integer seed of the gating hyperplanes.
         dtype: ``"float32"`` or ``"float64"``.
+        side_info_size: width of the gates' side information (``None``: ``input_size``).
+        side_info_transform: ``None``, ``"center"``, ``"standardize"`` or a ``TransformConfig``
+            (see :class:`gln_jax.GLN`).
 
     Attributes:
         backend: the backend's name.
@@ -71,6 +74,8 @@ class GLN(GLNBase, GLNModule):
         *,
         seed: int = 0,
         dtype: str = DEFAULT_DTYPE,
+        side_info_size: int | None = None,
+        side_info_transform=None,
     ):
         config, state = build_model(
             layer_sizes,
@@ -87,10 +92,12 @@ class GLN(GLNBase, GLNModule):
             dtype=dtype,
             scoped_x64=True,
             backend="pytorch",
+            side_info_size=side_info_size,
         )
         GLNModule.__init__(self, config, state)
         self.base_predictor = base_predictor
         self.learning_rate = learning_rate
+        self._bind_side_info(input_size, side_info_transform)
 
     backend = "pytorch"
 

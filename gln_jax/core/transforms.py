@@ -1,0 +1,211 @@
+"""Online side-information transforms: a running per-feature mean (and scale), by Welford.
+
+The gates of a GLN compare side information against fixed random halfspaces, so where the
+side information sits matters: raw images in [0, 1] all lie in one orthant, and centring them
+on their mean makes the halfspaces split the data (see the README's recipe). These transforms
+keep learning online and honest: the statistics are estimated from the stream itself, one
+example at a time, never from data the model has not seen.
+
+Convention (``update`` then ``apply``): the side information of example ``t`` is transformed
+with the statistics of examples ``0..t`` (itself included, nothing later). Before any example
+the mean is 0 and the scale 1. With ``freeze_after=k`` the statistics stop changing after the
+first ``k`` examples. A prediction without learning applies the current statistics and
+changes nothing.
+
+Closed form (per feature; Welford's update of the count ``n``, mean ``m`` and sum of squared
+deviations ``M2``)::
+
+    n <- n + 1;  d = x - m;  m <- m + d / n;  M2 <- M2 + d * (x - m)
+    z = scale * (x - m)                                   (center)
+    z = scale * (x - m) / (sqrt(M2 / n) + eps)            (standardize; population std)
+
+With no example seen yet (``n = 0``) ``z = scale * x``.
+
+Shapes: ``N`` side-information width, ``T`` stream.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gln_jax.core.types import CHUNK_SIZE, Array
+
+#: Transform kinds: ``"center"`` (subtract the running mean) or ``"standardize"`` (also divide by
+#: the running standard deviation plus ``eps``).
+KINDS = ("center", "standardize")
+DEFAULT_STD_EPS = 0.1
+
+
+class TransformConfig(NamedTuple):
+    """Static, hashable settings of a side-information transform.
+
+    Attributes:
+        kind: ``"center"`` or ``"standardize"``.
+        scale: the transformed side information is multiplied by this.
+        freeze_after: stop updating the statistics after this many examples (``None``: never).
+        eps: added to the standard deviation before dividing (``"standardize"`` only).
+    """
+
+    kind: str = "center"
+    scale: float = 1.0
+    freeze_after: int | None = None
+    eps: float = DEFAULT_STD_EPS
+
+
+class TransformState(NamedTuple):
+    """Running statistics of the side information seen so far.
+
+    Attributes:
+        count: scalar int32, examples in the statistics.
+        mean: ``[N]`` running mean.
+        m2: ``[N]`` running sum of squared deviations from the mean.
+    """
+
+    count: Array
+    mean: Array
+    m2: Array
+
+
+def make_transform(kind="center", scale=1.0, freeze_after=None, eps=DEFAULT_STD_EPS):
+    """Validates the settings and builds a :class:`TransformConfig`.
+
+    Args:
+        kind: ``"center"`` or ``"standardize"``.
+        scale: positive finite float.
+        freeze_after: ``None`` or a positive int.
+        eps: positive finite float.
+
+    Returns:
+        The config.
+
+    Raises:
+        ValueError, TypeError: naming the bad argument.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"side-information transform kind must be one of {KINDS}, got {kind!r}")
+    for name, value in (("scale", scale), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            raise TypeError(f"transform {name} must be a positive float, got {value!r}")
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"transform {name} must be positive and finite, got {value}")
+    if freeze_after is not None:
+        if isinstance(freeze_after, bool) or not isinstance(freeze_after, (int, np.integer)):
+            raise TypeError(f"freeze_after must be None or a positive int, got {freeze_after!r}")
+        if freeze_after < 1:
+            raise ValueError(f"freeze_after must be positive, got {freeze_after}")
+        freeze_after = int(freeze_after)
+    return TransformConfig(str(kind), float(scale), freeze_after, float(eps))
+
+
+def init(size: int, dtype="float32") -> TransformState:
+    """Statistics of an empty stream: count 0, mean 0, ``M2`` 0 (``[size]`` each)."""
+    zeros = jnp.zeros((size,), dtype)
+    return TransformState(jnp.zeros((), jnp.int32), zeros, zeros)
+
+
+def update(state: TransformState, x: Array, *, config: TransformConfig) -> TransformState:
+    """Adds one example ``x [N]`` to the statistics (Welford); frozen statistics stay put."""
+    x = jnp.asarray(x, state.mean.dtype)
+    count = state.count + 1
+    delta = x - state.mean
+    mean = state.mean + delta / count.astype(x.dtype)
+    m2 = state.m2 + delta * (x - mean)
+    new = TransformState(count, mean, m2)
+    if config.freeze_after is None:
+        return new
+    frozen = state.count >= config.freeze_after
+    return jax.tree.map(lambda old, fresh: jnp.where(frozen, old, fresh), state, new)
+
+
+def apply(state: TransformState, x: Array, *, config: TransformConfig) -> jax.Array:
+    """Transforms side information ``x [..., N]`` with the current statistics."""
+    x = jnp.asarray(x, state.mean.dtype)
+    lead = (1,) * (x.ndim - 1)  # explicit broadcasting over any leading batch axes
+    z = x - state.mean.reshape(*lead, -1)
+    if config.kind == "standardize":
+        n = jnp.maximum(state.count, 1).astype(x.dtype)
+        divisor = jnp.where(state.count > 0, jnp.sqrt(state.m2 / n) + config.eps, 1)
+        z = z / divisor.reshape(*lead, -1)
+    return z * config.scale
+
+
+def update_apply(state: TransformState, x: Array, *, config: TransformConfig):
+    """One online step: ``update`` with ``x [N]``, then ``apply`` to it; returns ``(state, z)``."""
+    state = update(state, x, config=config)
+    return state, apply(state, x, config=config)
+
+
+def scan(state: TransformState, xs: Array, *, config: TransformConfig, mask: Array | None = None):
+    """Online transform of a stream ``xs [T, N]`` (``lax.scan`` of :func:`update_apply`).
+
+    Args:
+        state: the statistics before the stream.
+        xs: ``[T, N]`` side information in stream order.
+        config: the transform's config.
+        mask: optional ``[T]`` bools; a masked-out row (padding) leaves the statistics alone.
+
+    Returns:
+        ``(state, zs [T, N])``.
+    """
+    if mask is None:
+        mask = jnp.ones(xs.shape[0], bool)
+
+    def body(carry, row):
+        x, keep = row
+        new, z = update_apply(carry, x, config=config)
+        new = jax.tree.map(lambda old, fresh: jnp.where(keep, fresh, old), carry, new)
+        return new, z
+
+    return jax.lax.scan(body, state, (jnp.asarray(xs, state.mean.dtype), mask))
+
+
+_scan_jit = jax.jit(scan, static_argnames=("config",))
+
+
+def transform_stream(state: TransformState, xs, *, config: TransformConfig, chunk=CHUNK_SIZE):
+    """Host-side driver of :func:`scan`: fixed-size padded chunks, NumPy out.
+
+    Composes with :func:`gln_jax.fit_stream`: transform the stream's side information first,
+    then fit on it; example ``t`` is transformed with the statistics of examples ``0..t``, which
+    is exactly what a per-example transform inside the training loop would use.
+
+    Args:
+        state: the statistics before the stream.
+        xs: ``[T, N]`` side information (NumPy or JAX).
+        config: the transform's config.
+        chunk: most examples per compiled scan.
+
+    Returns:
+        ``(state, zs)`` with ``zs`` a NumPy ``[T, N]`` array.
+    """
+    xs = np.asarray(xs, np.dtype(state.mean.dtype))
+    total = xs.shape[0]
+    length = min(chunk, 1 << max(0, total - 1).bit_length())
+    outputs = []
+    for start in range(0, total, length):
+        part = xs[start : start + length]
+        real = part.shape[0]
+        mask = np.arange(length) < real
+        if real < length:
+            part = np.pad(part, [(0, length - real), (0, 0)])
+        state, zs = _scan_jit(state, part, config=config, mask=mask)
+        outputs.append(np.asarray(zs)[:real])
+    if not outputs:
+        return state, np.zeros_like(xs)
+    return state, np.concatenate(outputs)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _batch_apply(state, xs, *, config):
+    return apply(state, xs, config=config)
+
+
+def apply_batch(state: TransformState, xs, *, config: TransformConfig) -> np.ndarray:
+    """``apply`` to a batch ``[B, N]`` with the current statistics (nothing learned); NumPy out."""
+    xs = np.asarray(xs, np.dtype(state.mean.dtype))
+    return np.asarray(_batch_apply(state, xs, config=config))

@@ -1,0 +1,196 @@
+"""The validation-split search behind :func:`gln_jax.recipes.mnist` (a measuring tool).
+
+Deskewed MNIST, trained online on the first 50,000 training examples (batch 1, one pass, in
+the dataset's order), validated on the last 10,000. Side information is transformed online:
+example ``t`` is centred (and optionally standardised) with the running statistics of the
+examples ``<= t`` (the stream's own past), then multiplied by ``scale``; validation uses the
+statistics at the end of the pass. Each configuration tried is appended, with its validation
+accuracy and time, to a JSON-lines file, so a search can be stopped and resumed.
+
+Examples:
+    python -m gln_jax.tools.recipe_search --phase base --out benchmarks/recipe-search.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+BASE = {
+    "layers": [16, 16, 1],
+    "context_map_size": 4,
+    "transform": "center",  # "none" | "center" | "standardize"
+    "scale": 10.0,
+    "pred_clipping": 1e-3,
+    "weight_clipping": 5.0,
+    "lr": 1e-3,
+    "lr_b": None,  # rate min(lr, lr_b / (t + 1)) when set
+    "normalize": False,  # rate divided by the first layer's |x|^2 / 785 when set
+    "context_bias": True,
+    "seeds": [0],  # more than one: an ensemble averaging the members' probabilities
+}
+
+
+def online_side_info(x: np.ndarray, transform: str, scale: float, eps: float = 0.1):
+    """Side information of a stream, each row transformed with the statistics of rows <= t."""
+    if transform == "none":
+        return x * scale, (np.zeros(x.shape[1]), np.ones(x.shape[1]))
+    x64 = x.astype(np.float64)
+    counts = np.arange(1, x.shape[0] + 1, dtype=np.float64)[:, None]
+    means = np.cumsum(x64, axis=0) / counts
+    out = x64 - means
+    final_mean = means[-1]
+    final_scale = np.ones(x.shape[1])
+    if transform == "standardize":
+        second = np.cumsum(x64 * x64, axis=0) / counts
+        std = np.sqrt(np.maximum(second - means * means, 0.0))
+        out = out / (std + eps)
+        final_scale = 1.0 / (std[-1] + eps)
+    return (out * scale).astype(np.float32), (final_mean, final_scale)
+
+
+def run(params: dict, data) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    import gln_jax
+
+    X_train, y_train = data
+    Xt, yt, Xv, yv = X_train[:50000], y_train[:50000], X_train[50000:], y_train[50000:]
+    config = gln_jax.make_config(
+        params["layers"],
+        Xt.shape[1],
+        context_map_size=params["context_map_size"],
+        num_classes=10,
+        base_prediction_size=Xt.shape[1],
+        context_bias=params["context_bias"],
+        pred_clipping=params["pred_clipping"],
+        weight_clipping=params["weight_clipping"],
+    )
+    side, (mean, inv) = online_side_info(Xt, params["transform"], params["scale"])
+    side_v = ((Xv - mean) * inv * params["scale"]).astype(np.float32)
+    if params["transform"] == "none":
+        side_v = (Xv * params["scale"]).astype(np.float32)
+    t = np.arange(Xt.shape[0], dtype=np.float64)
+    rates = np.full(Xt.shape[0], params["lr"])
+    if params["lr_b"] is not None:
+        rates = np.minimum(rates, params["lr_b"] / (t + 1))
+    if params["normalize"]:
+        eps = params["pred_clipping"]
+        p = np.clip(Xt.astype(np.float64), eps, 1 - eps)
+        norms = np.sum(np.log(p / (1 - p)) ** 2, axis=1) + 1.0
+        rates = rates * (Xt.shape[1] + 1) / norms
+    start = time.perf_counter()
+    probs = []
+    for seed in params["seeds"]:
+        state = gln_jax.init(jax.random.key(seed), config)
+        state, _ = gln_jax.fit_stream(state, Xt, side, yt, rates.astype(np.float32), config=config)
+        apply = jax.jit(lambda s, a, b: gln_jax.batch_apply(s, a, b, config=config))
+        p = np.concatenate(
+            [
+                np.asarray(apply(state, jnp.asarray(Xv[i : i + 1000]), side_v[i : i + 1000]))
+                for i in range(0, Xv.shape[0], 1000)
+            ]
+        )
+        probs.append(p)
+    seconds = time.perf_counter() - start
+    accuracy = 100.0 * float(np.mean(np.mean(probs, axis=0).argmax(-1) == yv))
+    singles = [100.0 * float(np.mean(p.argmax(-1) == yv)) for p in probs]
+    return {**params, "val_accuracy": accuracy, "member_accuracy": singles, "seconds": seconds}
+
+
+def variants(phase: str) -> list[dict]:
+    """The configurations of one search phase, as changes to :data:`BASE`."""
+    if phase == "base":
+        return [
+            {},
+            {"transform": "none", "scale": 1.0},
+            {"scale": 3.0},
+            {"scale": 30.0},
+            {"transform": "standardize", "scale": 1.0},
+            {"lr": 3e-3},
+            {"lr": 3e-4},
+            {"pred_clipping": 1e-2},
+            {"pred_clipping": 5e-2},
+            {"context_map_size": 6},
+            {"context_map_size": 2},
+            {"lr": 1e-2, "lr_b": 50.0},
+            {"normalize": True, "lr": 3e-3},
+        ]
+    if phase == "clip":
+        return [
+            {"pred_clipping": 1e-4},
+            {"pred_clipping": 1e-5},
+            {"context_map_size": 8},
+            {"weight_clipping": 10.0},
+            {"weight_clipping": 2.0},
+            {"context_map_size": 6, "scale": 30.0},
+        ]
+    if phase == "wide":
+        return [
+            {"layers": [32, 32, 1], "context_map_size": 6, "scale": 30.0},
+            {"context_map_size": 6, "scale": 30.0, "seeds": [0, 1, 2]},
+        ]
+    raise ValueError(f"unknown phase {phase!r}; known: base, clip, wide")
+
+
+def render(path) -> str:
+    """Markdown table of every configuration in a results file, in the order tried."""
+    lines = [
+        "| # | layers | contexts | side info | scale | pred_clipping | weight_clipping "
+        "| rate | seeds | validation (%) | s |",
+        "|---:|---|---:|---|---:|---:|---:|---|---|---:|---:|",
+    ]
+    with open(path) as handle:
+        results = [json.loads(line) for line in handle if line.strip()]
+    for i, r in enumerate(results, 1):
+        rate = f"{r['lr']:g}"
+        if r["lr_b"] is not None:
+            rate = f"min({r['lr']:g}, {r['lr_b']:g}/t)"
+        if r["normalize"]:
+            rate += " normalised"
+        seeds = ",".join(map(str, r["seeds"]))
+        if len(r["seeds"]) > 1:
+            members = ", ".join(f"{a:.2f}" for a in r["member_accuracy"])
+            seeds += f" (ensemble; members {members})"
+        lines.append(
+            f"| {i} | {r['layers']} | {2 ** r['context_map_size']} | {r['transform']} "
+            f"| {r['scale']:g} | {r['pred_clipping']:g} | {r['weight_clipping']:g} | {rate} "
+            f"| {seeds} | {r['val_accuracy']:.2f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gln_jax.tools.recipe_search")
+    parser.add_argument("--phase", default="base")
+    parser.add_argument("--set", default="{}", help="JSON dict of overrides for every variant")
+    parser.add_argument("--variants", default=None, help="JSON list of variants (else --phase)")
+    parser.add_argument("--out", required=True, help="JSON-lines file the results go to")
+    parser.add_argument("--render", action="store_true", help="print --out as a table, stop")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    if args.render:
+        print(render(args.out))
+        return 0
+    from gln_jax import utils
+
+    X_train, y_train, _, _ = utils.get_mnist(True, args.data_dir, progress=False)
+    data = (X_train, y_train)
+    found = json.loads(args.variants) if args.variants else variants(args.phase)
+    for change in found:
+        params = {**BASE, **json.loads(args.set), **change}
+        result = run(params, data)
+        line = json.dumps(result)
+        print(line, flush=True)
+        with open(args.out, "a") as handle:
+            handle.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
