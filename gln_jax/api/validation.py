@@ -135,7 +135,8 @@ def side_info_limit(config: GLNConfig, hyperplanes, hyperplane_bias) -> float:
 
 
 def check_targets(value, *, batch: int, num_classes: int, name: str = "target") -> np.ndarray:
-    """Checks labels: ``[batch]`` integral values in ``[0, num_classes)``; returns int32."""
+    """Checks labels: ``[batch]`` integral values in ``[0, num_classes)`` (bools only for a
+    binary model); returns int32."""
     array = as_numpy(value, name)
     if array.ndim == 0:
         array = array[None]
