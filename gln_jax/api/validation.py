@@ -177,8 +177,11 @@ def check_update_size(rate: float, batch: int, config: GLNConfig, name: str) -> 
     A weight's update is ``rate * (p - target) * logit`` summed over the examples of a batch
     that share its row, so its magnitude is at most ``batch * rate * max_logit(config)`` (with
     ``|p - target| <= 1``); added to a weight of magnitude up to ``weight_clipping`` it must stay
-    finite, or the update writes inf and then NaN.
+    finite, or the update writes inf and then NaN. The bound is the Bernoulli family's; other
+    families (Gaussian) only need the rate itself to be finite in the dtype.
     """
+    if getattr(config, "family", "bernoulli") != "bernoulli":
+        return
     worst = batch * rate * max_logit(config) + config.weight_clipping
     if not worst < largest_finite(config.dtype):
         per = f"{batch} examples x " if batch > 1 else ""
