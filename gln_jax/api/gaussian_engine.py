@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from gln_jax.api.jax_engine import JaxEngine
 from gln_jax.core import gaussian_network
 from gln_jax.core.gating import batch_context_indices
 from gln_jax.core.gaussian_types import GaussianConfig
@@ -39,27 +39,9 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
     )
 
 
-class GaussianJaxEngine:
-    """The reference Gaussian GLN behind ``GaussianGLN("jax", ...)``."""
-
-    name = "jax"
-
-    def __init__(self, config: GaussianConfig):
-        if config.dtype == "float64" and not jax.config.jax_enable_x64:
-            raise ValueError(
-                "dtype='float64' needs 64-bit JAX: call "
-                "jax.config.update('jax_enable_x64', True) first (or use another backend)"
-            )
-        self.config = config
-
-    def from_reference(self, state: GLNState) -> GLNState:
-        return jax.tree.map(jnp.asarray, state)
-
-    def to_reference(self, state: GLNState) -> GLNState:
-        return jax.tree.map(np.asarray, state)
-
-    def step(self, state) -> int:
-        return int(state.step)
+class GaussianJaxEngine(JaxEngine):
+    """The reference Gaussian GLN behind ``GaussianGLN("jax", ...)``; state conversion and the
+    64-bit check are :class:`~gln_jax.api.jax_engine.JaxEngine`'s."""
 
     def predict(self, state, inputs, side_info):
         return np.asarray(predict_batch(state, inputs, side_info, config=self.config))

@@ -9,29 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from gln_numpy import gaussian_network
-from gln_numpy.types import GLNState, from_reference, to_reference
+from gln_numpy.engine import NumpyEngine
+from gln_numpy.types import GLNState
 
 
-class GaussianNumpyEngine:
-    """The NumPy port of the Gaussian family behind the facade.
+class GaussianNumpyEngine(NumpyEngine):
+    """The NumPy port of the Gaussian family behind the facade; state conversion is
+    :class:`~gln_numpy.engine.NumpyEngine`'s.
 
     Args:
         config: the model's :class:`~gln_jax.core.gaussian_types.GaussianConfig`.
     """
-
-    name = "numpy"
-
-    def __init__(self, config):
-        self.config = config
-
-    def from_reference(self, state: GLNState) -> GLNState:
-        return from_reference(state, dtype=self.config.dtype)
-
-    def to_reference(self, state: GLNState) -> GLNState:
-        return to_reference(state)
-
-    def step(self, state: GLNState) -> int:
-        return int(state.step)
 
     def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
         return gaussian_network.batch_apply(state, inputs, side_info, config=self.config)
