@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from gln_jax.core import bernoulli, multiclass, numerics
 from gln_jax.core.gating import batch_context_indices, context_indices
-from gln_jax.core.types import DENSE_ROWS_MAX, Array, GLNConfig, GLNState, LayerState, PRNGKey
+from gln_jax.core.types import Array, GLNConfig, GLNState, LayerState, PRNGKey, dense_rows
 
 Weights = tuple[jax.Array, ...]  # per layer [K, R, I] (one model) or [C, K, R, I]
 
@@ -134,7 +134,7 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
         ``[B, C]`` clipped probabilities.
     """
     contexts = batch_context_indices(state.layers, side_info, config=config)
-    if config.num_contexts > DENSE_ROWS_MAX:
+    if not dense_rows(config):
         return jax.vmap(functools.partial(apply_from_contexts, state, config=config))(
             inputs, contexts
         )
