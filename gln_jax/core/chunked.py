@@ -58,25 +58,9 @@ def use_chunked(config: GLNConfig) -> bool:
 
 
 def _deeper_step(weights, x1, contexts, targets, lr, *, config):
-    """Exact online step of the layers after the first, all classes; ``x1 [C, K1 (+1)]``.
-
-    The active rows are selected and written back through one-hot masks over the whole
-    (small) tables, which XLA fuses into a few loops, instead of a gather and a scatter:
-    multiplying by 0/1 and adding zeros is exact, so the result is bit for bit
-    :func:`gln_jax.core.bernoulli.update`'s.
-    """
-    x = x1
-    new_weights = []
-    for w, ctx in zip(weights, contexts, strict=True):  # w [C, K, R, I], ctx [C, K]
-        hits = jax.nn.one_hot(ctx, w.shape[2], dtype=w.dtype)  # [C, K, R]
-        active = jnp.sum(hits[..., None] * w, axis=2)  # [C, K, I]
-        z = jnp.sum(active * x[:, None, :], axis=-1)
-        p = numerics.clip_probability(numerics.sigmoid(z), config.pred_clipping)
-        g = lr * (p - targets[:, None])  # [C, K]
-        moved = w - (g[..., None] * hits)[..., None] * x[:, None, None, :]
-        new_weights.append(jnp.where(hits[..., None] > 0, numerics.clip_weights(moved, config.weight_clipping), w))
-        x = bernoulli.append_bias(numerics.logit(p), config)
-    return tuple(new_weights), p[:, 0]
+    """Exact online step of the layers after the first, all classes; ``x1 [C, K1 (+1)]``."""
+    step_fn = multiclass.over_classes(bernoulli.update, (0, 0, 0, 0, None), config=config)
+    return step_fn(weights, x1, contexts, targets, lr)
 
 
 def _chunk(state: GLNState, x0, contexts, targets, lrs, keep, *, config: GLNConfig):
@@ -236,4 +220,3 @@ def chunked_scan_update(
     )
     (state, replays), p = jax.lax.scan(body, (state, jnp.zeros((), jnp.int32)), xs)
     return state, p.reshape(-1, p.shape[-1])[:total], replays
-

@@ -151,11 +151,11 @@ def fit_stream(
 ) -> tuple[GLNState, np.ndarray]:
     """Trains on a whole stream in order, in fixed-size chunks (host-side driver).
 
-    Each chunk is one jitted exact online pass (``batch_size == 1``:
-    :func:`gln_jax.core.chunked.chunked_scan_update` where :func:`~gln_jax.core.chunked.use_chunked`
-    says it wins, else :func:`scan_update`) or :func:`scan_batch_update`; the last chunk is padded with masked-out examples, so only a
-    few chunk shapes are ever compiled. A last partial batch is a smaller batch. The caller's
-    ``state`` is left intact.
+    Each chunk is one jitted exact online pass (``batch_size == 1``: Gram chunks of
+    :mod:`gln_jax.core.chunked` where its ``use_chunked`` says they win, else
+    :func:`scan_update`) or :func:`scan_batch_update`; the last chunk is padded with
+    masked-out examples, so only a few chunk shapes are ever compiled. A last partial batch
+    is a smaller batch. The caller's ``state`` is left intact.
 
     Args:
         state: the GLN state.
