@@ -139,13 +139,12 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
             inputs, contexts
         )
     x = bernoulli.input_logits(inputs, config)  # [B, I], shared by the classes
-    for i, (layer, ctx) in enumerate(zip(state.layers, contexts, strict=True)):
-        spec = "bi,ckri->bckr" if i == 0 else "bci,ckri->bckr"
-        scores = jnp.einsum(spec, x, layer.weights, precision=jax.lax.Precision.HIGHEST)
-        z = jnp.take_along_axis(scores, ctx[..., None], axis=-1)[..., 0]  # [B, C, K]
-        p = numerics.clip_probability(numerics.sigmoid(z), config.pred_clipping)
+    for layer, ctx in zip(state.layers, contexts, strict=True):
+        scores = bernoulli.dense_scores(x, layer.weights)  # [C, B, K, R]
+        z = jnp.take_along_axis(scores, jnp.moveaxis(ctx, 1, 0)[..., None], axis=-1)[..., 0]
+        p = numerics.clip_probability(numerics.sigmoid(z), config.pred_clipping)  # [C, B, K]
         x = bernoulli.append_bias(numerics.logit(p), config)
-    return p[..., 0]
+    return p[..., 0].T
 
 
 def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig) -> jax.Array:
@@ -223,8 +222,16 @@ def batch_update_from_contexts(
         lrs = jnp.where(mask, lrs, 0)
         count = jnp.sum(mask, dtype=jnp.int32)
     contexts = tuple(jnp.moveaxis(c, 1, 0) for c in contexts)  # [C, B, K]
-    step_fn = multiclass.over_classes(bernoulli.batch_update, (0, None, 0, 1, None), config=config)
-    weights, p = step_fn(_weights(state), x0, contexts, targets.astype(config.dtype), lrs)
+    targets = targets.astype(config.dtype)
+    if dense_rows(config):
+        weights, p = bernoulli.dense_batch_update(
+            _weights(state), x0, contexts, targets.T, lrs, config=config
+        )
+    else:
+        step_fn = multiclass.over_classes(
+            bernoulli.batch_update, (0, None, 0, 1, None), config=config
+        )
+        weights, p = step_fn(_weights(state), x0, contexts, targets, lrs)
     return _with_weights(state, weights, state.step + count), p.T
 
 

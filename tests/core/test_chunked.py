@@ -1,5 +1,7 @@
 """Gram chunks of exact online learning and dense batch updates equal the sequential maths."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -140,10 +142,8 @@ def test_dense_batch_update_equals_the_scatter_one(x64, rate):
     weights = tuple(layer.weights for layer in state.layers)
     rates = jnp.full(32, rate)
     axes = (0, None, 0, 0, None)
-    dense = jax.jit(multiclass.over_classes(bernoulli._dense_batch_update, axes, config=config))
-    gather = jax.jit(
-        multiclass.over_classes(bernoulli._gather_batch_update, axes, config=config)
-    )
+    dense = jax.jit(functools.partial(bernoulli.dense_batch_update, config=config))
+    gather = jax.jit(multiclass.over_classes(bernoulli.batch_update, axes, config=config))
     (w_dense, p_dense), (w_gather, p_gather) = (
         dense(weights, x0, contexts, targets, rates),
         gather(weights, x0, contexts, targets, rates),
