@@ -21,6 +21,8 @@ import jax.numpy as jnp
 from gln_jax.core import numerics
 from gln_jax.core.types import GLNConfig
 
+_HIGHEST = jax.lax.Precision.HIGHEST
+
 Weights = tuple[jax.Array, ...]  # per layer [K, R, I] (one model) or [C, K, R, I]
 
 
@@ -77,10 +79,13 @@ def update(weights, x0, contexts, target, learning_rate, *, config: GLNConfig):
 def batch_update(weights, x0, contexts, targets, learning_rates, *, config: GLNConfig):
     """Batch update of one binary model: predictions from the old weights, deltas added.
 
+    The active rows are gathered and the deltas scattered; :func:`dense_batch_update` is the
+    same update for all classes at once by matrix products.
+
     Args:
         weights: per layer ``[K, R, I]``.
         x0: ``[B, I_0]`` input logits.
-        contexts: per layer ``[B, P]``.
+        contexts: per layer ``[B, K]``.
         targets: ``[B]`` 0/1 targets of this model.
         learning_rates: ``[B]``; a rate of 0 makes an example a no-op (used for padding).
         config: the network's config.
@@ -92,10 +97,70 @@ def batch_update(weights, x0, contexts, targets, learning_rates, *, config: GLNC
     xs, ps, _ = batch_forward(weights, x0, contexts)
     new_weights = []
     for w, x, p, ctx in zip(weights, xs, ps, contexts, strict=True):
-        scale = learning_rates[:, None] * (p - targets[:, None])  # [B, P]
+        scale = learning_rates[:, None] * (p - targets[:, None])  # [B, K]
         delta = -scale[:, :, None] * x[:, None, :]  # [B, K, I]
         neuron = jnp.broadcast_to(jnp.arange(w.shape[0]), ctx.shape)
         w = w.at[neuron, ctx].add(delta)
         rows = numerics.clip_weights(w[neuron, ctx], config.weight_clipping)
         new_weights.append(w.at[neuron, ctx].set(rows))
     return tuple(new_weights), ps[-1][:, 0]
+
+
+def dense_scores(x: jax.Array, weights: jax.Array) -> jax.Array:
+    """Scores of every row of every neuron and class, by one matrix product.
+
+    Args:
+        x: ``[B, I]`` inputs shared by the classes (first layer) or ``[C, B, I]`` per class.
+        weights: ``[C, K, R, I]``.
+
+    Returns:
+        ``[C, B, K, R]``.
+    """
+    c, k, r, i = weights.shape
+    if x.ndim == 2:  # one 2-D product: XLA copies no weights for it
+        scores = jnp.matmul(x, weights.reshape(c * k * r, i).T, precision=_HIGHEST)
+        return jnp.moveaxis(scores.reshape(-1, c, k, r), 1, 0)
+    scores = jnp.einsum("cbi,cni->cbn", x, weights.reshape(c, k * r, i), precision=_HIGHEST)
+    return scores.reshape(c, -1, k, r)
+
+
+def dense_batch_update(weights, x0, contexts, targets, learning_rates, *, config: GLNConfig):
+    """:func:`batch_update` of all classes at once by matrix products.
+
+    Every row is scored by one product (:func:`dense_scores`) and the deltas of the batch are
+    summed into the table by another, through the one-hot matrix of the active rows (a
+    segment sum over rows). Every weight lies inside the clip before the update, so clipping
+    the whole table equals clipping the touched rows. Same result as the vmapped
+    :func:`batch_update` up to summation order; cheaper while rows per neuron are few
+    (:func:`gln_jax.core.types.dense_rows`).
+
+    Args:
+        weights: per layer ``[C, K, R, I]``.
+        x0: ``[B, I_0]`` input logits (shared by the classes).
+        contexts: per layer ``[C, B, K]``.
+        targets: ``[C, B]`` 0/1 targets.
+        learning_rates: ``[B]``; a rate of 0 makes an example a no-op.
+        config: the network's config.
+
+    Returns:
+        ``(weights, p_out [C, B])``.
+    """
+    new_weights = []
+    x = x0
+    for w, ctx in zip(weights, contexts, strict=True):
+        c, k, r, i = w.shape
+        z = jnp.take_along_axis(dense_scores(x, w), ctx[..., None], axis=-1)[..., 0]
+        p = numerics.clip_probability(numerics.sigmoid(z), config.pred_clipping)  # [C, B, K]
+        scale = learning_rates[None, :, None] * (p - targets[..., None])
+        hits = jax.nn.one_hot(ctx, r, dtype=w.dtype) * scale[..., None]  # [C, B, K, R]
+        if x.ndim == 2:
+            hits = jnp.moveaxis(hits, 1, 3).reshape(c * k * r, -1)  # [C K R, B]
+            delta = jnp.matmul(hits, x, precision=_HIGHEST)
+        else:
+            hits = hits.reshape(c, -1, k * r)
+            delta = jnp.einsum("cbn,cbi->cni", hits, x, precision=_HIGHEST)
+        new_weights.append(
+            numerics.clip_weights(w - delta.reshape(w.shape), config.weight_clipping)
+        )
+        x = append_bias(numerics.logit(p), config)
+    return tuple(new_weights), p[..., 0]

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from gln_jax.core import bernoulli, multiclass, numerics
 from gln_jax.core.gating import batch_context_indices, context_indices
-from gln_jax.core.types import DENSE_ROWS_MAX, Array, GLNConfig, GLNState, LayerState, PRNGKey
+from gln_jax.core.types import Array, GLNConfig, GLNState, LayerState, PRNGKey, dense_rows
 
 Weights = tuple[jax.Array, ...]  # per layer [K, R, I] (one model) or [C, K, R, I]
 
@@ -134,18 +134,17 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
         ``[B, C]`` clipped probabilities.
     """
     contexts = batch_context_indices(state.layers, side_info, config=config)
-    if config.num_contexts > DENSE_ROWS_MAX:
+    if not dense_rows(config):
         return jax.vmap(functools.partial(apply_from_contexts, state, config=config))(
             inputs, contexts
         )
     x = bernoulli.input_logits(inputs, config)  # [B, I], shared by the classes
-    for i, (layer, ctx) in enumerate(zip(state.layers, contexts, strict=True)):
-        spec = "bi,ckri->bckr" if i == 0 else "bci,ckri->bckr"
-        scores = jnp.einsum(spec, x, layer.weights, precision=jax.lax.Precision.HIGHEST)
-        z = jnp.take_along_axis(scores, ctx[..., None], axis=-1)[..., 0]  # [B, C, K]
-        p = numerics.clip_probability(numerics.sigmoid(z), config.pred_clipping)
+    for layer, ctx in zip(state.layers, contexts, strict=True):
+        scores = bernoulli.dense_scores(x, layer.weights)  # [C, B, K, R]
+        z = jnp.take_along_axis(scores, jnp.moveaxis(ctx, 1, 0)[..., None], axis=-1)[..., 0]
+        p = numerics.clip_probability(numerics.sigmoid(z), config.pred_clipping)  # [C, B, K]
         x = bernoulli.append_bias(numerics.logit(p), config)
-    return p[..., 0]
+    return p[..., 0].T
 
 
 def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig) -> jax.Array:
@@ -228,8 +227,16 @@ def batch_update_from_contexts(
         lrs = jnp.where(mask, lrs, 0)
         count = jnp.sum(mask, dtype=jnp.int32)
     contexts = tuple(jnp.moveaxis(c, 1, 0) for c in contexts)  # [C, B, K]
-    step_fn = multiclass.over_classes(bernoulli.batch_update, (0, None, 0, 1, None), config=config)
-    weights, p = step_fn(_weights(state), x0, contexts, targets.astype(config.dtype), lrs)
+    targets = targets.astype(config.dtype)
+    if dense_rows(config):
+        weights, p = bernoulli.dense_batch_update(
+            _weights(state), x0, contexts, targets.T, lrs, config=config
+        )
+    else:
+        step_fn = multiclass.over_classes(
+            bernoulli.batch_update, (0, None, 0, 1, None), config=config
+        )
+        weights, p = step_fn(_weights(state), x0, contexts, targets, lrs)
     return _with_weights(state, weights, state.step + count), p.T
 
 

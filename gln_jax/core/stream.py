@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gln_jax.core.chunked import chunked_scan_update, use_chunked
 from gln_jax.core.gating import batch_context_indices
 from gln_jax.core.network import batch_update_from_contexts, update_from_contexts
 from gln_jax.core.types import CHUNK_SIZE, Array, GLNConfig, GLNState
@@ -108,6 +109,11 @@ def scan_batch_update(
 
 @functools.partial(jax.jit, static_argnames=("config", "batch_size"), donate_argnums=(0,))
 def _fit_chunk(state, inputs, side_info, targets, learning_rates, mask, *, config, batch_size):
+    if batch_size == 1 and use_chunked(config):
+        state, p, _ = chunked_scan_update(
+            state, inputs, side_info, targets, learning_rates, config=config, mask=mask
+        )
+        return state, p
     if batch_size == 1:
         return scan_update(
             state, inputs, side_info, targets, learning_rates, config=config, mask=mask
@@ -191,10 +197,11 @@ def fit_stream(
 ) -> tuple[GLNState, np.ndarray]:
     """Trains on a whole stream in order, in fixed-size chunks (host-side driver).
 
-    Each chunk is one jitted :func:`scan_update` (``batch_size == 1``, exact online learning)
-    or :func:`scan_batch_update`; the last chunk is padded with masked-out examples, so only a
-    few chunk shapes are ever compiled. A last partial batch is a smaller batch. The caller's
-    ``state`` is left intact.
+    Each chunk is one jitted exact online pass (``batch_size == 1``: Gram chunks of
+    :mod:`gln_jax.core.chunked` where its ``use_chunked`` says they win, else
+    :func:`scan_update`) or :func:`scan_batch_update`; the last chunk is padded with
+    masked-out examples, so only a few chunk shapes are ever compiled. A last partial batch
+    is a smaller batch. The caller's ``state`` is left intact.
 
     Args:
         state: the GLN state.

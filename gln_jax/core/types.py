@@ -39,6 +39,27 @@ DEFAULT_DTYPE = "float32"
 DENSE_ROWS_MAX = 64
 #: Most examples per compiled chunk of a stream driver (bounds device memory).
 CHUNK_SIZE = 8192
+#: Exact online learning runs in Gram chunks (:mod:`gln_jax.core.chunked`) up to this many rows
+#: per neuron; above it, one example per scan step (the dense scoring wastes ``R`` times).
+CHUNKED_ROWS_MAX = 64
+#: Examples per Gram chunk of exact online learning.
+GRAM_CHUNK = 64
+
+
+def dense_rows(config: GLNConfig) -> bool:
+    """The one switch rule between dense scoring and gathering active rows.
+
+    With at most :data:`DENSE_ROWS_MAX` rows per neuron, batched inference and batch updates
+    score every row of a layer by one matrix product (and sum a batch's deltas into the table
+    by another); with more rows they gather the active rows and scatter their deltas.
+
+    Args:
+        config: the network's config.
+
+    Returns:
+        True for the dense route.
+    """
+    return config.num_contexts <= DENSE_ROWS_MAX
 
 
 class LayerState(NamedTuple):

@@ -9,6 +9,7 @@ Examples:
     python -m gln_jax.benchmark --quick
     python -m gln_jax.benchmark --json benchmarks/results.json
     python -m gln_jax.benchmark --render benchmarks/results.json --readme README.md
+    python -m gln_jax.benchmark --compare 8e9fb5e
 """
 
 from __future__ import annotations
@@ -292,7 +293,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--readme", default=None, help="with --render: update this README")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="REV",
+        help="time this checkout against git revision REV (alternated runs, medians, ratios)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="with --compare: runs per tree")
     args = parser.parse_args(argv)
+
+    if args.compare is not None:
+        from gln_jax.tools.compare import compare
+
+        compare(args.compare, runs=args.runs)
+        return 0
 
     if args.case is not None:  # child process: one case, JSON records on the last line
         print(json.dumps(run_case(json.loads(args.case))))

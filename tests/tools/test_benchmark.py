@@ -90,3 +90,38 @@ def test_plan_quick_and_full():
     full = benchmark.plan(parser_args)
     assert {s["task"] for s in full} == {"10class", "digit3"}
     assert [128, 128, 1] in [s["layer_sizes"] for s in full]  # the width sweep
+
+
+def test_compare_script_times_every_kind_of_case_on_a_tree(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+
+    from gln_jax.tools import compare
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, X=rng.random((40, 784)).astype(np.float32), y=rng.integers(0, 10, 40))
+    cases = [
+        ["numpy fit", "numpy", [2, 1], "fit", 32, 1],
+        ["numpy fit b4", "numpy", [2, 1], "fit", 32, 4],
+        ["numpy loop", "numpy", [2, 1], "loop", 12, 1],
+        ["numpy infer", "numpy", [2, 1], "infer", 40, 20],
+    ]
+    root = Path(compare.__file__).resolve().parents[2]
+    rates = compare._run(root, {"data": str(data), "cases": cases})
+    assert set(rates) == {case[0] for case in cases}
+    assert all(rate > 0 for rate in rates.values())
+
+
+@pytest.mark.slow
+def test_compare_against_head_prints_ratios(capsys):
+    import io
+
+    from gln_jax.tools import compare
+
+    out = io.StringIO()
+    rates = compare.compare("HEAD", runs=1, cases=(compare.CASES[-2],), out=out)
+    name = compare.CASES[-2][0]
+    assert len(rates[name]["old"]) == len(rates[name]["new"]) == 1
+    assert name in out.getvalue() and "x" in out.getvalue().splitlines()[-1]
