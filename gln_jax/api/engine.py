@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from gln_jax.api.validation import as_numpy
 from gln_jax.core.types import GLNConfig, GLNState
 
 NativeState = Any  # the engine's own state: a GLNState of its arrays, a module, ...
@@ -66,3 +67,41 @@ class Engine(Protocol):
         All passes form one transaction: a call that raises (or is interrupted) leaves the
         given state as it was.
         """
+
+
+def fit_epochs(
+    fit_stream, state, inputs, side_info, targets, rates, *, config, batch_size, num_epochs
+):
+    """``num_epochs`` passes of a functional ``fit_stream`` that never writes into its state.
+
+    The engines whose state is functional (JAX, NumPy, the Gaussian family) share this loop: a
+    pass that raises leaves the caller's ``state`` as it was, so ``fit`` stays all-or-nothing.
+
+    Args:
+        fit_stream: ``(state, inputs, side_info, targets, rates, *, config, batch_size) ->
+            (state, probs [T, ...])``.
+        state: the engine's state.
+        inputs: ``[T, P]`` base predictions.
+        side_info: ``[T, N]`` side information.
+        targets: ``[T]`` (or ``[T, C]``) targets.
+        rates: ``[num_epochs * T]`` learning rates.
+        config: the model's config.
+        batch_size: examples per update.
+        num_epochs: passes over the stream.
+
+    Returns:
+        ``(state, probs [num_epochs * T, ...])`` with the probs as NumPy.
+    """
+    total, outputs = inputs.shape[0], []
+    for epoch in range(num_epochs):
+        state, probs = fit_stream(
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates[epoch * total : (epoch + 1) * total],
+            config=config,
+            batch_size=batch_size,
+        )
+        outputs.append(as_numpy(probs, "probs"))  # torch/TF tensors on any device too
+    return state, np.concatenate(outputs)

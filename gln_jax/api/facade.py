@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import inspect
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -140,6 +141,96 @@ class GLNBase(abc.ABC):
     base_predictor: Callable | None
     _warned_input_range: bool = False  # set on the instance once it has warned
 
+    #: Draw a ``float64`` state with 64-bit JAX enabled for that call only (the ports); the JAX
+    #: backend instead needs the user to have enabled it.
+    _scoped_x64 = True
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        input_size: int,
+        context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE,
+        num_classes: int = DEFAULT_NUM_CLASSES,
+        base_predictor: Callable | None = None,
+        learning_rate: float | Callable = DEFAULT_LEARNING_RATE,
+        pred_clipping: float = DEFAULT_PRED_CLIPPING,
+        weight_clipping: float = DEFAULT_WEIGHT_CLIPPING,
+        bias: bool = True,
+        context_bias: bool = True,
+        *,
+        seed: int = 0,
+        dtype: str = DEFAULT_DTYPE,
+        side_info_size: int | None = None,
+        side_info_transform=None,
+    ):
+        """Checks every argument, draws the initial reference state and adopts it.
+
+        One seed gives the same model in every backend: the state is always the reference's
+        ``gln_jax.init(jax.random.key(seed), config)``. Inputs are expected in [0, 1]: by
+        default they are the base predictions themselves (clipped into ``[pred_clipping,
+        1 - pred_clipping]``) and also what the gates look at; scale raw ``uint8`` pixels by
+        1/255 first (inputs outside [0, 1] without a ``base_predictor`` warn once per model).
+
+        Args:
+            layer_sizes: neurons per layer; a final one-neuron layer is appended when the list
+                does not end in 1.
+            input_size: width of an example (entries expected in [0, 1]).
+            context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
+            num_classes: 2 for a binary classifier; ``> 2`` trains one binary GLN per class
+                (one-vs-all) and predicts the argmax.
+            base_predictor: optional host-side NumPy callable ``[B, input_size] -> [B, P]``
+                giving the base predictions (clipped into ``[pred_clipping, 1 -
+                pred_clipping]``) instead of the clipped input itself.
+            learning_rate: positive float, or a schedule ``step -> rate`` (optax schedules
+                work), stepped once per example.
+            pred_clipping: probabilities are clipped into ``[p, 1 - p]`` at every layer.
+            weight_clipping: weights are clipped into ``[-w, w]`` after every update.
+            bias: add a constant bias input (logit 1.0) to every layer.
+            context_bias: random non-zero thresholds for the gating halfspaces.
+            seed: integer seed of the gating hyperplanes (explicit; no global random state).
+            dtype: ``"float32"`` (default) or ``"float64"`` (the JAX backend needs
+                ``jax_enable_x64``).
+            side_info_size: width ``N`` of the side information the gates see, passed to
+                ``predict`` and ``fit`` as ``side_info=``; ``None`` (default) means
+                ``input_size``, and the gates then see the input itself unless ``side_info=``
+                is given.
+            side_info_transform: ``None`` (default), ``"center"``, ``"standardize"`` or a
+                :class:`gln_jax.core.transforms.TransformConfig` (``make_transform``): an
+                online, per-feature running mean (and scale) applied to the side information;
+                its statistics learn from each training example before it is used
+                (:mod:`gln_jax.core.transforms`) and are saved in checkpoints.
+
+        Raises:
+            ValueError, TypeError: naming the bad argument.
+        """
+        config, state = build_model(
+            layer_sizes,
+            input_size,
+            context_map_size,
+            num_classes,
+            base_predictor,
+            learning_rate,
+            pred_clipping,
+            weight_clipping,
+            bias,
+            context_bias,
+            seed=seed,
+            dtype=dtype,
+            scoped_x64=self._scoped_x64,
+            backend=self._construction_backend(),
+            side_info_size=side_info_size,
+        )
+        self._adopt(config, state, base_predictor, learning_rate, **self._adopt_options())
+        self._bind_side_info(input_size, side_info_transform)
+
+    def _construction_backend(self) -> str:
+        """The backend whose construction memory is checked (the class's own)."""
+        return self.backend
+
+    def _adopt_options(self) -> dict:
+        """Backend options of :meth:`_adopt` chosen at construction (none for the ports)."""
+        return {}
+
     # ----------------------------------------------------------------- shared plumbing
     @property
     def _lock(self) -> threading.RLock:
@@ -222,10 +313,18 @@ class GLNBase(abc.ABC):
     def _classes(self, probs):
         """Predicted classes of probabilities ``[B, C]`` (backend arrays)."""
 
-    @classmethod
     @abc.abstractmethod
-    def _from_reference(cls, config: GLNConfig, state: GLNState, base_predictor, learning_rate):
-        """A model of this class holding ``state`` (NumPy leaves, reference layout)."""
+    def _adopt(self, config: GLNConfig, state: GLNState, base_predictor, learning_rate) -> None:
+        """Takes ``state`` (NumPy or JAX leaves, reference layout) as this model's own state."""
+
+    @classmethod
+    def _from_reference(
+        cls, config: GLNConfig, state: GLNState, base_predictor, learning_rate, **options
+    ):
+        """A model of this class holding ``state`` (``options``: the backend's own, if any)."""
+        model = cls.__new__(cls)
+        model._adopt(config, state, base_predictor, learning_rate, **options)
+        return model
 
     # ----------------------------------------------------------------- shared behaviour
     def reference_state(self) -> GLNState:
@@ -604,46 +703,21 @@ class EngineGLN(GLNBase):
 
 
 class GLN(EngineGLN):
-    """Gated Linear Network with the classic ``predict(input, target)`` interface.
+    """Gated Linear Network with the classic ``predict(input, target)`` interface, any backend.
 
-    Inputs are expected in [0, 1]: by default they are the base predictions themselves
-    (clipped into ``[pred_clipping, 1 - pred_clipping]``), and also what the gates look at.
-    Scale raw ``uint8`` pixels by 1/255 first; inputs outside [0, 1] without a
-    ``base_predictor`` raise a ``UserWarning`` once per model.
+    ``GLN(backend, layer_sizes, input_size, ...)``: ``backend`` first, then every argument of
+    :meth:`GLNBase.__init` (see ``help(GLNBase.__init__)``: layer sizes, input size, context
+    map size, classes, base predictor, learning rate, clipping, biases, seed, dtype, side
+    information), plus two keywords of the JAX backend.
 
     Args:
         backend: ``"jax"``, ``"numpy"``, ``"pytorch"`` or ``"tf"`` (see
             :func:`gln_jax.backend_names` for aliases).
-        layer_sizes: neurons per layer; a final one-neuron layer is appended when the list does
-            not end in 1.
-        input_size: width ``N`` of an example (entries expected in [0, 1]).
-        context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
-        num_classes: 2 for a binary classifier; ``> 2`` trains one binary GLN per class
-            (one-vs-all) and predicts the argmax.
-        base_predictor: optional host-side NumPy callable ``[B, N] -> [B, P]`` giving the base
-            predictions (clipped into ``[pred_clipping, 1 - pred_clipping]``) instead of the
-            clipped input itself.
-        learning_rate: positive float, or a schedule ``step -> rate`` (optax schedules work),
-            stepped once per example.
-        pred_clipping: probabilities are clipped into ``[p, 1 - p]`` at every layer.
-        weight_clipping: weights are clipped into ``[-w, w]`` after every update.
-        bias: add a constant bias input (logit 1.0) to every layer.
-        context_bias: random non-zero thresholds for the gating halfspaces.
-        seed: integer seed of the gating hyperplanes (explicit; no global random state).
-        dtype: ``"float32"`` (default) or ``"float64"`` (needs ``jax_enable_x64`` on the JAX
-            backend).
+        *args, **kwargs: the arguments of :meth:`GLNBase.__init__`.
         devices: ``"jax"`` backend only: a device count or list of devices; the one-vs-all
             classes are sharded over them (:mod:`gln_jax.core.sharding`).
         mesh: ``"jax"`` backend only: a one-axis ``jax.sharding.Mesh`` to shard the classes
             over (instead of ``devices``).
-        side_info_size: width of the side information the gates see, passed to ``predict`` and
-            ``fit`` as ``side_info=``; ``None`` (default) means ``input_size``, and the gates
-            then see the input itself unless ``side_info=`` is given.
-        side_info_transform: ``None`` (default), ``"center"``, ``"standardize"`` or a
-            :class:`gln_jax.core.transforms.TransformConfig` (``make_transform``): an online,
-            per-feature running mean (and scale) applied to the side information; its
-            statistics learn from each training example before it is used
-            (:mod:`gln_jax.core.transforms`) and are saved in checkpoints.
 
     Attributes:
         config: the static :class:`~gln_jax.GLNConfig`.
@@ -656,56 +730,23 @@ class GLN(EngineGLN):
         >>> model.predict(x_batch, target=y_batch)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        backend: str,
-        layer_sizes: Sequence[int],
-        input_size: int,
-        context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE,
-        num_classes: int = DEFAULT_NUM_CLASSES,
-        base_predictor: Callable | None = None,
-        learning_rate: float | Callable = DEFAULT_LEARNING_RATE,
-        pred_clipping: float = DEFAULT_PRED_CLIPPING,
-        weight_clipping: float = DEFAULT_WEIGHT_CLIPPING,
-        bias: bool = True,
-        context_bias: bool = True,
-        *,
-        seed: int = 0,
-        dtype: str = DEFAULT_DTYPE,
-        devices=None,
-        mesh=None,
-        side_info_size: int | None = None,
-        side_info_transform=None,
-    ):
-        config, state = build_model(
-            layer_sizes,
-            input_size,
-            context_map_size,
-            num_classes,
-            base_predictor,
-            learning_rate,
-            pred_clipping,
-            weight_clipping,
-            bias,
-            context_bias,
-            seed=seed,
-            dtype=dtype,
-            scoped_x64=backend != "jax",
-            backend=backend,
-            side_info_size=side_info_size,
-        )
+    def __init__(self, backend: str, *args, devices=None, mesh=None, **kwargs):
+        name = get_backend(backend).name  # an unknown backend is named before anything is built
+        self._options = {"backend": name, "devices": devices, "mesh": mesh}
+        self._scoped_x64 = name != "jax"
+        super().__init__(*args, **kwargs)
+
+    def _construction_backend(self) -> str:
+        return self._options["backend"]
+
+    def _adopt_options(self) -> dict:
+        return self.__dict__.pop("_options")
+
+    def _adopt(
+        self, config, state, base_predictor, learning_rate, backend="jax", devices=None, mesh=None
+    ) -> None:
         engine = make_facade_engine(backend, config, devices, mesh)
         self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
-        self._bind_side_info(input_size, side_info_transform)
-
-    @classmethod
-    def _from_reference(
-        cls, config, state, base_predictor, learning_rate, backend="jax", devices=None, mesh=None
-    ):
-        engine = make_facade_engine(backend, config, devices, mesh)
-        model = cls.__new__(cls)
-        model._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
-        return model
 
     @classmethod
     def load(
@@ -738,3 +779,22 @@ class GLN(EngineGLN):
         model = cls._from_reference(*parts, backend=backend, devices=devices, mesh=mesh)
         model._bind_side_info(*side_info)
         return model
+
+
+def _gln_signature() -> inspect.Signature:
+    """``GLN.__init__``'s full signature for ``help`` and IDEs: ``backend``, then
+    :meth:`GLNBase.__init__`'s parameters, then ``devices`` and ``mesh``."""
+    base = list(inspect.signature(GLNBase.__init__).parameters.values())
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Signature(
+        [
+            base[0],
+            inspect.Parameter("backend", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str"),
+            *base[1:],
+            inspect.Parameter("devices", keyword, default=None),
+            inspect.Parameter("mesh", keyword, default=None),
+        ]
+    )
+
+
+GLN.__init__.__signature__ = _gln_signature()

@@ -11,6 +11,7 @@ import functools
 import jax
 import numpy as np
 
+from gln_jax.api.engine import fit_epochs
 from gln_jax.api.jax_engine import JaxEngine
 from gln_jax.core import gaussian_network
 from gln_jax.core.gating import batch_context_indices
@@ -50,7 +51,15 @@ class GaussianJaxEngine(JaxEngine):
         state, out = train_batch(state, inputs, side_info, targets, rates, config=self.config)
         return state, np.asarray(out)
 
-    def fit(self, state, inputs, side_info, targets, rates, batch_size):
-        return gaussian_network.fit_stream(
-            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+        return fit_epochs(
+            gaussian_network.fit_stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
         )

@@ -139,12 +139,9 @@ class GaussianGLN(EngineGLN):
             state = gaussian_network.init(jax.random.key(int(seed)), config)
         self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
 
-    @classmethod
-    def _from_reference(cls, config, state, base_predictor, learning_rate, backend="jax"):
+    def _adopt(self, config, state, base_predictor, learning_rate, backend="jax") -> None:
         engine = make_engine(backend, config)
-        model = cls.__new__(cls)
-        model._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
-        return model
+        self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
 
     @classmethod
     def load(cls, path, backend: str = "jax", *, base_predictor=None, learning_rate=None):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gln_jax.api.engine import fit_epochs
 from gln_jax.core.gating import batch_context_indices
 from gln_jax.core.network import batch_apply, batch_update_from_contexts, update_from_contexts
 from gln_jax.core.stream import fit_stream
@@ -63,16 +64,14 @@ class JaxEngine:
         return state, np.asarray(p)
 
     def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
-        total, outputs = inputs.shape[0], []
-        for epoch in range(num_epochs):  # fit_stream never writes into the state it is given
-            state, probs = fit_stream(
-                state,
-                inputs,
-                side_info,
-                targets,
-                rates[epoch * total : (epoch + 1) * total],
-                config=self.config,
-                batch_size=batch_size,
-            )
-            outputs.append(probs)
-        return state, np.concatenate(outputs)
+        return fit_epochs(
+            fit_stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gln_jax.api.engine import fit_epochs
 from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
@@ -102,16 +103,14 @@ class NumpyEngine:
     ):
         """Trains on a stream in order (``num_epochs`` passes, ``rates [num_epochs * T]``) on
         copies; returns ``(state, probs [num_epochs * T, C])``."""
-        total, outputs = inputs.shape[0], []
-        for epoch in range(num_epochs):  # fit_stream never writes into the state it is given
-            state, probs = fit_stream(
-                state,
-                inputs,
-                side_info,
-                targets,
-                rates[epoch * total : (epoch + 1) * total],
-                config=self.config,
-                batch_size=batch_size,
-            )
-            outputs.append(probs)
-        return state, np.concatenate(outputs)
+        return fit_epochs(
+            fit_stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
+        )

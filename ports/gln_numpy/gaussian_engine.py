@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gln_jax.api.engine import fit_epochs
 from gln_numpy import gaussian_network
 from gln_numpy.engine import NumpyEngine
 from gln_numpy.types import GLNState
@@ -29,7 +30,15 @@ class GaussianNumpyEngine(NumpyEngine):
             state, inputs, side_info, targets, rates, config=self.config
         )
 
-    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
-        return gaussian_network.fit_stream(
-            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+        return fit_epochs(
+            gaussian_network.fit_stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gln_jax.api.engine import fit_epochs
 from gln_tf import gaussian_network
 from gln_tf.types import GLNState, from_reference, to_reference
 
@@ -38,8 +39,15 @@ class GaussianTFEngine:
         )
         return state, out.numpy()
 
-    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
-        state, out = gaussian_network.fit_stream(
-            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+        return fit_epochs(
+            gaussian_network.fit_stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
         )
-        return state, out.numpy()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gln_jax.api.engine import fit_epochs
 from gln_torch import gaussian_network
 from gln_torch.types import GLNState, from_reference, to_reference, torch_dtype
 
@@ -40,8 +41,15 @@ class GaussianTorchEngine:
         )
         return state, out.cpu().numpy()
 
-    def fit(self, state: GLNState, inputs, side_info, targets, rates, batch_size: int):
-        state, out = gaussian_network.fit_stream(
-            state, inputs, side_info, targets, rates, config=self.config, batch_size=batch_size
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+        return fit_epochs(
+            gaussian_network.fit_stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
         )
-        return state, out.cpu().numpy()
