@@ -105,3 +105,27 @@ def fit_epochs(
         )
         outputs.append(as_numpy(probs, "probs"))  # torch/TF tensors on any device too
     return state, np.concatenate(outputs)
+
+
+class FunctionalFit:
+    """Mixin of the engines whose stream driver never writes into the state it is given (the
+    JAX and NumPy engines, every Gaussian engine): ``fit`` runs the passes through
+    :func:`fit_epochs`. An engine sets ``fit_stream = staticmethod(its driver)``."""
+
+    fit_stream = None
+    config = None
+
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+        """Trains on a stream in order (``num_epochs`` passes, ``rates [num_epochs * T]``);
+        returns ``(state, probs [num_epochs * T, ...])``."""
+        return fit_epochs(
+            self.fit_stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
+        )

@@ -11,7 +11,6 @@ import functools
 import jax
 import numpy as np
 
-from gln_jax.api.engine import fit_epochs
 from gln_jax.api.jax_engine import JaxEngine
 from gln_jax.core import gaussian_network
 from gln_jax.core.gating import batch_context_indices
@@ -44,22 +43,11 @@ class GaussianJaxEngine(JaxEngine):
     """The reference Gaussian GLN behind ``GaussianGLN("jax", ...)``; state conversion and the
     64-bit check are :class:`~gln_jax.api.jax_engine.JaxEngine`'s."""
 
+    fit_stream = staticmethod(gaussian_network.fit_stream)
+
     def predict(self, state, inputs, side_info):
         return np.asarray(predict_batch(state, inputs, side_info, config=self.config))
 
     def train(self, state, inputs, side_info, targets, rates):
         state, out = train_batch(state, inputs, side_info, targets, rates, config=self.config)
         return state, np.asarray(out)
-
-    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
-        return fit_epochs(
-            gaussian_network.fit_stream,
-            state,
-            inputs,
-            side_info,
-            targets,
-            rates,
-            config=self.config,
-            batch_size=batch_size,
-            num_epochs=num_epochs,
-        )

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gln_jax.api.engine import fit_epochs
+from gln_jax.api.engine import FunctionalFit
 from gln_jax.core.gating import batch_context_indices
 from gln_jax.core.network import batch_apply, batch_update_from_contexts, update_from_contexts
 from gln_jax.core.stream import fit_stream
@@ -34,8 +34,10 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
     return batch_update_from_contexts(state, inputs, contexts, targets, rates, config=config)
 
 
-class JaxEngine:
+class JaxEngine(FunctionalFit):
     """The reference implementation, jitted once per config and input shape."""
+
+    fit_stream = staticmethod(fit_stream)
 
     name = "jax"
 
@@ -62,16 +64,3 @@ class JaxEngine:
     def train(self, state, inputs, side_info, targets, rates):
         state, p = train_batch(state, inputs, side_info, targets, rates, config=self.config)
         return state, np.asarray(p)
-
-    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
-        return fit_epochs(
-            fit_stream,
-            state,
-            inputs,
-            side_info,
-            targets,
-            rates,
-            config=self.config,
-            batch_size=batch_size,
-            num_epochs=num_epochs,
-        )

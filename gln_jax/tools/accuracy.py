@@ -74,9 +74,7 @@ def ten_class_evaluate(
     """``evaluate_mnist`` with 10 classes at batch size 4; returns the accuracy in %."""
     from gln_jax import GLN, utils
 
-    model = GLN(
-        backend, list(layer_sizes), data[0].shape[1], num_classes=10, seed=seed, **settings
-    )
+    model = GLN(backend, list(layer_sizes), data[0].shape[1], num_classes=10, seed=seed, **settings)
     return utils.evaluate_mnist(model, batch_size=4, seed=seed, data=data, progress=progress)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_jax.api.engine import fit_epochs
+from gln_jax.api.engine import FunctionalFit
 from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
@@ -66,12 +66,14 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
     return _with_weights(state, weights, step, copy_gating=False), p
 
 
-class NumpyEngine:
+class NumpyEngine(FunctionalFit):
     """The NumPy port behind ``gln_jax.GLN(backend="numpy")``.
 
     Args:
         config: the model's config.
     """
+
+    fit_stream = staticmethod(fit_stream)
 
     name = "numpy"
 
@@ -97,20 +99,3 @@ class NumpyEngine:
     def train(self, state: GLNState, inputs, side_info, targets, rates):
         """One batch update; returns ``(state, probs [B, C])``."""
         return train_batch(state, inputs, side_info, targets, rates, config=self.config)
-
-    def fit(
-        self, state: GLNState, inputs, side_info, targets, rates, batch_size: int, num_epochs=1
-    ):
-        """Trains on a stream in order (``num_epochs`` passes, ``rates [num_epochs * T]``) on
-        copies; returns ``(state, probs [num_epochs * T, C])``."""
-        return fit_epochs(
-            fit_stream,
-            state,
-            inputs,
-            side_info,
-            targets,
-            rates,
-            config=self.config,
-            batch_size=batch_size,
-            num_epochs=num_epochs,
-        )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_jax.api.engine import fit_epochs
 from gln_numpy import gaussian_network
 from gln_numpy.engine import NumpyEngine
 from gln_numpy.types import GLNState
@@ -22,23 +21,12 @@ class GaussianNumpyEngine(NumpyEngine):
         config: the model's :class:`~gln_jax.core.gaussian_types.GaussianConfig`.
     """
 
+    fit_stream = staticmethod(gaussian_network.fit_stream)
+
     def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
         return gaussian_network.batch_apply(state, inputs, side_info, config=self.config)
 
     def train(self, state: GLNState, inputs, side_info, targets, rates):
         return gaussian_network.batch_update(
             state, inputs, side_info, targets, rates, config=self.config
-        )
-
-    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
-        return fit_epochs(
-            gaussian_network.fit_stream,
-            state,
-            inputs,
-            side_info,
-            targets,
-            rates,
-            config=self.config,
-            batch_size=batch_size,
-            num_epochs=num_epochs,
         )

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_jax.api.engine import fit_epochs
+from gln_jax.api.engine import FunctionalFit
 from gln_tf import gaussian_network
 from gln_tf.types import GLNState, from_reference, to_reference
 
 
-class GaussianTFEngine:
+class GaussianTFEngine(FunctionalFit):
     """The TensorFlow port of the Gaussian family behind the facade."""
+
+    fit_stream = staticmethod(gaussian_network.fit_stream)
 
     name = "tf"
 
@@ -38,16 +40,3 @@ class GaussianTFEngine:
             state, inputs, side_info, targets, rates, config=self.config
         )
         return state, out.numpy()
-
-    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
-        return fit_epochs(
-            gaussian_network.fit_stream,
-            state,
-            inputs,
-            side_info,
-            targets,
-            rates,
-            config=self.config,
-            batch_size=batch_size,
-            num_epochs=num_epochs,
-        )

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_jax.api.engine import fit_epochs
+from gln_jax.api.engine import FunctionalFit
 from gln_torch import gaussian_network
 from gln_torch.types import GLNState, from_reference, to_reference, torch_dtype
 
 
-class GaussianTorchEngine:
+class GaussianTorchEngine(FunctionalFit):
     """The PyTorch port of the Gaussian family behind the facade."""
+
+    fit_stream = staticmethod(gaussian_network.fit_stream)
 
     name = "pytorch"
 
@@ -40,16 +42,3 @@ class GaussianTorchEngine:
             state, inputs, side_info, targets, rates, config=self.config
         )
         return state, out.cpu().numpy()
-
-    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
-        return fit_epochs(
-            gaussian_network.fit_stream,
-            state,
-            inputs,
-            side_info,
-            targets,
-            rates,
-            config=self.config,
-            batch_size=batch_size,
-            num_epochs=num_epochs,
-        )
