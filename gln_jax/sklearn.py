@@ -48,9 +48,10 @@ DEFAULT_LAYER_SIZES = (32, 16, 1)
 #: Default rate of the estimator: one pass over a few hundred examples must learn something,
 #: so it is larger than the facade's MNIST default (1e-4).
 DEFAULT_SKLEARN_LEARNING_RATE = 0.03
-#: Predictions are computed in batches of at most this many rows, padded to a power of two,
-#: so that only a handful of prediction shapes are ever compiled.
-PREDICT_CHUNK = 4096
+#: Predictions are computed in blocks of exactly this many rows (the last one padded): one
+#: compiled shape, and a row's prediction never depends on how many rows came with it (a
+#: matrix product over a different number of rows may sum in another order).
+PREDICT_CHUNK = 256
 
 __all__ = ["GLNClassifier", "running_standardize"]
 
@@ -434,8 +435,7 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         out = np.empty((X.shape[0], config.num_models))
         for start in range(0, X.shape[0], PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, X.shape[0])
-            size = 1 << max(0, stop - start - 1).bit_length()  # pad to a power of two
-            pad = ((0, size - (stop - start)), (0, 0))
+            pad = ((0, PREDICT_CHUNK - (stop - start)), (0, 0))
             probs = engine.predict(
                 state, np.pad(inputs[start:stop], pad), np.pad(side_info[start:stop], pad)
             )

@@ -353,15 +353,14 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
         )
     if not isinstance(has_base_predictor, bool):
         raise _bad(path, f"has_base_predictor {has_base_predictor!r} is not true or false")
-    if version == 1 and "family" in meta:
-        raise _bad(path, "version-1 file with the version-2 key 'family'")
+    newer = sorted(k for k in ("family", "example_size", "side_info_transform") if k in meta)
+    if version == 1 and newer:
+        raise _bad(path, f"version-1 file with version-2 keys {newer}")
     family = meta.pop("family", "bernoulli")
     if not isinstance(family, str) or family not in FAMILIES:
         raise _bad(path, f"unknown family {family!r}; known: {sorted(FAMILIES)}")
     side_keys = ("example_size", "side_info_transform")
     side_meta = {key: meta.pop(key) for key in side_keys if key in meta}
-    if version == 1 and side_meta:
-        raise _bad(path, f"version-1 file with version-2 keys {sorted(side_meta)}")
     try:
         config = FAMILIES[family](**meta)
     except (TypeError, ValueError, OverflowError) as err:

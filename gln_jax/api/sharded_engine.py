@@ -11,6 +11,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from gln_jax.api.engine import fit_epochs
 from gln_jax.core import sharding
 from gln_jax.core.types import GLNConfig, GLNState, PRNGKey
 
@@ -81,9 +82,22 @@ class ShardedJaxEngine:
             chunk_size=size,
         )
 
-    def fit(self, state, inputs, side_info, targets, rates, batch_size):
-        return sharding.fit_sharded(
-            state, inputs, side_info, targets, rates, layout=self.layout, batch_size=batch_size
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+        def stream(state, inputs, side_info, targets, rates, *, config, batch_size):
+            return sharding.fit_sharded(
+                state, inputs, side_info, targets, rates, layout=self.layout, batch_size=batch_size
+            )
+
+        return fit_epochs(
+            stream,
+            state,
+            inputs,
+            side_info,
+            targets,
+            rates,
+            config=self.config,
+            batch_size=batch_size,
+            num_epochs=num_epochs,
         )
 
 
