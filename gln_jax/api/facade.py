@@ -682,6 +682,11 @@ class EngineGLN(GLNBase):
             if (chunk_size, checkpoint_path, checkpoint_every) != (None, None, None):
                 raise ValueError("chunk_size and checkpoints apply to streams (iterators, memmaps)")
             return super().fit(X, y, *args, **kwargs)
+        if self.side_info_transform is not None or self._example_size() != self.config.input_size:
+            raise ValueError(
+                "fit on a stream feeds each example to the gates as it is: a model with "
+                "side_info_size or side_info_transform trains on arrays (fit(X, y, side_info=))"
+            )
         return streaming.fit_model(
             self,
             X,

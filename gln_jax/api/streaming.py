@@ -164,7 +164,9 @@ def train_chunks(
     )
     for inputs, side_info, targets in pieces:
         step = engine.step(state) if callable(learning_rate) else 0
-        rates = validation.learning_rates(learning_rate, step, targets.shape[0], config.dtype)
+        rates = validation.learning_rates(
+            learning_rate, step, targets.shape[0], config.dtype, config=config, batch=batch_size
+        )
         state, probs = engine.fit(state, inputs, side_info, targets, rates, batch_size)
         yield state, probs
 
@@ -289,23 +291,24 @@ def fit_model(
                 yield from array_chunks(X, y, chunk_size)
 
         chunks = chunks_of_epochs()
-    skip = model.step if checkpoint_every is not None else 0
     outputs = []
-    for state, probs in train_chunks(
-        model._engine,
-        model.state,
-        chunks,
-        learning_rate=model.learning_rate,
-        batch_size=batch_size,
-        chunk_size=chunk_size,
-        base_predictor=model.base_predictor,
-        checkpoint_every=checkpoint_every,
-        skip=skip,
-    ):
-        model.state = state
-        outputs.append(model._classes(probs))
-        if checkpoint_every is not None and model.step % checkpoint_every == 0:
-            model.save(checkpoint_path)
+    with model._lock:  # one model shared by threads: the stream's pieces are not interleaved
+        skip = model.step if checkpoint_every is not None else 0
+        for state, probs in train_chunks(
+            model._engine,
+            model.state,
+            chunks,
+            learning_rate=model.learning_rate,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            base_predictor=model.base_predictor,
+            checkpoint_every=checkpoint_every,
+            skip=skip,
+        ):
+            model.state = state
+            outputs.append(model._classes(probs))
+            if checkpoint_every is not None and model.step % checkpoint_every == 0:
+                model.save(checkpoint_path)
     if not outputs:
         return model._classes(np.zeros((0, model.config.num_models), model.config.dtype))
     return np.concatenate(outputs)

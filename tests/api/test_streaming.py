@@ -212,3 +212,18 @@ def test_facade_stream_failure_checkpoint_and_resume(tmp_path):
         model.fit(array_chunks(X, y), num_epochs=2)
     with pytest.raises(ValueError, match="apply to streams"):
         model.fit(X, y, checkpoint_every=10)
+
+
+@pytest.mark.parametrize(
+    "side", [{"side_info_transform": "center"}, {"side_info_size": 3}], ids=["transform", "width"]
+)
+def test_facade_stream_refuses_models_with_side_information(side):
+    from gln_jax import GLN
+
+    X, y = _data(20, seed=2)
+    model = GLN("jax", [4, 4, 1], 8, num_classes=3, learning_rate=RATE, **side)
+    before = model.reference_state()
+    with pytest.raises(ValueError, match="fit on a stream"):
+        model.fit(_ragged(X, y, [7, 13]))
+    _assert_states_equal(model.reference_state(), before)
+    assert model.step == 0
