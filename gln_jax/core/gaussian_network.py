@@ -20,7 +20,7 @@ import numpy as np
 from gln_jax.core import gaussian, multiclass, network
 from gln_jax.core.gating import batch_context_indices, context_indices
 from gln_jax.core.gaussian_types import GaussianConfig
-from gln_jax.core.stream import _chunk_length
+from gln_jax.core.stream import _chunk_length, drive_chunks
 from gln_jax.core.types import CHUNK_SIZE, Array, GLNState, PRNGKey
 
 
@@ -261,28 +261,7 @@ def fit_stream(
     targets = np.broadcast_to(targets, (targets.shape[0], config.num_outputs))
     total = targets.shape[0]
     length = _chunk_length(total, batch_size, chunk_size)
-    state = jax.tree.map(jnp.copy, state)  # the chunks donate their state; keep the caller's
-    outputs = []
-    for start in range(0, total, length):
-        stop = min(start + length, total)
-        pad = length - (stop - start)
-
-        def take(a, dtype=dtype, start=start, pad=pad, stop=stop):
-            chunk = np.asarray(a[start:stop], dtype=dtype)
-            return np.pad(chunk, [(0, pad)] + [(0, 0)] * (chunk.ndim - 1)) if pad else chunk
-
-        mask = np.arange(length) < stop - start
-        state, out = _fit_chunk(
-            state,
-            take(inputs),
-            take(side_info),
-            take(targets),
-            take(learning_rates),
-            mask,
-            config=config,
-            batch_size=batch_size,
-        )
-        outputs.append(np.asarray(out)[: stop - start])
-    if not outputs:
-        return state, np.zeros((0, config.num_outputs, 2), dtype)
-    return state, np.concatenate(outputs)
+    columns = [(a, 0, dtype) for a in (inputs, side_info, targets, learning_rates)]
+    chunk = functools.partial(_fit_chunk, config=config, batch_size=batch_size)
+    empty = np.zeros((0, config.num_outputs, 2), dtype)
+    return drive_chunks(chunk, state, columns, length, empty)

@@ -229,32 +229,45 @@ def fit_stream(
     batch_size = max(1, min(batch_size, total))  # memory follows the data, not the argument
     length = _chunk_length(total, batch_size, chunk_size)
     dtype = np.dtype(config.dtype)
+    columns = [
+        (inputs, 0.5, dtype),
+        (side_info, 0.0, dtype),
+        (targets, 0, np.int32),
+        (learning_rates, 0.0, dtype),
+    ]
+    chunk = functools.partial(_fit_chunk, config=config, batch_size=batch_size)
+    return drive_chunks(chunk, state, columns, length, np.zeros((0, config.num_models), dtype))
+
+
+def drive_chunks(chunk_fn, state, columns, length: int, empty: np.ndarray):
+    """The host loop of every ``fit_stream``: fixed-length chunks, the last one padded.
+
+    Args:
+        chunk_fn: jitted ``(state, *columns, mask) -> (state, outputs)`` that donates ``state``.
+        state: the caller's state (copied first, so it stays intact).
+        columns: ``[(array [T, ...], padding value, dtype)]``, cut into chunks in order.
+        length: examples per chunk; padded examples are masked out.
+        empty: the result for an empty stream.
+
+    Returns:
+        ``(state, outputs)``, the outputs of the ``T`` real examples as one NumPy array.
+    """
+    total = len(columns[0][0])
     state = jax.tree.map(jnp.copy, state)  # the chunks donate their state; keep the caller's
-    real = np.ones(total, bool)
     outputs = []
     for start in range(0, total, length):
         stop = min(start + length, total)
         pad = length - (stop - start)
-
-        def take(a, fill=0, dtype=None, start=start, stop=stop, pad=pad):
-            chunk = np.asarray(a[start:stop], dtype=dtype)
+        parts = []
+        for array, fill, dtype in columns:
+            part = np.asarray(array[start:stop], dtype=dtype)
             if pad:
-                widths = [(0, pad)] + [(0, 0)] * (chunk.ndim - 1)
-                chunk = np.pad(chunk, widths, constant_values=fill)
-            return chunk
-
-        mask = take(real, fill=False)
-        state, p = _fit_chunk(
-            state,
-            take(inputs, 0.5, dtype),
-            take(side_info, 0.0, dtype),
-            take(targets, 0, np.int32),
-            take(learning_rates, 0.0, dtype),
-            mask,
-            config=config,
-            batch_size=batch_size,
-        )
-        outputs.append(np.asarray(p)[: stop - start])
+                widths = [(0, pad)] + [(0, 0)] * (part.ndim - 1)
+                part = np.pad(part, widths, constant_values=fill)
+            parts.append(part)
+        mask = np.arange(length) < stop - start
+        state, out = chunk_fn(state, *parts, mask)
+        outputs.append(np.asarray(out)[: stop - start])
     if not outputs:
-        return state, np.zeros((0, config.num_models), dtype)
+        return state, empty
     return state, np.concatenate(outputs)
