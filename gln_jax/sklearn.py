@@ -1,20 +1,25 @@
-"""A scikit-learn classifier on a Gated Linear Network: ``fit``, ``partial_fit``, pipelines.
+"""scikit-learn estimators on Gated Linear Networks: ``fit``, ``partial_fit``, pipelines.
 
-:class:`GLNClassifier` accepts features of any scale and labels of any type. Raw features go
-through an online running standardisation (Welford's algorithm) before the GLN sees them:
+:class:`GLNClassifier` (Bernoulli family, one-vs-all) accepts labels of any type,
+:class:`GLNRegressor` (Gaussian family) real targets, one or several outputs. Both accept
+features of any scale: raw features go through an online running standardisation (Welford's
+algorithm) before the GLN sees them:
 
 - example ``t`` of a stream first updates the per-feature ``mean_`` and variance, then is
   standardised with the statistics of examples ``0..t``: ``z = (x - mean) / scale`` with
   ``scale = sqrt(var)`` (``1`` for a feature of zero variance);
-- the gates look at ``z`` (the side information, width ``N = n_features_in_``) and the first
-  layer takes ``sigmoid(z)`` as its base predictions (``P = N``);
+- the gates look at ``z`` (the side information, width ``N = n_features_in_``); the
+  classifier's first layer takes ``sigmoid(z)`` as its base predictions, the regressor's takes
+  ``z`` itself as the means of its Gaussian inputs (``P = N``);
+- the regressor standardises its targets the same way (``target_mean_``, ``target_scale_``) and
+  maps its predictions back to the targets' scale;
 - prediction standardises with the current statistics.
 
 Every example's transform depends only on the examples before it, so ``partial_fit`` stays
 online and a stream cut into chunks learns exactly what one pass over it learns. The GLN itself
 runs on the functional API through the backend registry (``backend="jax"`` by default, any
-backend of :func:`gln_jax.backend_names`); its state is kept as NumPy arrays, so the estimator
-pickles and clones like any other.
+backend of :func:`gln_jax.backend_names`); its state is kept as NumPy arrays, so the estimators
+pickle and clone like any other.
 
 This module is ``gln_jax.sklearn``; it imports scikit-learn by absolute name, so it never shadows
 the real package.
@@ -28,13 +33,25 @@ import numbers
 
 import jax
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gln_jax.api import validation
 from gln_jax.api.registry import make_engine
+from gln_jax.core import gaussian_network
+from gln_jax.core.gaussian_types import (
+    DEFAULT_BIAS_LEN,
+    DEFAULT_BIAS_MAX_MU,
+    DEFAULT_BIAS_SIGMA_SQ,
+    DEFAULT_GAUSSIAN_LEARNING_RATE,
+    DEFAULT_GAUSSIAN_WEIGHT_CLIPPING,
+    DEFAULT_INPUT_SIGMA_SQ,
+    DEFAULT_MAX_SIGMA_SQ,
+    DEFAULT_MIN_SIGMA_SQ,
+    make_gaussian_config,
+)
 from gln_jax.core.network import init
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
@@ -53,7 +70,7 @@ DEFAULT_SKLEARN_LEARNING_RATE = 0.03
 #: matrix product over a different number of rows may sum in another order).
 PREDICT_CHUNK = 256
 
-__all__ = ["GLNClassifier", "running_standardize"]
+__all__ = ["GLNClassifier", "GLNRegressor", "running_standardize"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -119,7 +136,136 @@ def _unchanged_on_error(estimator):
         raise
 
 
-class GLNClassifier(ClassifierMixin, BaseEstimator):
+class _OnlineGLNEstimator(BaseEstimator):
+    """What both estimators share: checks, online standardisation, the engine, blocked outputs.
+
+    A subclass provides ``_fresh`` (a new model's attributes), ``_targets`` (encodes ``y`` for
+    the engine, updating its own running statistics) and ``_base_predictions`` (``z -> [n, P]``).
+    """
+
+    #: Attributes that make up a fitted model (committed together, restored on error).
+    _model_attributes = (
+        "config_",
+        "state_",
+        "n_samples_seen_",
+        "mean_",
+        "sum_squared_deviations_",
+    )
+
+    def fit(self, X, y):
+        """Trains a fresh model: ``max_iter`` passes over ``(X, y)``.
+
+        All or nothing: a call that raises leaves the estimator as it was.
+
+        Args:
+            X: ``[n_samples, n_features]`` features, any scale.
+            y: ``[n_samples]`` targets (see the class docstring).
+
+        Returns:
+            ``self``.
+        """
+        with _unchanged_on_error(self):
+            return self._fit(X, y)
+
+    # ------------------------------------------------------------------ shared internals
+    def _check_params(self):
+        for name in ("batch_size", "max_iter"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("shuffle", "standardize"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        validation.check_learning_rate(self.learning_rate)
+
+    def _seed(self, rng=None):
+        rng = check_random_state(self.random_state) if rng is None else rng
+        return int(rng.randint(np.iinfo(np.int32).max))
+
+    def _passes(self, fitted, X, y, rng):
+        """``max_iter`` passes over ``(X, y)`` from ``fitted`` (shuffled with ``rng``)."""
+        for _ in range(self.max_iter):
+            order = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
+            fitted = self._learn(fitted, X[order], y[order])
+        return fitted
+
+    def _current(self):
+        return {name: getattr(self, name) for name in self._model_attributes}
+
+    def _commit(self, fitted):
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.var_ = self.sum_squared_deviations_ / max(self.n_samples_seen_, 1)
+        self.scale_ = _scale(self.sum_squared_deviations_, self.n_samples_seen_)
+
+    def _features(self, X):
+        """``(base predictions, side information)`` of ``X`` with the current statistics."""
+        if not self.standardize:
+            return self._raw_base_predictions(X), X
+        z = (X - self.mean_) / self.scale_
+        return self._base_predictions(z), z
+
+    def _raw_base_predictions(self, X):
+        return X
+
+    def _learn(self, fitted, X, y):
+        """One pass over ``(X, y)`` from ``fitted``; returns the new pieces (no commit)."""
+        config = fitted["config_"]
+        count, mean = fitted["n_samples_seen_"], fitted["mean_"]
+        m2 = fitted["sum_squared_deviations_"]
+        if self.standardize:
+            z, count, mean, m2 = running_standardize(X, count, mean, m2)
+            inputs, side_info = self._base_predictions(z), z
+        else:
+            count, inputs, side_info = count + X.shape[0], self._raw_base_predictions(X), X
+        fitted, targets = self._targets(fitted, y)
+        dtype = np.dtype(config.dtype)
+        engine = _engine(self.backend, config)
+        state = engine.from_reference(fitted["state_"])
+        rates = validation.learning_rates(
+            self.learning_rate, engine.step(state), X.shape[0], config.dtype
+        )
+        state, _ = engine.fit(
+            state,
+            inputs.astype(dtype),
+            side_info.astype(dtype),
+            targets,
+            rates,
+            int(self.batch_size),
+        )
+        return {
+            **fitted,
+            "state_": engine.to_reference(state),
+            "n_samples_seen_": count,
+            "mean_": mean,
+            "sum_squared_deviations_": m2,
+        }
+
+    def _outputs(self, X):
+        """The engine's float64 outputs for ``X``: ``[n, C]`` (Bernoulli) or ``[n, C, 2]``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        config = self.config_
+        dtype = np.dtype(config.dtype)
+        engine = _engine(self.backend, config)
+        state = engine.from_reference(self.state_)
+        inputs, side_info = self._features(X)
+        inputs, side_info = inputs.astype(dtype), side_info.astype(dtype)
+        out = None
+        for start in range(0, X.shape[0], PREDICT_CHUNK):
+            stop = min(start + PREDICT_CHUNK, X.shape[0])
+            pad = ((0, PREDICT_CHUNK - (stop - start)), (0, 0))
+            block = engine.predict(
+                state, np.pad(inputs[start:stop], pad), np.pad(side_info[start:stop], pad)
+            )
+            block = np.asarray(block, np.float64)[: stop - start]
+            if out is None:
+                out = np.empty((X.shape[0],) + block.shape[1:])
+            out[start:stop] = block
+        return out
+
+
+class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
     """Gated Linear Network classifier (binary or one-vs-all), trained online.
 
     The raw features are standardised online (see :mod:`gln_jax.sklearn`); the standardised
@@ -177,6 +323,8 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         >>> GLNClassifier(random_state=0).fit(X, y).score(X, y)  # doctest: +SKIP
     """
 
+    _model_attributes = ("classes_",) + _OnlineGLNEstimator._model_attributes
+
     def __init__(
         self,
         layer_sizes=DEFAULT_LAYER_SIZES,
@@ -217,21 +365,6 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def fit(self, X, y):
-        """Trains a fresh model: ``max_iter`` passes over ``(X, y)``.
-
-        All or nothing: a call that raises leaves the estimator as it was.
-
-        Args:
-            X: ``[n_samples, n_features]`` features, any scale.
-            y: ``[n_samples]`` labels of any type (at least two classes).
-
-        Returns:
-            ``self``.
-        """
-        with _unchanged_on_error(self):
-            return self._fit(X, y)
-
     def partial_fit(self, X, y, classes=None):
         """Continues learning online from ``(X, y)`` in the order given.
 
@@ -260,13 +393,8 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
                 f"in y ({classes!r})"
             )
         rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        fitted = self._fresh(classes, X.shape[1], seed)
-        targets = np.searchsorted(classes, y)
-        for _ in range(self.max_iter):
-            order = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
-            fitted = self._learn(fitted, X[order], targets[order])
-        self._commit(fitted)
+        fitted = self._fresh(classes, X.shape[1], self._seed(rng))
+        self._commit(self._passes(fitted, X, np.searchsorted(classes, y), rng))
         self.n_iter_ = int(self.max_iter)
         return self
 
@@ -296,13 +424,8 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         unseen = np.setdiff1d(unique_labels(y), known)
         if unseen.size:
             raise ValueError(f"y holds labels {unseen!r} that are not in classes {known!r}")
-        if first:
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            fitted = self._fresh(known, X.shape[1], seed)
-        else:
-            fitted = self._current()
-        fitted = self._learn(fitted, X, np.searchsorted(known, y))
-        self._commit(fitted)
+        fitted = self._fresh(known, X.shape[1], self._seed()) if first else self._current()
+        self._commit(self._learn(fitted, X, np.searchsorted(known, y)))
         self.n_iter_ = 1
         return self
 
@@ -315,34 +438,24 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
         Returns:
             ``[n_samples, n_classes]`` float64, columns in the order of ``classes_``.
         """
-        p = self._probabilities(X)
+        p = self._outputs(X)
         if p.shape[1] == 1:
             return np.concatenate([1.0 - p, p], axis=1)
         return p / p.sum(axis=1, keepdims=True)
 
     def decision_function(self, X):
         """``logit`` of the GLN outputs: ``[n_samples]`` (binary) or ``[n_samples, C]``."""
-        p = self._probabilities(X)
+        p = self._outputs(X)
         scores = np.log(p) - np.log1p(-p)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict(self, X):
         """Predicted labels ``[n_samples]``, taken from ``classes_``."""
-        p = self._probabilities(X)
+        p = self._outputs(X)
         index = (p[:, 0] > 0.5).astype(np.intp) if p.shape[1] == 1 else p.argmax(axis=1)
         return self.classes_[index]
 
-    # ------------------------------------------------------------------ internals
-    def _check_params(self):
-        for name in ("batch_size", "max_iter"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name in ("shuffle", "standardize"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        validation.check_learning_rate(self.learning_rate)
-
+    # ------------------------------------------------------------------ family hooks
     def _fresh(self, classes, n_features, seed):
         """A new model's pieces as a dict of the attributes ``_commit`` sets."""
         config = make_config(
@@ -367,77 +480,250 @@ class GLNClassifier(ClassifierMixin, BaseEstimator):
             "sum_squared_deviations_": np.zeros(n_features),
         }
 
-    def _current(self):
+    def _base_predictions(self, z):
+        return _sigmoid(z)
+
+    def _targets(self, fitted, y):
+        return fitted, y.astype(np.int32)
+
+
+class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
+    """Gaussian Gated Linear Network regressor (one or several outputs), trained online.
+
+    The raw features are standardised online (see :mod:`gln_jax.sklearn`): the standardised
+    values are the side information of the gates and the means of the first layer's Gaussian
+    inputs. The targets are standardised online too (per output, statistics of examples
+    ``0..t`` for example ``t``), the GLN learns the standardised targets, and predictions are
+    mapped back: ``mean = target_mean_ + target_scale_ * mu`` and ``std = target_scale_ *
+    sigma``, where ``(mu, sigma**2)`` is the output neuron's Gaussian. ``fit`` starts afresh and
+    makes ``max_iter`` passes (shuffled with ``shuffle``); ``partial_fit`` continues the stream
+    in the order given. With ``batch_size=1`` (default) every example is one exact online
+    update (Budden et al., 2020, with the variance kept in ``[min_sigma_sq, max_sigma_sq]``).
+
+    ``y`` of shape ``[n]`` gives predictions ``[n]``; ``y`` of shape ``[n, C]`` trains ``C``
+    independent GLNs (one per output, each with its own gates) and predictions are ``[n, C]``.
+
+    Sample weights are not supported, for the classifier's reason (see
+    :class:`GLNClassifier`).
+
+    Args:
+        layer_sizes: neurons per layer; the output neuron is appended when it does not end in 1.
+        context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
+        learning_rate: positive float, or a schedule ``step -> rate`` stepped once per example.
+            The Gaussian family's default, 3e-3; rates of 1e-2 and above can make one pass
+            diverge (the log-loss gradient grows with the squared error), so raise it with care.
+        input_sigma_sq: the variance of every Gaussian input (standardised features).
+        bias_len, bias_max_mu, bias_sigma_sq: the bias Gaussians of every layer
+            (``bias_len`` of them, means spread over ``[-bias_max_mu, bias_max_mu]``).
+        min_sigma_sq, max_sigma_sq: range of every neuron's variance (standardised targets).
+        weight_clipping: weights are clipped into ``[-w, w]``.
+        context_bias: random non-zero thresholds for the gating halfspaces.
+        backend: any name of :func:`gln_jax.backend_names` (``"jax"`` by default).
+        random_state: seed (int, ``RandomState`` or ``None``) of the gating hyperplanes and of
+            the shuffling in ``fit``.
+        batch_size: examples per update (1 is exact online learning).
+        max_iter: passes over the data in ``fit``.
+        shuffle: shuffle the data before each pass of ``fit`` (``partial_fit`` never shuffles).
+        standardize: standardise features and targets online (default); with ``False`` both
+            are used as they are (for data already standardised).
+
+    Attributes:
+        n_features_in_: number of features.
+        feature_names_in_: feature names, when ``X`` had string column names.
+        n_outputs_: number of outputs ``C``.
+        n_samples_seen_: examples learned from (all passes counted).
+        mean_, var_, scale_, sum_squared_deviations_: the features' running statistics, as
+            in :class:`GLNClassifier`.
+        target_mean_, target_var_, target_scale_: ``[C]`` the targets' running mean,
+            (population) variance and the standard deviations used (``1`` where the variance
+            is 0; ``0``, ``0``, ``1`` with ``standardize=False``).
+        target_sum_squared_deviations_: ``[C]`` Welford's running sum for the targets.
+        config_: the :class:`~gln_jax.GaussianConfig` of the network.
+        state_: the :class:`~gln_jax.GLNState` of the network, NumPy arrays.
+        n_iter_: passes made by the last ``fit`` (1 after ``partial_fit``).
+
+    Example:
+        >>> from sklearn.datasets import load_diabetes  # doctest: +SKIP
+        >>> X, y = load_diabetes(return_X_y=True)  # doctest: +SKIP
+        >>> model = GLNRegressor(random_state=0).fit(X, y)  # doctest: +SKIP
+        >>> mean, std = model.predict(X[:5], return_std=True)  # doctest: +SKIP
+    """
+
+    _model_attributes = _OnlineGLNEstimator._model_attributes + (
+        "n_outputs_",
+        "target_mean_",
+        "target_sum_squared_deviations_",
+        "_target_ndim",
+    )
+
+    def __init__(
+        self,
+        layer_sizes=DEFAULT_LAYER_SIZES,
+        context_map_size=DEFAULT_CONTEXT_MAP_SIZE,
+        learning_rate=DEFAULT_GAUSSIAN_LEARNING_RATE,
+        input_sigma_sq=DEFAULT_INPUT_SIGMA_SQ,
+        bias_len=DEFAULT_BIAS_LEN,
+        bias_max_mu=DEFAULT_BIAS_MAX_MU,
+        bias_sigma_sq=DEFAULT_BIAS_SIGMA_SQ,
+        min_sigma_sq=DEFAULT_MIN_SIGMA_SQ,
+        max_sigma_sq=DEFAULT_MAX_SIGMA_SQ,
+        weight_clipping=DEFAULT_GAUSSIAN_WEIGHT_CLIPPING,
+        context_bias=True,
+        backend="jax",
+        random_state=None,
+        batch_size=1,
+        max_iter=1,
+        shuffle=True,
+        standardize=True,
+    ):
+        self.layer_sizes = layer_sizes
+        self.context_map_size = context_map_size
+        self.learning_rate = learning_rate
+        self.input_sigma_sq = input_sigma_sq
+        self.bias_len = bias_len
+        self.bias_max_mu = bias_max_mu
+        self.bias_sigma_sq = bias_sigma_sq
+        self.min_sigma_sq = min_sigma_sq
+        self.max_sigma_sq = max_sigma_sq
+        self.weight_clipping = weight_clipping
+        self.context_bias = context_bias
+        self.backend = backend
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.standardize = standardize
+
+    # ------------------------------------------------------------------ scikit-learn protocol
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        # scikit-learn's yardstick (R^2 > 0.5 after fit on its 200-example make_regression
+        # set) is not met by one pass at the default rate: 0.29-0.45 over seeds 0-2 at
+        # layer_sizes (4, 1) and (32, 16, 1); five passes give 0.67-0.80.
+        tags.regressor_tags.poor_score = True
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.non_deterministic = False
+        return tags
+
+    def partial_fit(self, X, y):
+        """Continues learning online from ``(X, y)`` in the order given.
+
+        All or nothing: a call that raises leaves the estimator as it was.
+
+        Args:
+            X: ``[n_samples, n_features]`` features.
+            y: ``[n_samples]`` or ``[n_samples, n_outputs]`` real targets (the same shape on
+                every call).
+
+        Returns:
+            ``self``.
+        """
+        with _unchanged_on_error(self):
+            return self._partial_fit(X, y)
+
+    def _fit(self, X, y):
+        self._check_params()
+        X, y = validate_data(
+            self, X, y, reset=True, dtype=np.float64, multi_output=True, y_numeric=True
+        )
+        rng = check_random_state(self.random_state)
+        fitted = self._fresh(y, X.shape[1], self._seed(rng))
+        self._commit(self._passes(fitted, X, y, rng))
+        self.n_iter_ = int(self.max_iter)
+        return self
+
+    def _partial_fit(self, X, y):
+        first = not hasattr(self, "n_outputs_")
+        if first:
+            self._check_params()
+        X, y = validate_data(
+            self, X, y, reset=first, dtype=np.float64, multi_output=True, y_numeric=True
+        )
+        if first:
+            fitted = self._fresh(y, X.shape[1], self._seed())
+        else:
+            if y.ndim != self._target_ndim or (y.ndim == 2 and y.shape[1] != self.n_outputs_):
+                expected = "[n_samples]" if self._target_ndim == 1 else f"[n, {self.n_outputs_}]"
+                raise ValueError(
+                    f"y must have shape {expected} as on the first call to partial_fit, got "
+                    f"shape {y.shape}"
+                )
+            fitted = self._current()
+        self._commit(self._learn(fitted, X, y))
+        self.n_iter_ = 1
+        return self
+
+    def predict(self, X, return_std=False):
+        """Predictive means (and standard deviations) on the targets' scale.
+
+        Args:
+            X: ``[n_samples, n_features]``.
+            return_std: also return the predictive standard deviations.
+
+        Returns:
+            Means ``[n_samples]`` (``y`` was 1-D) or ``[n_samples, n_outputs]``, float64; with
+            ``return_std`` the pair ``(means, stds)`` of the same shape.
+        """
+        out = self._outputs(X)  # [n, C, 2]: standardised mean and variance
+        mean = self.target_mean_ + self.target_scale_ * out[..., 0]
+        std = self.target_scale_ * np.sqrt(out[..., 1])
+        if self._target_ndim == 1:
+            mean, std = mean[:, 0], std[:, 0]
+        return (mean, std) if return_std else mean
+
+    # ------------------------------------------------------------------ family hooks
+    def _fresh(self, y, n_features, seed):
+        num_outputs = 1 if y.ndim == 1 else int(y.shape[1])
+        config = make_gaussian_config(
+            self.layer_sizes,
+            n_features,
+            context_map_size=self.context_map_size,
+            num_outputs=num_outputs,
+            base_prediction_size=n_features,
+            input_sigma_sq=self.input_sigma_sq,
+            bias_len=self.bias_len,
+            bias_max_mu=self.bias_max_mu,
+            bias_sigma_sq=self.bias_sigma_sq,
+            min_sigma_sq=self.min_sigma_sq,
+            max_sigma_sq=self.max_sigma_sq,
+            context_bias=self.context_bias,
+            weight_clipping=self.weight_clipping,
+        )
+        _engine(self.backend, config)  # an unknown or missing backend fails before any work
+        state = jax.tree.map(np.asarray, gaussian_network.init(jax.random.key(seed), config))
         return {
-            "classes_": self.classes_,
-            "config_": self.config_,
-            "state_": self.state_,
-            "n_samples_seen_": self.n_samples_seen_,
-            "mean_": self.mean_,
-            "sum_squared_deviations_": self.sum_squared_deviations_,
+            "config_": config,
+            "state_": state,
+            "n_samples_seen_": 0,
+            "mean_": np.zeros(n_features),
+            "sum_squared_deviations_": np.zeros(n_features),
+            "n_outputs_": num_outputs,
+            "target_mean_": np.zeros(num_outputs),
+            "target_sum_squared_deviations_": np.zeros(num_outputs),
+            "_target_ndim": y.ndim,
         }
 
     def _commit(self, fitted):
-        for name, value in fitted.items():
-            setattr(self, name, value)
-        self.var_ = self.sum_squared_deviations_ / max(self.n_samples_seen_, 1)
-        self.scale_ = _scale(self.sum_squared_deviations_, self.n_samples_seen_)
-
-    def _features(self, X):
-        """``(base predictions, side information)`` of ``X`` with the current statistics."""
-        if not self.standardize:
-            return X, X
-        z = (X - self.mean_) / self.scale_
-        return _sigmoid(z), z
-
-    def _learn(self, fitted, X, targets):
-        """One pass over ``(X, targets)`` from ``fitted``; returns the new pieces (no commit)."""
-        config = fitted["config_"]
-        count, mean = fitted["n_samples_seen_"], fitted["mean_"]
-        m2 = fitted["sum_squared_deviations_"]
+        super()._commit(fitted)
+        self.target_var_ = self.target_sum_squared_deviations_ / max(self.n_samples_seen_, 1)
         if self.standardize:
-            z, count, mean, m2 = running_standardize(X, count, mean, m2)
-            inputs, side_info = _sigmoid(z), z
+            self.target_scale_ = _scale(self.target_sum_squared_deviations_, self.n_samples_seen_)
         else:
-            count, inputs, side_info = count + X.shape[0], X, X
-        dtype = np.dtype(config.dtype)
-        engine = _engine(self.backend, config)
-        state = engine.from_reference(fitted["state_"])
-        rates = validation.learning_rates(
-            self.learning_rate, engine.step(state), X.shape[0], config.dtype
-        )
-        state, _ = engine.fit(
-            state,
-            inputs.astype(dtype),
-            side_info.astype(dtype),
-            targets.astype(np.int32),
-            rates,
-            int(self.batch_size),
-        )
-        return {
-            **fitted,
-            "state_": engine.to_reference(state),
-            "n_samples_seen_": count,
-            "mean_": mean,
-            "sum_squared_deviations_": m2,
-        }
+            self.target_scale_ = np.ones(self.n_outputs_)
 
-    def _probabilities(self, X):
-        """``[n, C]`` float64 GLN outputs (one column for a binary model)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        config = self.config_
-        dtype = np.dtype(config.dtype)
-        engine = _engine(self.backend, config)
-        state = engine.from_reference(self.state_)
-        inputs, side_info = self._features(X)
-        inputs, side_info = inputs.astype(dtype), side_info.astype(dtype)
-        out = np.empty((X.shape[0], config.num_models))
-        for start in range(0, X.shape[0], PREDICT_CHUNK):
-            stop = min(start + PREDICT_CHUNK, X.shape[0])
-            pad = ((0, PREDICT_CHUNK - (stop - start)), (0, 0))
-            probs = engine.predict(
-                state, np.pad(inputs[start:stop], pad), np.pad(side_info[start:stop], pad)
+    def _base_predictions(self, z):
+        return z
+
+    def _targets(self, fitted, y):
+        """Standardises ``y`` online (when ``standardize``); ``[T, C]`` in the config's dtype."""
+        y = np.asarray(y, np.float64).reshape(y.shape[0], -1)
+        if self.standardize:
+            count = fitted["n_samples_seen_"]
+            y, _, mean, m2 = running_standardize(
+                y, count, fitted["target_mean_"], fitted["target_sum_squared_deviations_"]
             )
-            out[start:stop] = np.asarray(probs)[: stop - start]
-        return out
+            fitted = {**fitted, "target_mean_": mean, "target_sum_squared_deviations_": m2}
+        return fitted, y.astype(np.dtype(fitted["config_"].dtype))
