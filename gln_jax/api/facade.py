@@ -74,7 +74,8 @@ def build_model(
     scoped_x64: bool = False,
     backend: str | None = None,
     side_info_size: int | None = None,
-) -> tuple[GLNConfig, GLNState]:
+    draw: bool = True,
+) -> tuple[GLNConfig, GLNState | None]:
     """Checks the constructor's arguments and draws the initial reference state.
 
     Every facade calls this, so one seed gives the same model in every backend.
@@ -89,9 +90,11 @@ def build_model(
         side_info_size: width ``N`` of the side information the gates see; ``None`` means
             ``input_size`` (the example itself). The config's ``input_size`` is ``N`` and its
             ``base_prediction_size`` is the base predictor's width or else ``input_size``.
+        draw: draw the reference state (``False``: the caller draws it itself, for example
+            straight onto a device mesh, and ``state`` is ``None``).
 
     Returns:
-        ``(config, state)`` with the state's leaves JAX arrays.
+        ``(config, state)`` with the state's leaves JAX arrays (``None`` when not ``draw``).
 
     Raises:
         ValueError, TypeError: naming the bad argument.
@@ -117,6 +120,8 @@ def build_model(
     validation.check_learning_rate(learning_rate, config)
     if backend is not None:
         validation.check_construction_memory(config, backend)
+    if not draw:
+        return config, None
     with reference_precision(config.dtype) if scoped_x64 else contextlib.nullcontext():
         state = init(jax.random.key(int(seed)), config)
     return config, state
@@ -219,15 +224,21 @@ class GLNBase(abc.ABC):
             scoped_x64=self._scoped_x64,
             backend=self._construction_backend(),
             side_info_size=side_info_size,
+            draw=self._draws_reference_state(),
         )
-        self._adopt(config, state, base_predictor, learning_rate, **self._adopt_options())
+        self._adopt(config, state, base_predictor, learning_rate, **self._adopt_options(seed))
         self._bind_side_info(input_size, side_info_transform)
 
     def _construction_backend(self) -> str:
         """The backend whose construction memory is checked (the class's own)."""
         return self.backend
 
-    def _adopt_options(self) -> dict:
+    def _draws_reference_state(self) -> bool:
+        """Whether construction draws the reference state and adopts it (else ``_adopt`` gets
+        ``state=None`` and the seed, and draws the state itself, e.g. onto a device mesh)."""
+        return True
+
+    def _adopt_options(self, seed: int) -> dict:
         """Backend options of :meth:`_adopt` chosen at construction (none for the ports)."""
         return {}
 
@@ -744,14 +755,30 @@ class GLN(EngineGLN):
     def _construction_backend(self) -> str:
         return self._options["backend"]
 
-    def _adopt_options(self) -> dict:
-        return self.__dict__.pop("_options")
+    def _draws_reference_state(self) -> bool:
+        # a sharded model is drawn straight onto its mesh: never whole on one device
+        return self._options["devices"] is None and self._options["mesh"] is None
+
+    def _adopt_options(self, seed: int) -> dict:
+        return {**self.__dict__.pop("_options"), "seed": seed}
 
     def _adopt(
-        self, config, state, base_predictor, learning_rate, backend="jax", devices=None, mesh=None
+        self,
+        config,
+        state,
+        base_predictor,
+        learning_rate,
+        backend="jax",
+        devices=None,
+        mesh=None,
+        seed=None,
     ) -> None:
         engine = make_facade_engine(backend, config, devices, mesh)
-        self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+        if state is None:  # construction of a sharded model: the engine draws it on the mesh
+            state = engine.init(jax.random.key(int(seed)))
+        else:
+            state = engine.from_reference(state)
+        self._bind(engine, config, state, base_predictor, learning_rate)
 
     @classmethod
     def load(

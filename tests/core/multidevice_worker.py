@@ -139,10 +139,20 @@ def _facade_checks(tmp, X, y):
     """``GLN(..., devices=8)`` against ``GLN(...)``: fit, online predict, save and load."""
     from gln_jax import GLN
 
+    from gln_jax.api import facade
+
     options = dict(num_classes=10, dtype="float64", learning_rate=0.02, seed=3)
     plain = GLN("jax", [8, 4, 1], 16, **options)
-    sharded = GLN("jax", [8, 4, 1], 16, devices=8, **options)
-    out = {"facade_fit_equal": bool((plain.fit(X, y, batch_size=2) == sharded.fit(X, y, 2)).all())}
+    drawn_whole = []
+    reference_init = facade.init
+    facade.init = lambda *a, **k: drawn_whole.append(1) or reference_init(*a, **k)
+    try:  # a sharded model is drawn straight onto the mesh, never whole on one device
+        sharded = GLN("jax", [8, 4, 1], 16, devices=8, **options)
+    finally:
+        facade.init = reference_init
+    out = {"facade_drawn_whole": len(drawn_whole)}
+    out["facade_init_max"] = _max_diff(sharded.reference_state(), plain.reference_state())
+    out["facade_fit_equal"] = bool((plain.fit(X, y, batch_size=2) == sharded.fit(X, y, 2)).all())
     online = [
         np.abs(
             plain.predict(X[i : i + 1], y[i : i + 1], return_probs=True)

@@ -73,6 +73,8 @@ def test_class_sharded_model_equals_unsharded(tmp_path):
     assert r["checkpoint_into_sharded"] == 0.0
     assert r["checkpoint_into_numpy"] < 1e-12
     # The facade: GLN(..., devices=8) against GLN(...).
+    assert r["facade_drawn_whole"] == 0
+    assert r["facade_init_max"] < 1e-14
     assert r["facade_fit_equal"]
     assert r["facade_online_max"] < 1e-12
     assert r["facade_predict_max"] < 1e-12
