@@ -1,9 +1,10 @@
 """``python -m gln_jax.tools.scaling``: the sharding and ensemble targets, measured.
 
 ``classes``: a ``[16, 16, 1]`` model with 1,000 classes, trained and evaluated on a
-class-sharded mesh of every device and on one device in the same process; prints the largest
-difference of outputs and states, the shard each device holds, and the peak memory of the
-process. Run it with forced host devices::
+class-sharded mesh of every device (drawn onto it by ``init_sharded``), then on one device in
+the same process; prints the largest difference of outputs and states, the shard each device
+holds, the peak memory of the process after the sharded run (before anything of the one-device
+run exists) and at the end. Run it with forced host devices::
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m gln_jax.tools.scaling classes
 
@@ -49,15 +50,16 @@ def classes(
     X = rng.uniform(size=(examples, width)).astype(dtype)
     y = rng.integers(0, num_classes, examples)
     rates = np.full(examples, 0.01, dtype)
-    reference = init(jax.random.key(0), config)
-    layout = sharding.class_sharding(config, sharding.make_mesh())
-    state = sharding.shard_state(reference, layout)
     started = time.perf_counter()
+    state, layout = sharding.init_sharded(jax.random.key(0), config, sharding.make_mesh())
     trained, p_sharded = sharding.fit_sharded(
         state, X, X, y, rates, layout=layout, batch_size=batch_size, chunk_size=chunk_size
     )
     q_sharded = sharding.to_host(sharding.predict_sharded(trained, X, X, layout=layout))
     sharded_s = time.perf_counter() - started
+    sharded_peak = _peak_rss_mib()  # the sharded run alone: nothing of the reference exists yet
+    reference = init(jax.random.key(0), config)
+    init_diff = _max_diff(sharding.unshard_state(state, layout), reference)
     started = time.perf_counter()
     single, p_single = fit_stream(
         reference, X, X, y, rates, config=config, batch_size=batch_size, chunk_size=chunk_size
@@ -82,8 +84,15 @@ def classes(
         "state_max_diff": _max_diff(sharding.unshard_state(trained, layout), single),
         "sharded_seconds_with_compile": sharded_s,
         "single_seconds_with_compile": single_s,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "init_sharded_vs_init_max_diff": init_diff,
+        "peak_rss_mib_sharded_run": sharded_peak,
+        "peak_rss_mib": _peak_rss_mib(),
     }
+
+
+def _peak_rss_mib() -> float:
+    """The process's peak resident memory so far (``getrusage``; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ensembles(members=16, examples=2000, width=784, repeats=2) -> dict:
