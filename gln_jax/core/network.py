@@ -38,6 +38,83 @@ def _standard_normal(key: PRNGKey, count: int, dtype) -> jax.Array:
     return jnp.concatenate(draws)[:count]
 
 
+def _standard_normal_range(key: PRNGKey, start, count: int, dtype) -> jax.Array:
+    """Elements ``[start, start + count)`` of :func:`_standard_normal` (of any length).
+
+    Only the blocks holding those elements are drawn, so a device can draw its own part of a
+    large model's hyperplanes without the rest (:func:`gln_jax.core.sharding.init_sharded`).
+
+    Args:
+        key: the key given to :func:`_standard_normal`.
+        start: int or traced int32 scalar, the first element.
+        count: static int, how many elements.
+        dtype: float dtype.
+
+    Returns:
+        ``[count]`` draws, equal to ``_standard_normal(key, n, dtype)[start : start + count]``.
+    """
+    start = jnp.asarray(start, jnp.int32)
+    first = start // _NORMAL_BLOCK
+    blocks = count // _NORMAL_BLOCK + 2  # enough for any alignment of the range
+    indices = first + jnp.arange(blocks, dtype=jnp.int32)
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
+    draws = jax.vmap(lambda k: jax.random.normal(k, (_NORMAL_BLOCK,), dtype))(keys)
+    return jax.lax.dynamic_slice(draws.reshape(-1), (start - first * _NORMAL_BLOCK,), (count,))
+
+
+def init_class_range(key: PRNGKey, config: GLNConfig, first, count: int) -> GLNState:
+    """Classes ``[first, first + count)`` of :func:`init`'s state, drawing only those.
+
+    Classes at or beyond ``config.num_models`` (padding) are all zero. Under ``jit`` with a
+    traced ``first`` (a device's first class), each device draws only its own hyperplanes.
+
+    Args:
+        key: the key given to :func:`init`.
+        config: the model's config (its real class count).
+        first: int or traced int32 scalar, the first class.
+        count: static int, classes to build.
+
+    Returns:
+        A state whose leaves have a leading class axis of size ``count``; ``step`` is 0.
+    """
+    dtype = jnp.dtype(config.dtype)
+    c, m, n = config.num_models, config.context_map_size, config.input_size
+    if c * sum(config.layer_sizes) * m * n >= 2**31:
+        raise ValueError(
+            "init_class_range addresses the hyperplane draws with int32 offsets: this model has "
+            f"{c * sum(config.layer_sizes) * m * n} hyperplane numbers, 2**31 or more"
+        )
+    plane_key, bias_key = jax.random.split(key)
+    first = jnp.asarray(first, jnp.int32)
+    real = (first + jnp.arange(count, dtype=jnp.int32)) < c  # [count]
+    layers, plane_start, bias_start = [], 0, 0
+    for neurons, inputs in zip(config.layer_sizes, config.layer_input_sizes(), strict=True):
+        per_plane, per_bias = neurons * m * n, neurons * m
+        planes = _standard_normal_range(
+            plane_key, plane_start + first * per_plane, count * per_plane, dtype
+        ).reshape(count, neurons, m, n)
+        thresholds = _standard_normal_range(
+            bias_key, bias_start + first * per_bias, count * per_bias, dtype
+        ).reshape(count, neurons, m)
+        plane_start, bias_start = plane_start + c * per_plane, bias_start + c * per_bias
+        if config.context_bias:
+            planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
+        else:
+            thresholds = jnp.zeros_like(thresholds)
+        start = min(1.0 / inputs, config.weight_clipping)
+        weights = jnp.full((count, neurons, config.num_contexts, inputs), start, dtype)
+        arrays = (weights, planes, thresholds)
+        layers.append(
+            LayerState(
+                *(
+                    jnp.where(real.reshape(-1, *[1] * (a.ndim - 1)), a, 0).astype(dtype)
+                    for a in arrays
+                )
+            )
+        )
+    return GLNState(layers=tuple(layers), step=jnp.zeros((), jnp.int32))
+
+
 def init(key: PRNGKey, config: GLNConfig) -> GLNState:
     """Builds the initial state: gating hyperplanes at random, weights ``1 / inputs``.
 

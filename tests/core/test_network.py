@@ -402,3 +402,22 @@ def test_batch_apply_equals_vmapped_apply(context_map_size):
     mapped = jax.vmap(lambda x: gln_jax.apply(state, x, x, config=config))(xs)
     assert batched.shape == (64, 3)
     np.testing.assert_allclose(np.asarray(batched), np.asarray(mapped), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("first, count", [(0, 20), (7, 9), (15, 8)])
+def test_init_class_range_equals_a_slice_of_init(first, count):
+    """Each device's own classes, drawn alone (blocks of the flat draw crossed), equal init's;
+    classes past the real ones are zero."""
+    from gln_jax.core.network import init, init_class_range
+
+    config = make_config([16, 1], 300, context_map_size=4, num_classes=20)  # 408k plane numbers
+    reference = init(jax.random.key(5), config)
+    drawn = jax.jit(init_class_range, static_argnames=("config", "count"))(
+        jax.random.key(5), config, jnp.int32(first), count
+    )
+    real = max(0, min(count, 20 - first))
+    leaves = zip(jax.tree.leaves(drawn.layers), jax.tree.leaves(reference.layers), strict=True)
+    for got, want in leaves:
+        assert got.shape[0] == count
+        np.testing.assert_allclose(got[:real], want[first : first + real], rtol=1e-6, atol=1e-7)
+        assert not np.any(np.asarray(got[real:]))
