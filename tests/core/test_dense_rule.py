@@ -29,14 +29,19 @@ def test_rule_picks_each_branch_by_rows_and_batch():
     assert types.dense_rows(config, 8) and not types.dense_rows(config, 1)
 
 
+_batch_apply = jax.jit(gln_jax.batch_apply, static_argnames="config")
+
+
 def _trained(context_map_size, rng):
     config = make_config(
-        [5, 3, 1], 9, context_map_size=context_map_size, num_classes=3, dtype="float64"
+        [4, 1], 9, context_map_size=context_map_size, num_classes=3, dtype="float64"
     )
     state = gln_jax.init(jax.random.key(4), config)
-    xs = jnp.asarray(rng.random((48, 9)))
-    ys = jnp.asarray(rng.integers(0, 3, 48), jnp.int32)
-    state, _ = gln_jax.scan_update(state, xs, xs, ys, jnp.full(48, 0.3), config=config)
+    xs = jnp.asarray(rng.random((24, 9)))
+    ys = jnp.asarray(rng.integers(0, 3, 24), jnp.int32)
+    state, _ = jax.jit(gln_jax.scan_update, static_argnames="config")(
+        state, xs, xs, ys, jnp.full(24, 0.3), config=config
+    )
     return config, state
 
 
@@ -44,16 +49,15 @@ def _trained(context_map_size, rng):
 def test_batch_apply_equals_vmapped_apply_on_both_branches(x64, context_map_size):
     rng = np.random.default_rng(3)
     config, state = _trained(context_map_size, rng)
-    xs = jnp.asarray(rng.random((6, 9)))
-    mapped = jax.vmap(lambda x: gln_jax.apply(state, x, x, config=config))(xs)
-    batched = gln_jax.batch_apply(state, xs, xs, config=config)  # dense when R <= 64
-    single = jnp.concatenate(
-        [gln_jax.batch_apply(state, xs[i : i + 1], xs[i : i + 1], config=config) for i in range(6)]
-    )  # a batch of one gathers
-    assert types.dense_rows(config, 6) == (context_map_size == 2)
-    assert not types.dense_rows(config, 1)
+    xs = jnp.asarray(rng.random((4, 9)))
+    mapped = jax.jit(jax.vmap(lambda x: gln_jax.apply(state, x, x, config=config)))(xs)
+    batched = _batch_apply(state, xs, xs, config=config)  # dense when R <= 64
+    single = [_batch_apply(state, xs[i : i + 1], xs[i : i + 1], config=config) for i in range(4)]
+    assert types.dense_rows(config, 4) == (context_map_size == 2)
+    assert not types.dense_rows(config, 1)  # a batch of one gathers
     np.testing.assert_allclose(np.asarray(batched), np.asarray(mapped), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(single), np.asarray(mapped), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate(single), np.asarray(mapped), rtol=0, atol=1e-12)
+    assert len({np.asarray(row).tobytes() for row in single}) == 4  # rows differ: a real check
 
 
 def test_gating_equals_the_halfspace_definition(x64):
