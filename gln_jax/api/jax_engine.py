@@ -17,13 +17,20 @@ from gln_jax.core.types import GLNConfig, GLNState
 
 @functools.partial(jax.jit, static_argnames=("config",))
 def predict_batch(state: GLNState, inputs, side_info, *, config: GLNConfig) -> jax.Array:
-    """Probabilities ``[B, C]`` of a batch (inputs ``[B, P]``, side_info ``[B, N]``)."""
+    """Probabilities ``[B, C]`` of a batch (inputs ``[B, P]``, side_info ``[B, N]``, or
+    ``None`` when the gates look at the inputs themselves)."""
+    side_info = inputs if side_info is None else side_info
     return batch_apply(state, inputs, side_info, config=config)
 
 
 @functools.partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
 def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: GLNConfig):
-    """One batch update (the exact online step for a batch of one); donates ``state``."""
+    """One batch update (the exact online step for a batch of one); donates ``state``.
+
+    ``side_info`` is ``None`` when the gates look at the inputs themselves (one transfer of
+    the example instead of two).
+    """
+    side_info = inputs if side_info is None else side_info
     contexts = batch_context_indices(state.layers, side_info, config=config)
     if inputs.shape[0] == 1:  # static: the cheaper single-example path, same maths
         first = tuple(c[0] for c in contexts)
@@ -59,8 +66,10 @@ class JaxEngine(FunctionalFit):
         return int(state.step)
 
     def predict(self, state, inputs, side_info):
-        return np.asarray(predict_batch(state, inputs, side_info, config=self.config))
+        gates = None if side_info is inputs else side_info
+        return np.asarray(predict_batch(state, inputs, gates, config=self.config))
 
     def train(self, state, inputs, side_info, targets, rates):
-        state, p = train_batch(state, inputs, side_info, targets, rates, config=self.config)
+        gates = None if side_info is inputs else side_info
+        state, p = train_batch(state, inputs, gates, targets, rates, config=self.config)
         return state, np.asarray(p)

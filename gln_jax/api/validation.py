@@ -80,9 +80,10 @@ def check_examples(
         ``(array [B, width] of dtype, was_single)``.
     """
     array = as_numpy(value, name)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    kind = array.dtype.kind  # bool, signed, unsigned, float, complex are numbers
+    if kind not in "biufc":
         raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
-    if np.issubdtype(array.dtype, np.complexfloating):
+    if kind == "c":
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     single = array.ndim == 1
     if single:
@@ -95,16 +96,16 @@ def check_examples(
         raise ValueError(f"{name} must have {width} features per example, got {array.shape[1]}")
     with np.errstate(over="ignore"):
         array = np.asarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
+    # one pass: the largest magnitude is NaN or inf exactly when an entry is
+    largest = float(np.abs(array).max()) if array.size else 0.0
+    if not math.isfinite(largest):
         raise ValueError(f"{name} contains NaN or inf (in {np.dtype(dtype).name})")
-    if max_abs is not None and array.size:
-        largest = float(np.abs(array).max())
-        if largest > max_abs:
-            raise ValueError(
-                f"{name} has an entry of magnitude {largest:.4g}; above {max_abs:.4g} this "
-                f"model's gating projections (side information times hyperplanes) could "
-                f"overflow {np.dtype(dtype).name}"
-            )
+    if max_abs is not None and largest > max_abs:
+        raise ValueError(
+            f"{name} has an entry of magnitude {largest:.4g}; above {max_abs:.4g} this "
+            f"model's gating projections (side information times hyperplanes) could "
+            f"overflow {np.dtype(dtype).name}"
+        )
     return array, single
 
 
@@ -151,9 +152,10 @@ def check_targets(value, *, batch: int, num_classes: int, name: str = "target") 
                 f"{num_classes} classes: pass integer labels in [0, {num_classes})"
             )
         return array.astype(np.int32)
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+    kind = array.dtype.kind
+    if kind not in "iuf":
         raise TypeError(f"{name} must hold integer class labels, got dtype {array.dtype}")
-    if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
+    if kind == "f" and (not np.isfinite(array).all() or not np.array_equal(array, np.round(array))):
         raise ValueError(f"{name} must hold integral class labels, got {array[:8]!r}")
     if array.size and (array.min() < 0 or array.max() >= num_classes):
         raise ValueError(

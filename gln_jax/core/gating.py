@@ -44,7 +44,7 @@ def context_indices(
 def batch_context_indices(
     layers: tuple[LayerState, ...], side_info: Array, *, config: GLNConfig
 ) -> tuple[jax.Array, ...]:
-    """Context indices of a batch, all layers and classes from one matrix product.
+    """Context indices of a batch: every class and neuron of a layer from one matrix product.
 
     Args:
         layers: the state's layers.
@@ -61,17 +61,12 @@ def batch_context_indices(
             jnp.zeros((side_info.shape[0], config.num_models, k), jnp.int32)
             for k in config.layer_sizes
         )
-    planes = jnp.concatenate(
-        [layer.hyperplanes.reshape(-1, config.input_size) for layer in layers], axis=0
-    )
-    thresholds = jnp.concatenate([layer.hyperplane_bias.reshape(-1) for layer in layers])
-    projections = jnp.matmul(side_info, planes.T, precision=_HIGHEST)  # [B, sum C*K*m]
-    bits = projections > thresholds[None, :]
-    out, start = [], 0
-    for layer in layers:
-        shape = layer.hyperplane_bias.shape  # [C, K, m]
-        size = shape[0] * shape[1] * shape[2]
-        layer_bits = bits[:, start : start + size].reshape(side_info.shape[0], *shape)
-        out.append(_bits_to_index(layer_bits))
-        start += size
+    out = []
+    for layer in layers:  # one product per layer: no copy of the hyperplanes into one matrix
+        c, k, _, n = layer.hyperplanes.shape
+        projections = jnp.matmul(
+            side_info, layer.hyperplanes.reshape(c * k * m, n).T, precision=_HIGHEST
+        )  # [B, C K m]
+        bits = projections > layer.hyperplane_bias.reshape(-1)[None, :]
+        out.append(_bits_to_index(bits.reshape(side_info.shape[0], c, k, m)))
     return tuple(out)

@@ -197,9 +197,10 @@ def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLN
 def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig):
     """Probabilities of a batch: :func:`apply` vmapped, computed layer by layer for speed.
 
-    With few rows per neuron every row of a layer is scored by one matrix product and the
-    active row's score is then selected, which beats gathering rows on every device; the
-    result equals ``jax.vmap(apply)`` up to float rounding.
+    Where :func:`gln_jax.core.types.dense_rows` says so (few rows per neuron, more than one
+    example), every row of a layer is scored by one matrix product and the active row's score
+    is then selected; otherwise the active rows are gathered. The result equals
+    ``jax.vmap(apply)`` up to float rounding.
 
     Args:
         state: the GLN state.
@@ -211,7 +212,7 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
         ``[B, C]`` clipped probabilities.
     """
     contexts = batch_context_indices(state.layers, side_info, config=config)
-    if not dense_rows(config):
+    if not dense_rows(config, contexts[0].shape[0]):
         return jax.vmap(functools.partial(apply_from_contexts, state, config=config))(
             inputs, contexts
         )
@@ -305,7 +306,7 @@ def batch_update_from_contexts(
         count = jnp.sum(mask, dtype=jnp.int32)
     contexts = tuple(jnp.moveaxis(c, 1, 0) for c in contexts)  # [C, B, K]
     targets = targets.astype(config.dtype)
-    if dense_rows(config):
+    if dense_rows(config, lrs.shape[0]):
         weights, p = bernoulli.dense_batch_update(
             _weights(state), x0, contexts, targets.T, lrs, config=config
         )

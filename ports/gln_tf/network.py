@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from gln_jax.core.types import DENSE_ROWS_MAX
+from gln_jax.core.types import dense_scoring
 from gln_tf import numerics
 from gln_tf.gating import batch_context_indices, context_indices, tf32_possible
 from gln_tf.multiclass import batch_class_targets, class_targets
@@ -117,14 +117,15 @@ def _with_weights(state: GLNState, weights, step) -> GLNState:
 def _first_layer_sums(tables: Tables, x: tf.Tensor, rows: tf.Tensor, config: GLNConfig):
     """``w_c . x`` of every first-layer neuron: ``[B, I_0]`` inputs, ``[B, C, K]`` rows.
 
-    With few contexts per neuron the inputs meet every row in one matrix product and the
+    Where the reference's rule says so (:func:`gln_jax.core.types.dense_scoring`: few rows per
+    neuron, more than one example) the inputs meet every row in one matrix product and the
     active sums are picked (cheaper than gathering rows); otherwise (or where float32 products
     may run in TF32) the active rows are gathered and reduced elementwise.
     """
     neurons = config.num_models * config.layer_sizes[0]
     flat = tf.reshape(rows, [-1, neurons])
     table = tables.tables[0]
-    if config.num_contexts <= DENSE_ROWS_MAX and not tf32_possible(table.dtype):
+    if dense_scoring(config.num_contexts, x.shape[0]) and not tf32_possible(table.dtype):
         sums = tf.matmul(x, table, transpose_b=True)  # [B, C*K*R]
         picked = tf.gather(sums, flat, batch_dims=1)
     else:
@@ -256,10 +257,10 @@ def batch_apply_from_contexts(state: GLNState, inputs: Array, contexts, *, confi
 def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig):
     """Probabilities of a batch: :func:`apply` for every example, all at once.
 
-    The contexts come from one matrix product; with at most :data:`DENSE_ROWS_MAX` rows per
-    neuron the first layer scores every row with one matrix product and picks the active one,
-    else it gathers the active rows. Equals the reference's ``batch_apply`` up to float
-    rounding.
+    The contexts come from one matrix product; where
+    :func:`gln_jax.core.types.dense_scoring` says so the first layer scores every row with one
+    matrix product and picks the active one, else it gathers the active rows. Equals the
+    reference's ``batch_apply`` up to float rounding.
 
     Args:
         state: the GLN state.

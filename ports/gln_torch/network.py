@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import torch
 
-from gln_jax.core.types import DENSE_ROWS_MAX
+from gln_jax.core.types import dense_scoring
 from gln_torch import numerics
 from gln_torch.gating import _tf32_possible, batch_context_indices, context_indices
 from gln_torch.multiclass import batch_class_targets, class_targets
@@ -140,14 +140,15 @@ def _block(device: torch.device) -> int:
 def _first_layer_sums(wf: torch.Tensor, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """``w_c . x`` of every first-layer neuron: ``[B, I_0]`` inputs, ``[B, C, K]`` rows.
 
-    A batch at least as large as the number of contexts multiplies the inputs by every row in
-    one matrix product and picks the active sums (cheaper than gathering the rows); smaller
-    batches gather their rows. Where float32 products may use TF32 the rows are always gathered
-    (an elementwise-exact batched product keeps full precision).
+    Where the reference's rule says so (:func:`gln_jax.core.types.dense_scoring`: few rows per
+    neuron, more than one example) the inputs meet every row in one matrix product and the
+    active sums are picked (cheaper than gathering the rows); otherwise the rows are gathered.
+    Where float32 products may use TF32 the rows are always gathered (an elementwise-exact
+    batched product keeps full precision).
     """
     batch, classes, neurons = r.shape
     rows_per_neuron = wf.shape[0] // (classes * neurons)
-    if batch >= rows_per_neuron and rows_per_neuron <= DENSE_ROWS_MAX and not _tf32_possible(wf):
+    if dense_scoring(rows_per_neuron, batch) and not _tf32_possible(wf):
         sums = torch.matmul(x, wf.T)  # [B, C*K*R]
         return torch.gather(sums, 1, r.reshape(batch, -1)).view(batch, classes, neurons)
     block = _block(wf.device)

@@ -125,3 +125,20 @@ def test_compare_against_head_prints_ratios(capsys):
     name = compare.CASES[-2][0]
     assert len(rates[name]["old"]) == len(rates[name]["new"]) == 1
     assert name in out.getvalue() and "x" in out.getvalue().splitlines()[-1]
+
+
+def test_compare_cases_option_selects_by_name(monkeypatch):
+    from gln_jax.tools import compare
+
+    seen = {}
+
+    def fake(rev, runs, cases):
+        seen.update(rev=rev, runs=runs, names=[case[0] for case in cases])
+
+    monkeypatch.setattr(compare, "compare", fake)
+    assert benchmark.main(["--compare", "abc123", "--runs", "1", "--cases", "b32", "loop"]) == 0
+    assert seen["rev"] == "abc123" and seen["runs"] == 1
+    assert seen["names"] == [c[0] for c in compare.CASES if "b32" in c[0] or "loop" in c[0]]
+    assert seen["names"]
+    with pytest.raises(SystemExit):
+        benchmark.main(["--compare", "abc123", "--cases", "no such case"])
