@@ -300,12 +300,24 @@ def main(argv: list[str] | None = None) -> int:
         help="time this checkout against git revision REV (alternated runs, medians, ratios)",
     )
     parser.add_argument("--runs", type=int, default=3, help="with --compare: runs per tree")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="TEXT",
+        help="with --compare: only the cases whose name contains one of these (e.g. 'fit b1')",
+    )
     args = parser.parse_args(argv)
 
     if args.compare is not None:
-        from gln_jax.tools.compare import compare
+        from gln_jax.tools.compare import CASES, compare
 
-        compare(args.compare, runs=args.runs)
+        cases = CASES
+        if args.only:
+            cases = tuple(c for c in CASES if any(text in c[0] for text in args.only))
+            if not cases:
+                parser.error(f"--only {args.only} matches none of {[c[0] for c in CASES]}")
+        compare(args.compare, runs=args.runs, cases=cases)
         return 0
 
     if args.case is not None:  # child process: one case, JSON records on the last line

@@ -125,3 +125,10 @@ def test_compare_against_head_prints_ratios(capsys):
     name = compare.CASES[-2][0]
     assert len(rates[name]["old"]) == len(rates[name]["new"]) == 1
     assert name in out.getvalue() and "x" in out.getvalue().splitlines()[-1]
+
+
+def test_compare_only_refuses_a_filter_that_matches_no_case():
+    from gln_jax.tools import benchmark
+
+    with pytest.raises(SystemExit):
+        benchmark.main(["--compare", "HEAD", "--only", "no such case"])

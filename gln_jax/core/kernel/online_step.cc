@@ -36,18 +36,21 @@ namespace ffi = xla::ffi;
 namespace {
 
 // Independent partial sums of a dot product: a fixed summation order (so every run and every
-// thread count gives the same bits) that the compiler can keep in vector registers.
-constexpr int kLanes = 16;
+// thread count gives the same bits) that the compiler keeps in four vector registers of 64
+// bytes, enough to hide the latency of the additions.
+template <typename T>
+constexpr int kLanes = 256 / sizeof(T);
 
 template <typename T>
 T Dot(const T* __restrict w, const T* __restrict x, int64_t n) {
-  T acc[kLanes] = {};
+  constexpr int lanes = kLanes<T>;
+  T acc[lanes] = {};
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) acc[j] += w[i + j] * x[i + j];
+  for (; i + lanes <= n; i += lanes) {
+    for (int j = 0; j < lanes; ++j) acc[j] += w[i + j] * x[i + j];
   }
   for (int j = 0; i + j < n; ++j) acc[j] += w[i + j] * x[i + j];
-  for (int width = kLanes / 2; width > 0; width /= 2) {
+  for (int width = lanes / 2; width > 0; width /= 2) {
     for (int j = 0; j < width; ++j) acc[j] += acc[j + width];
   }
   return acc[0];
