@@ -108,8 +108,23 @@ def scan_batch_update(
     return jax.lax.scan(body, state, xs)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "batch_size"), donate_argnums=(0,))
-def _fit_chunk(state, inputs, side_info, targets, learning_rates, mask, *, config, batch_size):
+@functools.partial(
+    jax.jit, static_argnames=("config", "batch_size", "kernel_threads"), donate_argnums=(0,)
+)
+def _fit_chunk(
+    state, inputs, side_info, targets, learning_rates, mask, *, config, batch_size, kernel_threads=0
+):
+    if kernel_threads:  # the fused CPU kernel, its classes split over this many threads
+        return kernel.kernel_scan_update(
+            state,
+            inputs,
+            side_info,
+            targets,
+            learning_rates,
+            config=config,
+            mask=mask,
+            threads=kernel_threads,
+        )
     if batch_size == 1 and use_chunked(config):
         state, p, _ = chunked_scan_update(
             state, inputs, side_info, targets, learning_rates, config=config, mask=mask
@@ -237,10 +252,10 @@ def fit_stream(
         (targets, 0, np.int32),
         (learning_rates, 0.0, dtype),
     ]
-    if kernel.use_kernel(config, state, batch_size):
-        chunk = functools.partial(kernel.fit_chunk, config=config, threads=kernel.threads(config))
-    else:
-        chunk = functools.partial(_fit_chunk, config=config, batch_size=batch_size)
+    threads = kernel.threads(config) if kernel.use_kernel(config, state, batch_size) else 0
+    chunk = functools.partial(
+        _fit_chunk, config=config, batch_size=batch_size, kernel_threads=threads
+    )
     return drive_chunks(chunk, state, columns, length, np.zeros((0, config.num_models), dtype))
 
 

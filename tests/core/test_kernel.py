@@ -143,14 +143,16 @@ def test_results_do_not_depend_on_the_thread_count(compiled, x64, dtype):
 
 
 def _count_kernel_chunks(monkeypatch):
+    """Records every chunk ``fit_stream`` runs in the kernel (``kernel_threads > 0``)."""
     calls = []
-    original = kernel.fit_chunk
+    original = stream._fit_chunk
 
     def counted(*args, **kwargs):
-        calls.append(1)
+        if kwargs["kernel_threads"]:
+            calls.append(kwargs["kernel_threads"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(kernel, "fit_chunk", counted)
+    monkeypatch.setattr(stream, "_fit_chunk", counted)
     return calls
 
 

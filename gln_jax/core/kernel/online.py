@@ -8,7 +8,6 @@ first layer's input logits are computed by XLA first, as the reference computes 
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
 import os
 import threading
@@ -166,18 +165,3 @@ def kernel_scan_update(
     )
     step = state.step + jnp.sum(mask, dtype=jnp.int32)
     return GLNState(layers=layers, step=step), p
-
-
-@functools.partial(jax.jit, static_argnames=("config", "threads"), donate_argnums=(0,))
-def fit_chunk(state, inputs, side_info, targets, learning_rates, mask, *, config, threads):
-    """One chunk of :func:`gln_jax.fit_stream` by the kernel; donates ``state``."""
-    return kernel_scan_update(
-        state,
-        inputs,
-        side_info,
-        targets,
-        learning_rates,
-        config=config,
-        mask=mask,
-        threads=threads,
-    )
