@@ -289,3 +289,32 @@ def test_vmap_and_grad_are_refused_not_run(compiled):
     with pytest.raises(ValueError, match="cannot be differentiated"):
         jax.grad(lambda r: fn(state, x, x, y, r)[1].sum())(jnp.asarray(rates))
     assert stream.scan_update is gln_jax.scan_update  # the pure path grad users call
+
+
+@pytest.mark.slow
+def test_concurrent_first_builds_compile_once(compiled, tmp_path):
+    """Two processes building into one fresh cache: one compiles, the other reuses its file."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; from gln_jax.core.kernel import build; "
+        "path, compiled = build.build(Path(sys.argv[1])); print(int(compiled), path)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=600)[0].split() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert sorted(int(out[0]) for out in outputs) == [0, 1]
+    assert outputs[0][1] == outputs[1][1]
+    built = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
+    assert [p.name for p in built] == [Path(outputs[0][1]).name]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
