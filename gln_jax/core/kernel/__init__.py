@@ -64,9 +64,9 @@ def _on_one_cpu(state: GLNState | None) -> bool:
 def use_kernel(config: GLNConfig, state: GLNState | None = None, batch_size: int = 1) -> bool:
     """The switch rule: whether exact online learning of ``state`` runs in the fused kernel.
 
-    Yes for batch size 1 on a state that lives on one CPU device (or in NumPy with a CPU
-    default backend) when :func:`available`. Never on a sharded state, on another platform or
-    for batch updates; ensembles (``vmap`` over members) and ``jax.grad`` users call the pure
+    Yes for a Bernoulli network (:class:`GLNConfig`, every layout and dtype) at batch size 1
+    on a state that lives on one CPU device (or in NumPy with a CPU default backend) when
+    :func:`available`. Never on a sharded state, on another platform or for batch updates; ensembles (``vmap`` over members) and ``jax.grad`` users call the pure
     functions of :mod:`gln_jax.core.stream` and never reach it.
 
     Args:
@@ -77,7 +77,6 @@ def use_kernel(config: GLNConfig, state: GLNState | None = None, batch_size: int
     Returns:
         True when :func:`gln_jax.fit_stream` should run its chunks in the kernel.
     """
-    del config  # every Bernoulli config is supported; kept for a rule that may need it
-    if batch_size != 1 or not enabled():
+    if not isinstance(config, GLNConfig) or batch_size != 1 or not enabled():
         return False
     return _on_one_cpu(state) and load()
