@@ -13,6 +13,7 @@ import pytest
 import gln_jax
 from gln_jax import make_config
 from gln_jax.core import kernel, stream
+from gln_jax.core.gaussian_types import make_gaussian_config
 from gln_jax.core.kernel import build, online
 
 WIDTH, STEPS, REAL = 12, 48, 43  # the last 5 examples are masked out (padding)
@@ -206,6 +207,8 @@ def test_switch_rule(compiled, monkeypatch):
     assert kernel.use_kernel(config, state)
     assert kernel.use_kernel(config, jax.tree.map(np.asarray, state))
     assert not kernel.use_kernel(config, state, batch_size=32)  # batch updates stay in XLA
+    gaussian = make_gaussian_config([4, 1], WIDTH)
+    assert not kernel.use_kernel(gaussian, None)  # the kernel is the Bernoulli family's
     monkeypatch.setenv(kernel.online.SWITCH, "0")
     assert not kernel.available()
     assert not kernel.use_kernel(config, state)
