@@ -66,8 +66,9 @@ def use_kernel(config: GLNConfig, state: GLNState | None = None, batch_size: int
 
     Yes for a Bernoulli network (:class:`GLNConfig`, every layout and dtype) at batch size 1
     on a state that lives on one CPU device (or in NumPy with a CPU default backend) when
-    :func:`available`. Never on a sharded state, on another platform or for batch updates; ensembles (``vmap`` over members) and ``jax.grad`` users call the pure
-    functions of :mod:`gln_jax.core.stream` and never reach it.
+    :func:`available`. Never on a sharded state, on another platform or for batch updates;
+    ensembles (``vmap`` over members) and ``jax.grad`` users call the pure functions of
+    :mod:`gln_jax.core.stream` and never reach it.
 
     Args:
         config: the network's config.
