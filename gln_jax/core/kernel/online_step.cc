@@ -170,8 +170,18 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
   const int64_t threads = std::max<int64_t>(1, std::min(num_threads, classes));
   auto work = [&](int64_t i) {
     const int64_t first = classes * i / threads, last = classes * (i + 1) / threads;
+    if (threads == 1) {
+      RunClasses<T>(first, last, steps, classes, x, y, lr, layers, bias, pred_clipping,
+                    weight_clipping, p);
+      return;
+    }
+    // each thread writes its own buffer (no cache line shared between threads), copied at the end
+    std::vector<T> own(steps * classes);
     RunClasses<T>(first, last, steps, classes, x, y, lr, layers, bias, pred_clipping,
-                  weight_clipping, p);
+                  weight_clipping, own.data());
+    for (int64_t t = 0; t < steps; ++t) {
+      for (int64_t c = first; c < last; ++c) p[t * classes + c] = own[t * classes + c];
+    }
   };
   std::vector<std::thread> pool;
   for (int64_t i = 1; i < threads; ++i) pool.emplace_back(work, i);
