@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gln_jax.core import kernel
 from gln_jax.core.chunked import chunked_scan_update, use_chunked
 from gln_jax.core.gating import batch_context_indices
 from gln_jax.core.network import batch_update_from_contexts, update_from_contexts
@@ -107,8 +108,23 @@ def scan_batch_update(
     return jax.lax.scan(body, state, xs)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "batch_size"), donate_argnums=(0,))
-def _fit_chunk(state, inputs, side_info, targets, learning_rates, mask, *, config, batch_size):
+@functools.partial(
+    jax.jit, static_argnames=("config", "batch_size", "kernel_threads"), donate_argnums=(0,)
+)
+def _fit_chunk(
+    state, inputs, side_info, targets, learning_rates, mask, *, config, batch_size, kernel_threads=0
+):
+    if kernel_threads:  # the fused CPU kernel, its classes split over this many threads
+        return kernel.kernel_scan_update(
+            state,
+            inputs,
+            side_info,
+            targets,
+            learning_rates,
+            config=config,
+            mask=mask,
+            threads=kernel_threads,
+        )
     if batch_size == 1 and use_chunked(config):
         state, p, _ = chunked_scan_update(
             state, inputs, side_info, targets, learning_rates, config=config, mask=mask
@@ -197,7 +213,8 @@ def fit_stream(
 ) -> tuple[GLNState, np.ndarray]:
     """Trains on a whole stream in order, in fixed-size chunks (host-side driver).
 
-    Each chunk is one jitted exact online pass (``batch_size == 1``: Gram chunks of
+    Each chunk is one jitted exact online pass (``batch_size == 1``: the fused CPU kernel of
+    :mod:`gln_jax.core.kernel` where its ``use_kernel`` says so, else Gram chunks of
     :mod:`gln_jax.core.chunked` where its ``use_chunked`` says they win, else
     :func:`scan_update`) or :func:`scan_batch_update`; the last chunk is padded with
     masked-out examples, so only a few chunk shapes are ever compiled. A last partial batch
@@ -235,7 +252,10 @@ def fit_stream(
         (targets, 0, np.int32),
         (learning_rates, 0.0, dtype),
     ]
-    chunk = functools.partial(_fit_chunk, config=config, batch_size=batch_size)
+    threads = kernel.threads(config) if kernel.use_kernel(config, state, batch_size) else 0
+    chunk = functools.partial(
+        _fit_chunk, config=config, batch_size=batch_size, kernel_threads=threads
+    )
     return drive_chunks(chunk, state, columns, length, np.zeros((0, config.num_models), dtype))
 
 

@@ -302,10 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="with --compare: runs per tree")
     parser.add_argument(
         "--cases",
+        "--only",
+        dest="cases",
         nargs="+",
         default=None,
         metavar="TEXT",
-        help="with --compare: only the cases whose name contains one of these (e.g. '[4,4,1]')",
+        help="with --compare: only the cases whose name contains one of these (e.g. 'fit b1')",
     )
     args = parser.parse_args(argv)
 

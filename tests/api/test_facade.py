@@ -85,7 +85,10 @@ def test_schedule_steps_once_per_example(data):
     rates = np.asarray(schedule(np.arange(48)), np.float32)
     state, _ = gln_jax.scan_update(state, X[:40], X[:40], y[:40], rates[:40], config=config)
     state, _ = gln_jax.batch_update(state, X[40:48], X[40:48], y[40:48], rates[40:], config=config)
-    chex.assert_trees_all_close(snapshot(model), jax.tree.map(np.asarray, state), rtol=1e-5)
+    # float32: the fused kernel of fit sums a neuron's dot product in another order than XLA
+    chex.assert_trees_all_close(
+        snapshot(model), jax.tree.map(np.asarray, state), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_scalar_only_schedule_is_evaluated_per_step(data):

@@ -142,3 +142,10 @@ def test_compare_cases_option_selects_by_name(monkeypatch):
     assert seen["names"]
     with pytest.raises(SystemExit):
         benchmark.main(["--compare", "abc123", "--cases", "no such case"])
+
+
+def test_compare_only_refuses_a_filter_that_matches_no_case():
+    from gln_jax.tools import benchmark
+
+    with pytest.raises(SystemExit):
+        benchmark.main(["--compare", "HEAD", "--only", "no such case"])

@@ -1,0 +1,167 @@
+"""The fused kernel's JAX side: loading it once, and the ``jax.ffi`` call of a chunk.
+
+:func:`kernel_scan_update` is :func:`gln_jax.core.stream.scan_update` with the sequential
+part (every layer and class of every step) in one foreign call; the context indices and the
+first layer's input logits are computed by XLA first, as the reference computes them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gln_jax.core import bernoulli, multiclass
+from gln_jax.core.gating import batch_context_indices
+from gln_jax.core.kernel import build
+from gln_jax.core.types import Array, GLNConfig, GLNState
+
+logger = logging.getLogger("gln_jax.kernel")
+
+#: The XLA FFI target name of the kernel (CPU).
+TARGET = "gln_jax_online_fit"
+#: Environment variable that turns the kernel off when set to ``0`` (or false/no/off).
+SWITCH = "GLN_JAX_KERNEL"
+
+_lock = threading.Lock()
+_status: bool | None = None  # None: not tried yet in this process
+_registered = False  # the FFI target name is registered once per process
+
+
+def enabled() -> bool:
+    """False when ``$GLN_JAX_KERNEL`` is ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def load() -> bool:
+    """Builds (or finds in the cache), loads and registers the kernel, once per process.
+
+    Returns:
+        Whether the kernel is ready. A missing compiler or a failed build returns False and
+        leaves one debug-level log record; nothing is raised.
+    """
+    global _status, _registered
+    with _lock:
+        if _status is not None:
+            return _status
+        try:
+            path, compiled = build.build()
+            library = ctypes.cdll.LoadLibrary(str(path))
+            if not _registered:
+                jax.ffi.register_ffi_target(
+                    TARGET, jax.ffi.pycapsule(library.GlnOnlineFit), platform="cpu"
+                )
+                _registered = True
+            logger.debug("fused kernel %s %s", "built at" if compiled else "loaded from", path)
+            _status = True
+        except (build.BuildError, OSError, AttributeError) as err:
+            logger.debug("fused kernel unavailable, exact online fit runs in pure JAX: %s", err)
+            _status = False
+        return _status
+
+
+def threads(config: GLNConfig) -> int:
+    """Threads of a call: this process's cores, at most one per class."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, config.num_models))
+
+
+def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNConfig, threads=1):
+    """The foreign call: exact online learning of a chunk, all layers and classes.
+
+    Args:
+        weights: per layer ``[C, K, R, I]`` (updated in place when donated).
+        x0: ``[T, I_0]`` first-layer input logits.
+        contexts: per layer ``[T, C, K]`` int32 context indices.
+        targets: ``[T, C]`` 0/1 targets in ``config.dtype``.
+        learning_rates: ``[T]`` rates in ``config.dtype`` (0 for padding).
+        config: the network's config.
+        threads: threads the classes are split over (results do not depend on it).
+
+    Returns:
+        ``(weights, p)`` with ``p [T, C]`` the predictions made before each update.
+
+    Raises:
+        RuntimeError: when the kernel is not available (see :func:`load`).
+    """
+    if not load():  # at trace time: builds or loads the kernel before XLA needs it
+        raise RuntimeError(
+            "the fused kernel is not available (no C++ compiler or a failed build: see the "
+            "debug log of 'gln_jax.kernel'); use gln_jax.core.stream.scan_update"
+        )
+    layers = len(weights)
+    steps, classes = targets.shape
+    dtype = jnp.dtype(config.dtype)
+    shapes = (
+        jax.ShapeDtypeStruct((steps, classes), dtype),
+        *(jax.ShapeDtypeStruct(w.shape, w.dtype) for w in weights),
+    )
+    first_weight = 3 + layers  # x0, targets, rates, contexts..., weights...
+    aliases = {first_weight + i: 1 + i for i in range(layers)}
+    call = jax.ffi.ffi_call(TARGET, shapes, input_output_aliases=aliases)
+    p, *new_weights = call(
+        x0,
+        targets,
+        learning_rates,
+        *(jnp.asarray(c, jnp.int32) for c in contexts),
+        *weights,
+        num_layers=np.int64(layers),
+        num_threads=np.int64(threads),
+        pred_clipping=np.float64(config.pred_clipping),
+        weight_clipping=np.float64(config.weight_clipping),
+        bias=np.bool_(config.bias),
+    )
+    return tuple(new_weights), p
+
+
+def kernel_scan_update(
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+    threads: int = 1,
+) -> tuple[GLNState, jax.Array]:
+    """:func:`gln_jax.core.stream.scan_update` by the fused kernel (same arguments, result).
+
+    Needs :func:`gln_jax.core.kernel.available`; CPU only, no ``vmap`` or ``grad``.
+
+    Args:
+        state: the GLN state.
+        inputs: ``[T, P]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
+        threads: threads the classes are split over.
+
+    Returns:
+        ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update.
+    """
+    dtype = jnp.dtype(config.dtype)
+    targets = jnp.asarray(targets)
+    if mask is None:
+        mask = jnp.ones(targets.shape, bool)
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    x0 = bernoulli.input_logits(inputs, config)
+    binary = jax.vmap(lambda t: multiclass.class_targets(t, config))(targets).astype(dtype)
+    rates = jnp.where(mask, jnp.asarray(learning_rates, dtype), 0)
+    weights = tuple(layer.weights for layer in state.layers)
+    weights, p = online_fit(weights, x0, contexts, binary, rates, config=config, threads=threads)
+    layers = tuple(
+        layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
+    )
+    step = state.step + jnp.sum(mask, dtype=jnp.int32)
+    return GLNState(layers=layers, step=step), p

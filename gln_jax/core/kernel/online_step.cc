@@ -1,0 +1,223 @@
+// Exact online learning of a Bernoulli GLN over a chunk of a stream, all layers and classes in
+// one XLA FFI call (CPU). It transliterates gln_jax.core.bernoulli.update, one example at a
+// time, for every one-vs-all class:
+//
+//   a layer's inputs x (first layer: the given input logits; then logit of the previous
+//   layer's clipped outputs, with 1.0 appended when bias), for each neuron k:
+//     z = w[k, ctx_k] . x,  p = clip(1 / (1 + exp(-z)), eps, 1 - eps),
+//     w[k, ctx_k] <- clip(w[k, ctx_k] - (lr * (p - y)) * x, -wc, wc).
+//
+// The forward pass of a layer reads only that layer's rows and the update of a layer moves
+// only that layer's rows, so each layer is updated right after its own forward pass (the same
+// result as forwarding every layer first). The classes never interact: they are split into
+// contiguous groups, one thread per group, and each class is computed by one thread in stream
+// order, so the result does not depend on the number of threads.
+//
+// Arguments (shapes use the letters of gln_jax/core/types.py):
+//   x0 [T, I0] first-layer input logits (shared by the classes), targets [T, C] 0/1 targets,
+//   rates [T] (0 for padding), then per layer contexts [T, C, K] int32, then per layer the
+//   weights [C, K, R, I].
+// Results: predictions [T, C] made before each update, then per layer the updated weights
+//   (aliased to the weight arguments by the caller, so they are updated in place).
+// Attributes: num_layers, num_threads (int64), pred_clipping, weight_clipping (float64), bias.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// Independent partial sums of a dot product: a fixed summation order (so every run and every
+// thread count gives the same bits) that the compiler keeps in four vector registers of 64
+// bytes, enough to hide the latency of the additions.
+template <typename T>
+constexpr int kLanes = 256 / sizeof(T);
+
+template <typename T>
+T Dot(const T* __restrict w, const T* __restrict x, int64_t n) {
+  constexpr int lanes = kLanes<T>;
+  T acc[lanes] = {};
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    for (int j = 0; j < lanes; ++j) acc[j] += w[i + j] * x[i + j];
+  }
+  for (int j = 0; i + j < n; ++j) acc[j] += w[i + j] * x[i + j];
+  for (int width = lanes / 2; width > 0; width /= 2) {
+    for (int j = 0; j < width; ++j) acc[j] += acc[j + width];
+  }
+  return acc[0];
+}
+
+template <typename T>
+void Update(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    T v = w[i] - g * x[i];
+    w[i] = std::min(std::max(v, lo), hi);
+  }
+}
+
+struct Layer {
+  const int32_t* contexts;  // [T, C, K]
+  void* weights;            // [C, K, R, I], updated in place
+  int64_t neurons, rows, inputs;
+};
+
+template <typename T>
+void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, const T* x0,
+                const T* targets, const T* rates, const std::vector<Layer>& layers, bool bias,
+                double pred_clipping, double weight_clipping, T* predictions) {
+  const T eps_lo = static_cast<T>(pred_clipping);
+  const T eps_hi = static_cast<T>(1.0 - pred_clipping);  // as jnp.clip(p, eps, 1.0 - eps)
+  const T w_hi = static_cast<T>(weight_clipping);
+  const T w_lo = -w_hi;
+  int64_t widest = 0;
+  for (const Layer& layer : layers) widest = std::max(widest, layer.inputs);
+  std::vector<T> x(widest), next(widest);
+  for (int64_t c = first; c < last; ++c) {
+    for (int64_t t = 0; t < steps; ++t) {
+      const T y = targets[t * classes + c];
+      const T lr = rates[t];
+      const T* in = x0 + t * layers[0].inputs;
+      T p = T(0);
+      for (size_t l = 0; l < layers.size(); ++l) {
+        const Layer& layer = layers[l];
+        const int64_t k_count = layer.neurons, width = layer.inputs;
+        const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
+        T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
+        for (int64_t k = 0; k < k_count; ++k) {
+          T* row = table + (k * layer.rows + ctx[k]) * width;
+          if (k + 1 < k_count) {
+            const char* ahead =
+                reinterpret_cast<const char*>(table + ((k + 1) * layer.rows + ctx[k + 1]) * width);
+            for (int64_t b = 0; b < width * int64_t(sizeof(T)); b += 64) {
+              __builtin_prefetch(ahead + b, 1);
+            }
+          }
+          const T z = Dot(row, in, width);
+          p = T(1) / (T(1) + std::exp(-z));
+          p = std::min(std::max(p, eps_lo), eps_hi);
+          next[k] = std::log(p) - std::log1p(-p);
+          const T g = lr * (p - y);
+          Update(row, in, g, w_lo, w_hi, width);
+        }
+        if (bias) next[k_count] = T(1);
+        std::swap(x, next);
+        in = x.data();
+      }
+      predictions[t * classes + c] = p;  // the single output neuron of the last layer
+    }
+  }
+}
+
+template <typename T>
+ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
+               ffi::RemainingArgs rest, ffi::Result<ffi::AnyBuffer> predictions,
+               ffi::RemainingRets weights_out, int64_t num_layers, int64_t num_threads,
+               double pred_clipping, double weight_clipping, bool bias) {
+  const auto x_dims = x0.dimensions();
+  const auto p_dims = predictions->dimensions();
+  if (x_dims.size() != 2 || p_dims.size() != 2) {
+    return ffi::Error::InvalidArgument("x0 must be [T, I] and predictions [T, C]");
+  }
+  const int64_t steps = x_dims[0], classes = p_dims[1];
+  if (rest.size() != size_t(2 * num_layers) || weights_out.size() != size_t(num_layers)) {
+    return ffi::Error::InvalidArgument("expected contexts and weights of every layer");
+  }
+  std::vector<Layer> layers;
+  int64_t expected_inputs = x_dims[1];
+  for (int64_t l = 0; l < num_layers; ++l) {
+    auto ctx = rest.get<ffi::AnyBuffer>(l);
+    auto w_in = rest.get<ffi::AnyBuffer>(num_layers + l);
+    auto w_out = weights_out.get<ffi::AnyBuffer>(l);
+    if (!ctx.has_value() || !w_in.has_value() || !w_out.has_value()) {
+      return ffi::Error::InvalidArgument("could not decode a layer's buffers");
+    }
+    const auto w_dims = w_in->dimensions();
+    const auto c_dims = ctx->dimensions();
+    if (w_dims.size() != 4 || c_dims.size() != 3 || w_dims[0] != classes ||
+        c_dims[0] != steps || c_dims[1] != classes || c_dims[2] != w_dims[1] ||
+        w_dims[3] != expected_inputs || ctx->element_type() != ffi::DataType::S32 ||
+        w_in->element_type() != x0.element_type() || (*w_out)->size_bytes() != w_in->size_bytes()) {
+      return ffi::Error::InvalidArgument("layer " + std::to_string(l) + ": shapes disagree");
+    }
+    void* out = (*w_out)->untyped_data();
+    if (out != w_in->untyped_data()) {  // not aliased: start from a copy of the weights
+      std::memcpy(out, w_in->untyped_data(), w_in->size_bytes());
+    }
+    layers.push_back({ctx->typed_data<int32_t>(), out, w_dims[1], w_dims[2], w_dims[3]});
+    expected_inputs = w_dims[1] + (bias ? 1 : 0);
+  }
+  for (const Layer& layer : layers) {  // a bad index would write outside the tables
+    const int64_t count = steps * classes * layer.neurons;
+    for (int64_t i = 0; i < count; ++i) {
+      if (layer.contexts[i] < 0 || layer.contexts[i] >= layer.rows) {
+        return ffi::Error::InvalidArgument("a context index is out of range");
+      }
+    }
+  }
+  const T* x = x0.typed_data<T>();
+  const T* y = targets.typed_data<T>();
+  const T* lr = rates.typed_data<T>();
+  T* p = predictions->typed_data<T>();
+  const int64_t threads = std::max<int64_t>(1, std::min(num_threads, classes));
+  auto work = [&](int64_t i) {
+    const int64_t first = classes * i / threads, last = classes * (i + 1) / threads;
+    if (threads == 1) {
+      RunClasses<T>(first, last, steps, classes, x, y, lr, layers, bias, pred_clipping,
+                    weight_clipping, p);
+      return;
+    }
+    // each thread writes its own buffer (no cache line shared between threads), copied at the end
+    std::vector<T> own(steps * classes);
+    RunClasses<T>(first, last, steps, classes, x, y, lr, layers, bias, pred_clipping,
+                  weight_clipping, own.data());
+    for (int64_t t = 0; t < steps; ++t) {
+      for (int64_t c = first; c < last; ++c) p[t * classes + c] = own[t * classes + c];
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int64_t i = 1; i < threads; ++i) pool.emplace_back(work, i);
+  work(0);
+  for (std::thread& thread : pool) thread.join();
+  return ffi::Error::Success();
+}
+
+ffi::Error OnlineFit(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
+                     ffi::RemainingArgs rest, ffi::Result<ffi::AnyBuffer> predictions,
+                     ffi::RemainingRets weights_out, int64_t num_layers, int64_t num_threads,
+                     double pred_clipping, double weight_clipping, bool bias) {
+  switch (x0.element_type()) {
+    case ffi::DataType::F32:
+      return Run<float>(x0, targets, rates, rest, predictions, weights_out, num_layers,
+                        num_threads, pred_clipping, weight_clipping, bias);
+    case ffi::DataType::F64:
+      return Run<double>(x0, targets, rates, rest, predictions, weights_out, num_layers,
+                         num_threads, pred_clipping, weight_clipping, bias);
+    default:
+      return ffi::Error::InvalidArgument("gln_online_fit supports float32 and float64 only");
+  }
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GlnOnlineFit, OnlineFit,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .RemainingArgs()
+                                  .Ret<ffi::AnyBuffer>()
+                                  .RemainingRets()
+                                  .Attr<int64_t>("num_layers")
+                                  .Attr<int64_t>("num_threads")
+                                  .Attr<double>("pred_clipping")
+                                  .Attr<double>("weight_clipping")
+                                  .Attr<bool>("bias"));

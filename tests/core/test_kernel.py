@@ -1,0 +1,323 @@
+"""The fused CPU kernel equals the sequential ``scan_update`` step by step, and falls back."""
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gln_jax
+from gln_jax import make_config
+from gln_jax.core import kernel, stream
+from gln_jax.core.gaussian_types import make_gaussian_config
+from gln_jax.core.kernel import build, online
+
+WIDTH, STEPS, REAL = 12, 48, 43  # the last 5 examples are masked out (padding)
+
+
+@pytest.fixture(autouse=True)
+def kernel_on(monkeypatch):
+    """Every test starts with the kernel switched on (whatever the caller's environment)."""
+    monkeypatch.delenv(kernel.online.SWITCH, raising=False)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """The kernel, built (or found in the cache); skips only where no compiler exists."""
+    try:
+        build.find_compiler()
+    except build.BuildError as err:
+        pytest.skip(f"no C++ compiler on this machine, the kernel cannot be built: {err}")
+    assert online.load(), "a C++ compiler is present but the kernel did not build or load"
+
+
+def _config(sizes, classes, *, dtype="float64", bias=True, context_bias=True, m=1):
+    return make_config(
+        sizes,
+        WIDTH,
+        context_map_size=m,
+        num_classes=classes,
+        bias=bias,
+        context_bias=context_bias,
+        dtype=dtype,
+    )
+
+
+def _stream(config, rate, seed=0):
+    """A stream drawn from 16 examples (rows are shared), rates varying per step, 5 masked."""
+    rng = np.random.default_rng(seed)
+    pool = rng.random((16, WIDTH))
+    pick = rng.integers(0, 16, STEPS)
+    x = pool[pick].astype(config.dtype)
+    y = rng.integers(0, config.num_classes, STEPS)
+    rates = (rate * rng.uniform(0.2, 1.0, STEPS)).astype(config.dtype)
+    return x, y, rates, np.arange(STEPS) < REAL
+
+
+_SCAN = jax.jit(gln_jax.scan_update, static_argnames="config")
+_KERNEL = jax.jit(kernel.kernel_scan_update, static_argnames=("config", "threads"))
+
+
+def _both(config, rate, threads=2, seed=0):
+    state = gln_jax.init(jax.random.key(seed), config)
+    x, y, rates, mask = _stream(config, rate, seed)
+    want = _SCAN(state, x, x, y, rates, config=config, mask=mask)
+    got = _KERNEL(state, x, x, y, rates, config=config, mask=mask, threads=threads)
+    return got, want
+
+
+def _weights(state):
+    return [np.asarray(layer.weights) for layer in state.layers]
+
+
+CASES = {
+    "10 classes, 3 layers, shared rows": (([4, 3, 1], 10), {}, 0.2),
+    "binary, 1 layer, no bias, no context bias": (
+        ([1], 2),
+        dict(bias=False, context_bias=False, m=2),
+        0.3,
+    ),
+    "binary, 3 layers, no bias": (([3, 2, 1], 2), dict(bias=False), 0.2),
+    "10 classes, 1 layer, no context bias": (([1], 10), dict(context_bias=False, m=2), 0.3),
+    "3 classes, weight clip fires": (([4, 3, 1], 3), {}, 30.0),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_kernel_equals_scan_update_in_float64(compiled, x64, name):
+    (sizes, classes), options, rate = CASES[name]
+    config = _config(sizes, classes, **options)
+    (state, p), (want_state, want_p) = _both(config, rate)
+    assert p.dtype == jnp.float64 and p.shape == (STEPS, config.num_models)
+    # the prediction before every update, so every intermediate state, agrees
+    np.testing.assert_allclose(np.asarray(p)[:REAL], np.asarray(want_p)[:REAL], rtol=0, atol=1e-12)
+    for got, want in zip(_weights(state), _weights(want_state), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert int(state.step) == int(want_state.step) == REAL
+    first = _weights(want_state)[0]
+    clipped = np.max(np.abs(first)) == config.weight_clipping
+    assert clipped == (rate > 1), "the clipping case must clip, the others must not"
+    start = _weights(gln_jax.init(jax.random.key(0), config))[0]
+    assert np.sum(first != start) > 0
+
+
+def test_float32_within_the_parity_tolerance(compiled, x64):
+    config = _config([4, 3, 1], 10, dtype="float32")
+    (state, p), (want_state, want_p) = _both(config, 0.2)
+    truth_config = config._replace(dtype="float64")
+    x, y, rates, mask = _stream(config, 0.2)
+    start = gln_jax.init(jax.random.key(0), config)
+    wide = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, start)
+    truth_state, truth_p = _SCAN(
+        wide,
+        x.astype(np.float64),
+        x.astype(np.float64),
+        y,
+        rates.astype(np.float64),
+        config=truth_config,
+        mask=mask,
+    )
+    assert p.dtype == jnp.float32
+    pairs = [(p, want_p, truth_p)] + list(
+        zip(_weights(state), _weights(want_state), _weights(truth_state), strict=True)
+    )
+    for got, want, truth in pairs:
+        got, want, truth = (np.asarray(a, np.float64) for a in (got, want, truth))
+        # the port harness's float32 rule: 2e-5 relative, 2e-6 absolute, plus four times the
+        # reference's own rounding error against the float64 truth
+        allowed = 2e-6 + 2e-5 * np.abs(want) + 4 * np.abs(want - truth)
+        assert np.all(np.abs(got - want) <= allowed), np.max(np.abs(got - want))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_results_do_not_depend_on_the_thread_count(compiled, x64, dtype):
+    config = _config([4, 3, 1], 10, dtype=dtype)
+    runs = [_both(config, 0.2, threads=n)[0] for n in (1, 3, 16)]
+    for state, p in runs[1:]:
+        np.testing.assert_array_equal(np.asarray(p), np.asarray(runs[0][1]))
+        for got, want in zip(_weights(state), _weights(runs[0][0]), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def _count_kernel_chunks(monkeypatch):
+    """Records every chunk ``fit_stream`` runs in the kernel (``kernel_threads > 0``)."""
+    calls = []
+    original = stream._fit_chunk
+
+    def counted(*args, **kwargs):
+        if kwargs["kernel_threads"]:
+            calls.append(kwargs["kernel_threads"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stream, "_fit_chunk", counted)
+    return calls
+
+
+def test_fit_stream_runs_in_the_kernel_chunk_by_chunk(compiled, x64, monkeypatch):
+    config = _config([4, 3, 1], 10)
+    state = gln_jax.init(jax.random.key(0), config)
+    x, y, rates, _ = _stream(config, 0.2)
+    calls = _count_kernel_chunks(monkeypatch)
+    # chunks of 16: 43 examples end in a padded chunk
+    got_state, got_p = gln_jax.fit_stream(
+        state, x[:REAL], x[:REAL], y[:REAL], rates[:REAL], config=config, chunk_size=16
+    )
+    assert len(calls) == 3
+    want_state, want_p = _SCAN(state, x[:REAL], x[:REAL], y[:REAL], rates[:REAL], config=config)
+    np.testing.assert_allclose(got_p, np.asarray(want_p), rtol=0, atol=1e-12)
+    for got, want in zip(_weights(got_state), _weights(want_state), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert int(got_state.step) == REAL
+    # the caller's state is intact (the chunks donate a copy)
+    np.testing.assert_array_equal(
+        _weights(state)[0], _weights(gln_jax.init(jax.random.key(0), config))[0]
+    )
+
+
+def test_facade_fit_same_with_and_without_the_kernel(compiled, monkeypatch):
+    rng = np.random.default_rng(3)
+    X, y = rng.random((STEPS, WIDTH)).astype(np.float32), rng.integers(0, 3, STEPS)
+    calls = _count_kernel_chunks(monkeypatch)
+    results = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv(kernel.online.SWITCH, switch)
+        model = gln_jax.GLN(
+            "jax", [4, 3, 1], WIDTH, context_map_size=1, num_classes=3, seed=0, learning_rate=0.05
+        )
+        classes = model.fit(X, y)
+        probs = model.predict(X, return_probs=True)
+        results[switch] = (classes, probs, _weights(model.state), model.step)
+        assert len(calls) == int(switch)
+    (c0, p0, w0, s0), (c1, p1, w1, s1) = results["0"], results["1"]
+    np.testing.assert_array_equal(c1, c0)
+    np.testing.assert_allclose(p1, p0, rtol=2e-5, atol=2e-6)
+    for got, want in zip(w1, w0, strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    assert s1 == s0 == STEPS
+
+
+def test_switch_rule(compiled, monkeypatch):
+    config = _config([4, 3, 1], 10, dtype="float32")
+    state = gln_jax.init(jax.random.key(0), config)
+    assert kernel.available()
+    assert kernel.use_kernel(config, state)
+    assert kernel.use_kernel(config, jax.tree.map(np.asarray, state))
+    assert not kernel.use_kernel(config, state, batch_size=32)  # batch updates stay in XLA
+    gaussian = make_gaussian_config([4, 1], WIDTH)
+    assert not kernel.use_kernel(gaussian, None)  # the kernel is the Bernoulli family's
+    monkeypatch.setenv(kernel.online.SWITCH, "0")
+    assert not kernel.available()
+    assert not kernel.use_kernel(config, state)
+    assert 1 <= kernel.threads(config) <= config.num_models
+
+
+def test_fallback_without_a_compiler(monkeypatch, tmp_path, caplog, x64):
+    config = _config([4, 3, 1], 10)
+    state = gln_jax.init(jax.random.key(0), config)
+    x, y, rates, _ = _stream(config, 0.2)
+    monkeypatch.setenv(kernel.online.SWITCH, "0")
+    want_state, want_p = gln_jax.fit_stream(state, x, x, y, rates, config=config)
+    monkeypatch.delenv(kernel.online.SWITCH)
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(online, "_status", None)  # as in a fresh process
+    with caplog.at_level(logging.DEBUG, logger="gln_jax.kernel"):
+        assert not kernel.available()
+        assert not kernel.use_kernel(config, state)
+        got_state, got_p = gln_jax.fit_stream(state, x, x, y, rates, config=config)
+    assert [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+    np.testing.assert_array_equal(got_p, want_p)
+    for got, want in zip(_weights(got_state), _weights(want_state), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.so"))
+
+
+def test_a_failed_build_leaves_nothing_in_the_cache(monkeypatch, tmp_path):
+    fake = tmp_path / "broken-c++"
+    fake.write_text(
+        '#!/bin/sh\nif [ "$1" = "--version" ]; then echo fake 1.0; exit 0; fi\n'
+        'echo "error: broken" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    with pytest.raises(build.BuildError, match="broken"):
+        build.build(tmp_path / "cache")
+    assert not [p for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")]
+
+
+def test_a_cached_build_is_reused(compiled, monkeypatch):
+    path, _ = build.build()
+    stamp = os.stat(path).st_mtime_ns
+    commands = []
+    run = build.subprocess.run
+
+    def recorded(command, *args, **kwargs):
+        commands.append(command)
+        return run(command, *args, **kwargs)
+
+    monkeypatch.setattr(build.subprocess, "run", recorded)
+    again, compiled_now = build.build()
+    assert again == path and not compiled_now
+    assert os.stat(path).st_mtime_ns == stamp
+    assert all("--version" in command for command in commands)  # no compilation
+    assert path.parent == build.cache_dir()
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere/else")
+    assert build.cache_dir() == Path("/somewhere/else/gln_jax/kernels")
+
+
+def test_out_of_range_contexts_are_refused(compiled):
+    config = _config([4, 3, 1], 3, dtype="float32")
+    state = gln_jax.init(jax.random.key(0), config)
+    weights = tuple(layer.weights for layer in state.layers)
+    contexts = [jnp.zeros((2, 3, k), jnp.int32) for k in config.layer_sizes]
+    contexts[1] = contexts[1].at[1, 0, 0].set(config.num_contexts)  # one past the last row
+    call = functools.partial(online.online_fit, config=config)
+    x0 = jnp.zeros((2, WIDTH + 1), jnp.float32)
+    targets, rates = jnp.zeros((2, 3), jnp.float32), jnp.zeros((2,), jnp.float32)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="out of range"):
+        jax.block_until_ready(call(weights, x0, contexts, targets, rates))
+
+
+def test_vmap_and_grad_are_refused_not_run(compiled):
+    config = _config([1], 2, dtype="float32")
+    state = gln_jax.init(jax.random.key(0), config)
+    x, y, rates, mask = _stream(config, 0.1)
+    fn = functools.partial(kernel.kernel_scan_update, config=config)
+    with pytest.raises(NotImplementedError, match="vmap"):
+        jax.vmap(lambda r: fn(state, x, x, y, r)[1])(jnp.stack([jnp.asarray(rates)] * 2))
+    with pytest.raises(ValueError, match="cannot be differentiated"):
+        jax.grad(lambda r: fn(state, x, x, y, r)[1].sum())(jnp.asarray(rates))
+    assert stream.scan_update is gln_jax.scan_update  # the pure path grad users call
+
+
+@pytest.mark.slow
+def test_concurrent_first_builds_compile_once(compiled, tmp_path):
+    """Two processes building into one fresh cache: one compiles, the other reuses its file."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; from gln_jax.core.kernel import build; "
+        "path, compiled = build.build(Path(sys.argv[1])); print(int(compiled), path)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=600)[0].split() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert sorted(int(out[0]) for out in outputs) == [0, 1]
+    assert outputs[0][1] == outputs[1][1]
+    built = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
+    assert [p.name for p in built] == [Path(outputs[0][1]).name]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
