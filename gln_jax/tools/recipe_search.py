@@ -177,7 +177,12 @@ def variants(phase: str) -> list[dict]:
             {**recipe, "seeds": [0, 1, 2]},
             {**recipe, "layers": [64, 64, 1]},
         ]
-    known = "base, clip, wide, base-predictions, schedules, size"
+    if phase == "gates":
+        return [
+            {**recipe, "scale": 100.0},
+            {**recipe, "context_bias": False},  # thresholds zero: planes through the mean
+        ]
+    known = "base, clip, wide, base-predictions, schedules, size, gates"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
