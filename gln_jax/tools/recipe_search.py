@@ -182,7 +182,15 @@ def variants(phase: str) -> list[dict]:
             {**recipe, "scale": 100.0},
             {**recipe, "context_bias": False},  # thresholds zero: planes through the mean
         ]
-    known = "base, clip, wide, base-predictions, schedules, size, gates"
+    sharp = {**recipe, "base": "sigmoid", "base_param": 8.0}
+    if phase == "sharpen":  # the sigmoid of the centred pixel at larger gains
+        return [{**recipe, "base": "sigmoid", "base_param": gain} for gain in (16.0, 30.0)]
+    if phase == "sharpen-2":
+        return [
+            {**recipe, "base": "sigmoid", "base_param": 5.0},
+            {**sharp, "lr": 3e-3, "lr_b": 30.0},
+        ]
+    known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
