@@ -190,7 +190,10 @@ def variants(phase: str) -> list[dict]:
             {**recipe, "base": "sigmoid", "base_param": 5.0},
             {**sharp, "lr": 3e-3, "lr_b": 30.0},
         ]
-    known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2"
+    if phase == "sharpen-3":
+        return [{**recipe, "base": "sigmoid", "base_param": 60.0}]
+    known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2, "
+    known += "sharpen-3"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
