@@ -192,8 +192,15 @@ def variants(phase: str) -> list[dict]:
         ]
     if phase == "sharpen-3":
         return [{**recipe, "base": "sigmoid", "base_param": 60.0}]
+    sharpest = {**recipe, "base": "sigmoid", "base_param": 60.0}  # the recipe since then
+    if phase == "sharp-combos":
+        return [
+            {**sharpest, "lr": 3e-3, "lr_b": 30.0},
+            {**sharpest, "layers": [64, 64, 1]},
+            {**sharpest, "seeds": [0, 1, 2]},
+        ]
     known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2, "
-    known += "sharpen-3"
+    known += "sharpen-3, sharp-combos"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
@@ -216,11 +223,12 @@ def render(path) -> str:
         if len(r["seeds"]) > 1:
             members = ", ".join(f"{a:.2f}" for a in r["member_accuracy"])
             seeds += f" (ensemble; members {members})"
+        side = r["transform"] + ("" if r["context_bias"] else ", zero thresholds")
         base = r.get("base", "pixel")
         if base != "pixel":
             base += f" {r['base_param']:g}"
         lines.append(
-            f"| {i} | {r['layers']} | {2 ** r['context_map_size']} | {r['transform']} "
+            f"| {i} | {r['layers']} | {2 ** r['context_map_size']} | {side} "
             f"| {r['scale']:g} | {base} | {r['pred_clipping']:g} | {r['weight_clipping']:g} "
             f"| {rate} "
             f"| {seeds} | {r['val_accuracy']:.2f} | {r['seconds']:.0f} |"

@@ -33,7 +33,7 @@ def test_base_inputs():
 def test_render_reads_rows_with_and_without_a_base(tmp_path):
     row = {**recipe_search.BASE, "val_accuracy": 96.5, "member_accuracy": [96.5], "seconds": 3.0}
     old = {key: value for key, value in row.items() if key not in ("base", "base_param")}
-    ensemble = {**row, "base": "sigmoid", "base_param": 3.0, "seeds": [0, 1]}
+    ensemble = {**row, "base": "sigmoid", "base_param": 3.0, "seeds": [0, 1], "context_bias": False}
     ensemble.update(lr_b=50.0, member_accuracy=[96.0, 96.25])
     path = tmp_path / "search.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in (old, ensemble)))
@@ -42,7 +42,8 @@ def test_render_reads_rows_with_and_without_a_base(tmp_path):
         "| 1 | [16, 16, 1] | 16 | center | 10 | pixel | 0.001 | 5 | 0.001 | 0 | 96.50 | 3 |"
     )
     assert lines[3] == (
-        "| 2 | [16, 16, 1] | 16 | center | 10 | sigmoid 3 | 0.001 | 5 | min(0.001, 50/t) "
+        "| 2 | [16, 16, 1] | 16 | center, zero thresholds | 10 | sigmoid 3 | 0.001 | 5 "
+        "| min(0.001, 50/t) "
         "| 0,1 (ensemble; members 96.00, 96.25) | 96.50 | 3 |"
     )
     assert recipe_search.variants("size")[1]["seeds"] == [0, 1, 2]
