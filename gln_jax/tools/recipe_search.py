@@ -7,7 +7,8 @@ examples ``<= t`` (the stream's own past), then multiplied by ``scale``; validat
 statistics at the end of the pass. Base predictions are the pixels (``base="pixel"``), the
 pixels squeezed into ``[a, 1 - a]`` (``base="squeeze"``, ``base_param=a``) or a sigmoid of the
 transformed side information divided by its scale (``base="sigmoid"``, ``base_param`` the gain:
-``sigmoid(gain * (x - running mean))`` when centring). Each configuration tried is appended,
+``sigmoid(gain * (x - running mean))`` when centring), or the pixels and that sigmoid side by
+side (``base="both"``, twice as many base predictions). Each configuration tried is appended,
 with its validation accuracy and time, to a JSON-lines file, so a search can be stopped and
 resumed.
 
@@ -49,10 +50,11 @@ def base_inputs(x: np.ndarray, side: np.ndarray, params: dict) -> np.ndarray:
     if kind == "squeeze":
         margin = params["base_param"]
         return (margin + (1.0 - 2.0 * margin) * x).astype(np.float32)
-    if kind == "sigmoid":
+    if kind in ("sigmoid", "both"):
         z = params["base_param"] * side.astype(np.float64) / params["scale"]
-        return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
-    raise ValueError(f"unknown base {kind!r}; known: pixel, squeeze, sigmoid")
+        sharp = (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
+        return sharp if kind == "sigmoid" else np.concatenate([x, sharp], axis=-1)
+    raise ValueError(f"unknown base {kind!r}; known: pixel, squeeze, sigmoid, both")
 
 
 def online_side_info(x: np.ndarray, transform: str, scale: float, eps: float = 0.1):
@@ -86,7 +88,7 @@ def run(params: dict, data) -> dict:
         Xt.shape[1],
         context_map_size=params["context_map_size"],
         num_classes=10,
-        base_prediction_size=Xt.shape[1],
+        base_prediction_size=Xt.shape[1] * (2 if params.get("base") == "both" else 1),
         context_bias=params["context_bias"],
         pred_clipping=params["pred_clipping"],
         weight_clipping=params["weight_clipping"],
@@ -199,8 +201,15 @@ def variants(phase: str) -> list[dict]:
             {**sharpest, "layers": [64, 64, 1]},
             {**sharpest, "seeds": [0, 1, 2]},
         ]
+    if phase == "sharp-more":
+        return [
+            {**sharpest, "base_param": 120.0},
+            {**sharpest, "pred_clipping": 1e-2},
+            {**sharpest, "base": "both"},
+            {**sharpest, "pred_clipping": 1e-4},
+        ]
     known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2, "
-    known += "sharpen-3, sharp-combos"
+    known += "sharpen-3, sharp-combos, sharp-more"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 

@@ -26,6 +26,8 @@ def test_base_inputs():
     np.testing.assert_allclose(squeezed, [[0.05, 0.5, 0.95]], rtol=1e-6)
     sig = recipe_search.base_inputs(x, side, {**params, "base": "sigmoid", "base_param": 4.0})
     np.testing.assert_allclose(sig, 1.0 / (1.0 + np.exp(-4.0 * np.array([[-1.0, 0.0, 0.5]]))))
+    both = recipe_search.base_inputs(x, side, {**params, "base": "both", "base_param": 4.0})
+    np.testing.assert_array_equal(both, np.concatenate([x, sig.astype(np.float32)], axis=1))
     with pytest.raises(ValueError, match="unknown base 'cube'"):
         recipe_search.base_inputs(x, side, {**params, "base": "cube"})
 
