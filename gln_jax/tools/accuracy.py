@@ -8,7 +8,8 @@ Two protocols, both one pass over canonical (deskewed) MNIST with ``[4, 4, 1]``:
 - ``10class``: ``utils.evaluate_mnist(model, batch_size=4, seed=seed)`` (shuffled with the seed);
 - ``recipe``: ``GLN(backend, **gln_jax.recipes.mnist(), seed=seed)`` trained by ``model.fit``
   (batch 1, one pass over the 60,000 training examples in the dataset's order, side information
-  centred online), then tested; the seed draws the gates. Its settings are the recipe's own.
+  centred online and base predictions sharpened from it), then tested; the seed draws the
+  gates. Its settings are the recipe's own.
   Each run also records the training pass's throughput (``samples_per_second``: training
   examples over the seconds of ``fit``, compilation excluded) and the process's peak resident
   memory (``peak_rss_mib``: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the pass, the
