@@ -208,8 +208,14 @@ def variants(phase: str) -> list[dict]:
             {**sharpest, "base": "both"},
             {**sharpest, "pred_clipping": 1e-4},
         ]
+    if phase == "sharp-rates":
+        return [
+            {**sharpest, "lr": 2e-3},
+            {**sharpest, "lr": 5e-4},
+            {**sharpest, "context_map_size": 7},
+        ]
     known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2, "
-    known += "sharpen-3, sharp-combos, sharp-more"
+    known += "sharpen-3, sharp-combos, sharp-more, sharp-rates"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
