@@ -214,8 +214,14 @@ def variants(phase: str) -> list[dict]:
             {**sharpest, "lr": 5e-4},
             {**sharpest, "context_map_size": 7},
         ]
+    if phase == "sharp-gates":
+        return [
+            {**sharpest, "scale": 10.0},
+            {**sharpest, "scale": 100.0},
+            {**sharpest, "transform": "standardize", "scale": 3.0, "base_param": 10.0},
+        ]
     known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2, "
-    known += "sharpen-3, sharp-combos, sharp-more, sharp-rates"
+    known += "sharpen-3, sharp-combos, sharp-more, sharp-rates, sharp-gates"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
