@@ -22,7 +22,13 @@ from gln_jax.data import registry as datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("01_quickstart", "02_functional_jax", "03_backends", "04_what_a_gln_sees")
+NOTEBOOKS = (
+    "01_quickstart",
+    "02_functional_jax",
+    "03_backends",
+    "04_what_a_gln_sees",
+    "05_mnist_recipe",
+)
 BENCHMARK_JSON = ROOT / "benchmarks" / "results.json"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 

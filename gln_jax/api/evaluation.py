@@ -1,4 +1,4 @@
-"""``evaluate_mnist``: the original README's online training-and-test protocol."""
+"""``evaluate_mnist`` (the original README's online protocol) and ``learning_curve``."""
 
 from __future__ import annotations
 
@@ -134,3 +134,85 @@ def _check_model(model, input_size: int, num_labels: int, mnist_class) -> None:
         raise ValueError(
             f"the data has {num_labels} classes but the model has num_classes={num_classes}" + hint
         )
+
+
+def log_spaced_points(total: int, count: int = 12, first: int = 100) -> list[int]:
+    """About ``count`` distinct example counts from ``first`` to ``total``, evenly spaced in log.
+
+    Args:
+        total: examples in the stream (the last point), positive.
+        count: how many points to aim for (rounding may merge a few), positive.
+        first: the first point, in ``[1, total]``.
+
+    Returns:
+        Strictly increasing ints, the last one ``total``.
+
+    Example:
+        >>> log_spaced_points(60000, count=4, first=60)
+        [60, 600, 6000, 60000]
+    """
+    total, count, first = (
+        _positive_int(name, value)
+        for name, value in (("total", total), ("count", count), ("first", first))
+    )
+    if first > total:
+        raise ValueError(f"first must be at most total ({total}), got {first}")
+    points = np.unique(np.rint(np.geomspace(first, total, count)).astype(np.int64))
+    return [int(point) for point in points]
+
+
+def learning_curve(
+    model, X_train, y_train, X_test, y_test, points, *, batch_size: int = 1, test_batch=1000
+) -> np.ndarray:
+    """Test accuracy after each point of one online pass: train up to a point, test, go on.
+
+    The model learns ``X_train[:points[-1]]`` once, in order, with ``model.fit`` (from its
+    current state; each example is seen once), and after the first ``points[i]`` examples
+    predicts the whole test set (``model.predict`` without targets, which learns nothing:
+    a side-information transform keeps its statistics). Pieces of one stream learn what the
+    whole stream learns, so the last point is the accuracy of one ``fit`` on
+    ``X_train[:points[-1]]``.
+
+    Args:
+        model: a :class:`~gln_jax.GLN` (or anything with its ``fit`` and ``predict``).
+        X_train: ``[T, N]`` training examples, in the order they are learned.
+        y_train: ``[T]`` labels.
+        X_test: ``[M, N]`` test examples.
+        y_test: ``[M]`` labels.
+        points: strictly increasing example counts in ``[1, T]``
+            (:func:`log_spaced_points` makes some).
+        batch_size: examples per update (1: exact online learning).
+        test_batch: test examples per ``predict`` call, positive.
+
+    Returns:
+        ``[len(points)]`` float64 test accuracies in percent.
+
+    Example:
+        >>> model = GLN("jax", [4, 4, 1], 784, num_classes=10)  # doctest: +SKIP
+        >>> learning_curve(model, X, y, X_test, y_test, [100, 1000, 10000])  # doctest: +SKIP
+        array([63.2 , 86.41, 91.75])
+    """
+    test_batch = _positive_int("test_batch", test_batch)
+    X_test, y_test = np.asarray(X_test), np.asarray(y_test)
+    if len(X_train) != len(y_train) or len(X_test) != len(y_test):
+        raise ValueError("inputs and labels must have the same number of examples")
+    if len(X_test) == 0:
+        raise ValueError("the test set is empty")
+    points = [_positive_int("points", point) for point in np.asarray(points).reshape(-1)]
+    if not points or any(b <= a for a, b in zip(points[:-1], points[1:], strict=True)):
+        raise ValueError(f"points must be strictly increasing, got {points}")
+    if points[-1] > len(X_train):
+        raise ValueError(f"points go to {points[-1]}, beyond the {len(X_train)} training examples")
+    accuracies = []
+    seen = 0
+    for point in points:
+        model.fit(X_train[seen:point], y_train[seen:point], batch_size=batch_size)
+        seen = point
+        predictions = np.concatenate(
+            [
+                np.reshape(np.asarray(model.predict(X_test[start : start + test_batch])), -1)
+                for start in range(0, len(X_test), test_batch)
+            ]
+        )
+        accuracies.append(100.0 * float(np.mean(predictions == y_test)))
+    return np.asarray(accuracies, dtype=np.float64)

@@ -203,7 +203,10 @@ class GLNBase(abc.ABC):
                 :class:`gln_jax.core.transforms.TransformConfig` (``make_transform``): an
                 online, per-feature running mean (and scale) applied to the side information;
                 its statistics learn from each training example before it is used
-                (:mod:`gln_jax.core.transforms`) and are saved in checkpoints.
+                (:mod:`gln_jax.core.transforms`) and are saved in checkpoints. With its
+                ``base_gain`` set it also gives the base predictions,
+                ``sigmoid(base_gain * transformed side information / scale)`` (then no
+                ``base_predictor``, and ``side_info_size`` equal to the examples' width).
 
         Raises:
             ValueError, TypeError: naming the bad argument.
@@ -371,8 +374,21 @@ class GLNBase(abc.ABC):
 
         Every facade calls this after building or restoring its state.
         """
+        transform = validation.check_side_info_transform(transform)
+        if transform is not None and transform.base_gain is not None:
+            if self.base_predictor is not None:
+                raise ValueError(
+                    "a side_info_transform with base_gain gives the base predictions: "
+                    "pass no base_predictor"
+                )
+            if self.config.base_prediction_size != self.config.input_size:
+                raise ValueError(
+                    "a side_info_transform with base_gain needs side information as wide as "
+                    f"the examples ({self.config.base_prediction_size}), got side_info_size "
+                    f"{self.config.input_size}"
+                )
         self.input_size = int(input_size)
-        self.side_info_transform = validation.check_side_info_transform(transform)
+        self.side_info_transform = transform
         if self.side_info_transform is None:
             self.side_info_state = None
         elif transform_state is None:
@@ -428,6 +444,10 @@ class GLNBase(abc.ABC):
                 target, batch=examples.shape[0], num_classes=config.num_classes
             )
         gates, transform_state = self._transform_side_info(raw, learn and targets is not None)
+        transform = self.side_info_transform
+        if transform is not None and transform.base_gain is not None:  # sharpened deviations
+            inputs = np.asarray(side_transforms.base_predictions(gates, config=transform))
+            inputs = inputs.astype(config.dtype, copy=False)
         self._warn_input_range(examples)  # only once every check has passed
         return inputs, gates, targets, transform_state
 

@@ -21,6 +21,11 @@ deviations ``M2``)::
 
 With no example seen yet (``n = 0``) ``z = scale * x``.
 
+With ``base_gain`` set, the transform also gives the network its base predictions, a sharpened
+version of the same deviation: ``p = sigmoid(base_gain * z / scale)`` (for ``center``,
+``sigmoid(base_gain * (x - m))``: a pixel at its running mean predicts 1/2, logit 0, and adds
+nothing to a neuron's mixture; see :func:`base_predictions`).
+
 Shapes: ``N`` side-information width, ``T`` stream.
 """
 
@@ -33,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gln_jax.core import numerics
 from gln_jax.core.types import CHUNK_SIZE, Array
 
 #: Transform kinds: ``"center"`` (subtract the running mean) or ``"standardize"`` (also divide by
@@ -49,12 +55,15 @@ class TransformConfig(NamedTuple):
         scale: the transformed side information is multiplied by this.
         freeze_after: stop updating the statistics after this many examples (``None``: never).
         eps: added to the standard deviation before dividing (``"standardize"`` only).
+        base_gain: ``None`` (the base predictions are the examples), or the gain of the
+            sigmoid that turns the transformed side information into base predictions.
     """
 
     kind: str = "center"
     scale: float = 1.0
     freeze_after: int | None = None
     eps: float = DEFAULT_STD_EPS
+    base_gain: float | None = None
 
 
 class TransformState(NamedTuple):
@@ -71,7 +80,9 @@ class TransformState(NamedTuple):
     m2: Array
 
 
-def make_transform(kind="center", scale=1.0, freeze_after=None, eps=DEFAULT_STD_EPS):
+def make_transform(
+    kind="center", scale=1.0, freeze_after=None, eps=DEFAULT_STD_EPS, base_gain=None
+):
     """Validates the settings and builds a :class:`TransformConfig`.
 
     Args:
@@ -79,6 +90,7 @@ def make_transform(kind="center", scale=1.0, freeze_after=None, eps=DEFAULT_STD_
         scale: positive finite float.
         freeze_after: ``None`` or a positive int.
         eps: positive finite float.
+        base_gain: ``None`` or a positive finite float (see :func:`base_predictions`).
 
     Returns:
         The config.
@@ -88,7 +100,10 @@ def make_transform(kind="center", scale=1.0, freeze_after=None, eps=DEFAULT_STD_
     """
     if kind not in KINDS:
         raise ValueError(f"side-information transform kind must be one of {KINDS}, got {kind!r}")
-    for name, value in (("scale", scale), ("eps", eps)):
+    checked = [("scale", scale), ("eps", eps)]
+    if base_gain is not None:
+        checked.append(("base_gain", base_gain))
+    for name, value in checked:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
             raise TypeError(f"transform {name} must be a positive float, got {value!r}")
         if not (np.isfinite(value) and value > 0):
@@ -99,7 +114,8 @@ def make_transform(kind="center", scale=1.0, freeze_after=None, eps=DEFAULT_STD_
         if freeze_after < 1:
             raise ValueError(f"freeze_after must be positive, got {freeze_after}")
         freeze_after = int(freeze_after)
-    return TransformConfig(str(kind), float(scale), freeze_after, float(eps))
+    gain = None if base_gain is None else float(base_gain)
+    return TransformConfig(str(kind), float(scale), freeze_after, float(eps), gain)
 
 
 def init(size: int, dtype="float32") -> TransformState:
@@ -132,6 +148,28 @@ def apply(state: TransformState, x: Array, *, config: TransformConfig) -> jax.Ar
         divisor = jnp.where(state.count > 0, jnp.sqrt(state.m2 / n) + config.eps, 1)
         z = z / divisor.reshape(*lead, -1)
     return z * config.scale
+
+
+def base_predictions(z: Array, *, config: TransformConfig) -> jax.Array:
+    """Base predictions from transformed side information: ``sigmoid(base_gain * z / scale)``.
+
+    Args:
+        z: ``[..., N]`` side information as :func:`apply` returns it.
+        config: a config whose ``base_gain`` is set.
+
+    Returns:
+        ``[..., N]`` probabilities (the network clips them into
+        ``[pred_clipping, 1 - pred_clipping]``).
+
+    Example:
+        >>> config = make_transform("center", scale=30.0, base_gain=8.0)
+        >>> base_predictions(jnp.array([0.0, 3.0]), config=config)  # x - m = 0 and 0.1
+        Array([0.5      , 0.6899745], dtype=float32)
+    """
+    if config.base_gain is None:
+        raise ValueError("this transform gives no base predictions (base_gain is None)")
+    z = jnp.asarray(z)
+    return numerics.sigmoid(z * (config.base_gain / config.scale))
 
 
 def update_apply(state: TransformState, x: Array, *, config: TransformConfig):

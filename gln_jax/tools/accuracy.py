@@ -8,7 +8,12 @@ Two protocols, both one pass over canonical (deskewed) MNIST with ``[4, 4, 1]``:
 - ``10class``: ``utils.evaluate_mnist(model, batch_size=4, seed=seed)`` (shuffled with the seed);
 - ``recipe``: ``GLN(backend, **gln_jax.recipes.mnist(), seed=seed)`` trained by ``model.fit``
   (batch 1, one pass over the 60,000 training examples in the dataset's order, side information
-  centred online), then tested; the seed draws the gates. Its settings are the recipe's own.
+  centred online and base predictions sharpened from it), then tested; the seed draws the
+  gates. Its settings are the recipe's own.
+  Each run also records the training pass's throughput (``samples_per_second``: training
+  examples over the seconds of ``fit``, compilation excluded) and the process's peak resident
+  memory (``peak_rss_mib``: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the pass, the
+  whole process's high-water mark since it started: Python, JAX, the dataset and the model).
 
 Each runs with the documented defaults (``learning_rate=1e-4, context_bias=True``) and with the
 settings of the code behind the original README's figures (``learning_rate=1e-3,
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -43,6 +49,15 @@ LABELS = {
 PROTOCOL_SETTINGS = {"digit3": ("defaults", "original"), "10class": ("defaults", "original")}
 PROTOCOL_SETTINGS["recipe"] = ("recipe",)
 README_START, README_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set size so far, in MiB (``getrusage``'s ``ru_maxrss``).
+
+    Linux reports ``ru_maxrss`` in KiB, macOS in bytes.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def digit3_readme_loop(
@@ -149,6 +164,9 @@ def measure(
                     )
                     if pass_seconds is not None:
                         runs[-1]["pass_seconds"] = round(pass_seconds, 1)
+                        runs[-1]["train_examples"] = int(data[0].shape[0])
+                        runs[-1]["samples_per_second"] = round(data[0].shape[0] / pass_seconds, 1)
+                        runs[-1]["peak_rss_mib"] = round(peak_rss_mib(), 1)
                     print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     shared = []
     for (name, seed), by_backend in agreement.items():
@@ -167,6 +185,16 @@ def measure(
     return {"runs": runs, "agreement": shared}
 
 
+def _measured(runs: list[dict], field: str) -> str:
+    """A table cell: ``field``'s mean over the seeds that recorded it, naming them; or empty."""
+    found = [run for run in runs if field in run]
+    if not found:
+        return ""
+    seeds = ", ".join(str(run["seed"]) for run in found)
+    value = statistics.mean(run[field] for run in found)
+    return f"{value:,.0f} (seed{'s' if len(found) > 1 else ''} {seeds})"
+
+
 def render(result: dict) -> str:
     """Markdown table: mean (and each seed) per dataset, protocol, settings and backend."""
     groups: dict[tuple, dict] = {}
@@ -175,8 +203,9 @@ def render(result: dict) -> str:
         groups.setdefault(key, {})[run["seed"]] = run
     groups = {key: list(by_seed.values()) for key, by_seed in groups.items()}
     lines = [
-        "| data | task | settings | backend | mean accuracy (%) | per seed |",
-        "|---|---|---|---|---:|---|",
+        "| data | task | settings | backend | mean accuracy (%) | per seed "
+        "| training pass (examples/s) | peak RSS (MiB) |",
+        "|---|---|---|---|---:|---|---:|---:|",
     ]
     for (dataset, protocol, name, backend), runs in groups.items():
         task = {
@@ -191,8 +220,10 @@ def render(result: dict) -> str:
             + (f", pass {r['pass_seconds']:.0f} s)" if "pass_seconds" in r else ")")
             for r in runs
         )
+        throughput, memory = _measured(runs, "samples_per_second"), _measured(runs, "peak_rss_mib")
         lines.append(
-            f"| {data_name} | {task} | {LABELS[name]} | {backend} | {mean:.2f} | {seeds} |"
+            f"| {data_name} | {task} | {LABELS[name]} | {backend} | {mean:.2f} | {seeds} "
+            f"| {throughput} | {memory} |"
         )
     for item in result.get("agreement", []):
         lines.append(

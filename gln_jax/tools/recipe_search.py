@@ -4,8 +4,13 @@ Deskewed MNIST, trained online on the first 50,000 training examples (batch 1, o
 the dataset's order), validated on the last 10,000. Side information is transformed online:
 example ``t`` is centred (and optionally standardised) with the running statistics of the
 examples ``<= t`` (the stream's own past), then multiplied by ``scale``; validation uses the
-statistics at the end of the pass. Each configuration tried is appended, with its validation
-accuracy and time, to a JSON-lines file, so a search can be stopped and resumed.
+statistics at the end of the pass. Base predictions are the pixels (``base="pixel"``), the
+pixels squeezed into ``[a, 1 - a]`` (``base="squeeze"``, ``base_param=a``) or a sigmoid of the
+transformed side information divided by its scale (``base="sigmoid"``, ``base_param`` the gain:
+``sigmoid(gain * (x - running mean))`` when centring), or the pixels and that sigmoid side by
+side (``base="both"``, twice as many base predictions). Each configuration tried is appended,
+with its validation accuracy and time, to a JSON-lines file, so a search can be stopped and
+resumed.
 
 Examples:
     python -m gln_jax.tools.recipe_search --phase base --out benchmarks/recipe-search.jsonl
@@ -32,7 +37,24 @@ BASE = {
     "normalize": False,  # rate divided by the first layer's |x|^2 / 785 when set
     "context_bias": True,
     "seeds": [0],  # more than one: an ensemble averaging the members' probabilities
+    "base": "pixel",  # "pixel" | "squeeze" | "sigmoid": the base predictions
+    "base_param": None,  # squeeze: the margin a; sigmoid: the gain
 }
+
+
+def base_inputs(x: np.ndarray, side: np.ndarray, params: dict) -> np.ndarray:
+    """Base predictions ``[T, N]`` of examples ``x`` whose side information is ``side``."""
+    kind = params.get("base", "pixel")
+    if kind == "pixel":
+        return x
+    if kind == "squeeze":
+        margin = params["base_param"]
+        return (margin + (1.0 - 2.0 * margin) * x).astype(np.float32)
+    if kind in ("sigmoid", "both"):
+        z = params["base_param"] * side.astype(np.float64) / params["scale"]
+        sharp = (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
+        return sharp if kind == "sigmoid" else np.concatenate([x, sharp], axis=-1)
+    raise ValueError(f"unknown base {kind!r}; known: pixel, squeeze, sigmoid, both")
 
 
 def online_side_info(x: np.ndarray, transform: str, scale: float, eps: float = 0.1):
@@ -66,7 +88,7 @@ def run(params: dict, data) -> dict:
         Xt.shape[1],
         context_map_size=params["context_map_size"],
         num_classes=10,
-        base_prediction_size=Xt.shape[1],
+        base_prediction_size=Xt.shape[1] * (2 if params.get("base") == "both" else 1),
         context_bias=params["context_bias"],
         pred_clipping=params["pred_clipping"],
         weight_clipping=params["weight_clipping"],
@@ -75,6 +97,7 @@ def run(params: dict, data) -> dict:
     side_v = ((Xv - mean) * inv * params["scale"]).astype(np.float32)
     if params["transform"] == "none":
         side_v = (Xv * params["scale"]).astype(np.float32)
+    base_t, base_v = base_inputs(Xt, side, params), base_inputs(Xv, side_v, params)
     t = np.arange(Xt.shape[0], dtype=np.float64)
     rates = np.full(Xt.shape[0], params["lr"])
     if params["lr_b"] is not None:
@@ -88,11 +111,13 @@ def run(params: dict, data) -> dict:
     probs = []
     for seed in params["seeds"]:
         state = gln_jax.init(jax.random.key(seed), config)
-        state, _ = gln_jax.fit_stream(state, Xt, side, yt, rates.astype(np.float32), config=config)
+        state, _ = gln_jax.fit_stream(
+            state, base_t, side, yt, rates.astype(np.float32), config=config
+        )
         apply = jax.jit(lambda s, a, b: gln_jax.batch_apply(s, a, b, config=config))
         p = np.concatenate(
             [
-                np.asarray(apply(state, jnp.asarray(Xv[i : i + 1000]), side_v[i : i + 1000]))
+                np.asarray(apply(state, jnp.asarray(base_v[i : i + 1000]), side_v[i : i + 1000]))
                 for i in range(0, Xv.shape[0], 1000)
             ]
         )
@@ -135,15 +160,77 @@ def variants(phase: str) -> list[dict]:
             {"layers": [32, 32, 1], "context_map_size": 6, "scale": 30.0},
             {"context_map_size": 6, "scale": 30.0, "seeds": [0, 1, 2]},
         ]
-    raise ValueError(f"unknown phase {phase!r}; known: base, clip, wide")
+    recipe = {"layers": [32, 32, 1], "context_map_size": 6, "scale": 30.0}
+    if phase == "base-predictions":  # around the recipe (row 20 of the README's table)
+        return [
+            {**recipe, "base": "squeeze", "base_param": 0.05},
+            {**recipe, "base": "sigmoid", "base_param": 3.0},
+            {**recipe, "base": "sigmoid", "base_param": 8.0},
+        ]
+    if phase == "schedules":
+        return [
+            {**recipe, "lr": 3e-3, "lr_b": 30.0},
+            {**recipe, "lr": 1e-2, "lr_b": 50.0},
+            {**recipe, "lr": 1e-3, "lr_b": 20.0},
+        ]
+    if phase == "size":
+        return [
+            {**recipe, "layers": [32, 32, 32, 1]},
+            {**recipe, "seeds": [0, 1, 2]},
+            {**recipe, "layers": [64, 64, 1]},
+        ]
+    if phase == "gates":
+        return [
+            {**recipe, "scale": 100.0},
+            {**recipe, "context_bias": False},  # thresholds zero: planes through the mean
+        ]
+    sharp = {**recipe, "base": "sigmoid", "base_param": 8.0}
+    if phase == "sharpen":  # the sigmoid of the centred pixel at larger gains
+        return [{**recipe, "base": "sigmoid", "base_param": gain} for gain in (16.0, 30.0)]
+    if phase == "sharpen-2":
+        return [
+            {**recipe, "base": "sigmoid", "base_param": 5.0},
+            {**sharp, "lr": 3e-3, "lr_b": 30.0},
+        ]
+    if phase == "sharpen-3":
+        return [{**recipe, "base": "sigmoid", "base_param": 60.0}]
+    sharpest = {**recipe, "base": "sigmoid", "base_param": 60.0}  # the recipe since then
+    if phase == "sharp-combos":
+        return [
+            {**sharpest, "lr": 3e-3, "lr_b": 30.0},
+            {**sharpest, "layers": [64, 64, 1]},
+            {**sharpest, "seeds": [0, 1, 2]},
+        ]
+    if phase == "sharp-more":
+        return [
+            {**sharpest, "base_param": 120.0},
+            {**sharpest, "pred_clipping": 1e-2},
+            {**sharpest, "base": "both"},
+            {**sharpest, "pred_clipping": 1e-4},
+        ]
+    if phase == "sharp-rates":
+        return [
+            {**sharpest, "lr": 2e-3},
+            {**sharpest, "lr": 5e-4},
+            {**sharpest, "context_map_size": 7},
+        ]
+    if phase == "sharp-gates":
+        return [
+            {**sharpest, "scale": 10.0},
+            {**sharpest, "scale": 100.0},
+            {**sharpest, "transform": "standardize", "scale": 3.0, "base_param": 10.0},
+        ]
+    known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2, "
+    known += "sharpen-3, sharp-combos, sharp-more, sharp-rates, sharp-gates"
+    raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
 def render(path) -> str:
     """Markdown table of every configuration in a results file, in the order tried."""
     lines = [
-        "| # | layers | contexts | side info | scale | pred_clipping | weight_clipping "
+        "| # | layers | contexts | side info | scale | base | pred_clipping | weight_clipping "
         "| rate | seeds | validation (%) | s |",
-        "|---:|---|---:|---|---:|---:|---:|---|---|---:|---:|",
+        "|---:|---|---:|---|---:|---|---:|---:|---|---|---:|---:|",
     ]
     with open(path) as handle:
         results = [json.loads(line) for line in handle if line.strip()]
@@ -157,9 +244,14 @@ def render(path) -> str:
         if len(r["seeds"]) > 1:
             members = ", ".join(f"{a:.2f}" for a in r["member_accuracy"])
             seeds += f" (ensemble; members {members})"
+        side = r["transform"] + ("" if r["context_bias"] else ", zero thresholds")
+        base = r.get("base", "pixel")
+        if base != "pixel":
+            base += f" {r['base_param']:g}"
         lines.append(
-            f"| {i} | {r['layers']} | {2 ** r['context_map_size']} | {r['transform']} "
-            f"| {r['scale']:g} | {r['pred_clipping']:g} | {r['weight_clipping']:g} | {rate} "
+            f"| {i} | {r['layers']} | {2 ** r['context_map_size']} | {side} "
+            f"| {r['scale']:g} | {base} | {r['pred_clipping']:g} | {r['weight_clipping']:g} "
+            f"| {rate} "
             f"| {seeds} | {r['val_accuracy']:.2f} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines)

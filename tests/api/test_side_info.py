@@ -216,3 +216,76 @@ def test_corrupt_side_info_blocks_are_refused(tmp_path, data):
     with pytest.raises(ValueError, match="unexpected"):
         GLN.load(v1)
     assert zipfile.is_zipfile(good)
+
+
+# --- base predictions from the transform (base_gain) -----------------------------------------
+
+SHARP = transforms.make_transform("center", scale=10.0, base_gain=4.0)
+
+
+def sharp_model(backend, **kwargs):
+    kwargs = {"side_info_transform": SHARP, **kwargs}
+    return GLN(
+        backend, [3, 1], 12, context_map_size=2, num_classes=3, learning_rate=RATE, seed=4, **kwargs
+    )
+
+
+@pytest.mark.parametrize("backend", ["jax", "numpy"])
+def test_base_gain_equals_hand_computed_sharpened_deviations(backend, data):
+    X, _, y = data
+    x64 = X.astype(np.float64)
+    means = np.cumsum(x64, axis=0) / np.arange(1, 25)[:, None]  # example t: mean of 0..t
+    sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    config = gln_jax.make_config([3, 1], 12, context_map_size=2, num_classes=3)
+    state = gln_jax.init(jax.random.key(4), config)
+    base, gates = sigmoid(4.0 * (x64 - means)), 10.0 * (x64 - means)
+    rates = np.full(24, RATE, np.float32)
+    state, _ = gln_jax.fit_stream(
+        state, base.astype(np.float32), gates.astype(np.float32), y, rates, config=config
+    )
+    final = x64 - means[-1]
+    expected = gln_jax.batch_apply(
+        state,
+        sigmoid(4.0 * final).astype(np.float32),
+        (10.0 * final).astype(np.float32),
+        config=config,
+    )
+
+    m = sharp_model(backend)
+    m.fit(X[:10], y[:10])
+    for i in range(10, 24):  # the online predict loop continues the same stream
+        m.predict(X[i : i + 1], target=y[i : i + 1])
+    np.testing.assert_allclose(m.side_info_state.mean, means[-1], rtol=1e-5)
+    probs = np.asarray(m.predict(X, return_probs=True))
+    np.testing.assert_allclose(probs, np.asarray(expected), rtol=1e-5, atol=1e-6)
+    plain = sharp_model(backend, side_info_transform=SHARP._replace(base_gain=None))
+    plain.fit(X, y)  # without base_gain the pixels are the base predictions: another model
+    assert np.abs(np.asarray(plain.predict(X, return_probs=True)) - probs).max() > 1e-3
+
+
+def test_base_gain_checks():
+    with pytest.raises(ValueError, match="pass no base_predictor"):
+        sharp_model("jax", base_predictor=lambda x: x)
+    with pytest.raises(ValueError, match="as wide as the examples"):
+        sharp_model("jax", side_info_size=5)
+    with pytest.raises(ValueError, match="base_gain must be positive"):
+        transforms.make_transform(base_gain=0.0)
+    with pytest.raises(TypeError, match="base_gain"):
+        transforms.make_transform(base_gain=True)
+    with pytest.raises(ValueError, match="gives no base predictions"):
+        transforms.base_predictions(np.zeros(3), config=transforms.make_transform())
+
+
+def test_base_gain_round_trips_in_a_checkpoint(tmp_path, data):
+    X, _, y = data
+    m = sharp_model("jax")
+    m.fit(X, y)
+    m.save(tmp_path / "sharp.npz")
+    loaded = GLN.load(tmp_path / "sharp.npz", "numpy")
+    assert loaded.side_info_transform == SHARP
+    np.testing.assert_allclose(
+        np.asarray(loaded.predict(X, return_probs=True)),
+        np.asarray(m.predict(X, return_probs=True)),
+        rtol=1e-5,
+        atol=1e-6,
+    )

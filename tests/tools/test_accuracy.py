@@ -162,3 +162,39 @@ def test_a_slice_tells_a_gln_from_degenerate_models():
     y_test = data[3][_slice(data)[1]]
     majority = 100.0 * np.mean(y_test == np.bincount(y_test).argmax())
     assert min(degenerate.values()) > majority + 40.0  # the baselines themselves learn
+
+
+# --- what the tool records and renders (no training: the recipe pass is replaced) ------------
+
+
+def test_recipe_runs_record_throughput_and_peak_memory(monkeypatch):
+    from gln_jax import utils
+
+    rng = np.random.default_rng(0)
+    data = (rng.uniform(size=(300, 4)), np.zeros(300, int), rng.uniform(size=(20, 4)), None)
+    monkeypatch.setattr(utils, "get_mnist", lambda *args, **kwargs: data)
+    monkeypatch.setattr(accuracy, "recipe_fit", lambda data, **kwargs: (91.5, 2.5))
+    (run,) = accuracy.measure(["recipe"], ["recipe"], [4], ["jax"])["runs"]
+    assert run["accuracy"] == 91.5 and run["pass_seconds"] == 2.5 and run["seed"] == 4
+    assert run["train_examples"] == 300 and run["samples_per_second"] == 120.0
+    assert 10.0 < run["peak_rss_mib"] == pytest.approx(accuracy.peak_rss_mib(), abs=64.0)
+
+
+def test_render_shows_throughput_and_memory_where_recorded():
+    common = {"dataset": "mnist", "deskewed": True, "backend": "jax"}
+    runs = [
+        {**common, "protocol": "recipe", "settings": "recipe", "seed": 0, "accuracy": 96.0},
+        {**common, "protocol": "recipe", "settings": "recipe", "seed": 1, "accuracy": 97.0},
+        {**common, "protocol": "10class", "settings": "defaults", "seed": 0, "accuracy": 94.0},
+    ]
+    runs[1].update(pass_seconds=500.0, samples_per_second=120.0, peak_rss_mib=1500.4)
+    lines = accuracy.render({"runs": runs, "agreement": []}).splitlines()
+    assert lines[0].endswith("| training pass (examples/s) | peak RSS (MiB) |")
+    recipe, defaults = lines[2].split(" | "), lines[3].split(" | ")
+    assert recipe[4:] == [
+        "96.50",
+        "96.00 (seed 0), 97.00 (seed 1, pass 500 s)",
+        "120 (seed 1)",
+        "1,500 (seed 1) |",
+    ]
+    assert defaults[-2:] == ["", " |"]
