@@ -146,11 +146,14 @@ def make_engine(backend: str, config: GLNConfig):
         module = importlib.import_module(module_name)
     except ImportError as err:
         if entry.extra is None:  # a port shipped with gln-jax itself: the install is broken
-            hint = "reinstall gln-jax (the port ships with it)"
+            message = (
+                f"backend {backend!r} needs its port, which is not importable ({err.name}); "
+                "reinstall gln-jax (the port ships with it)"
+            )
         else:
-            hint = f"install it with: pip install 'gln-jax[{entry.extra}]'"
-        raise ImportError(
-            f"backend {backend!r} needs a module that is not installed ({err.name}); {hint}",
-            name=err.name,
-        ) from err
+            message = (
+                f"backend {backend!r} needs a framework that is not installed ({err.name}); "
+                f"install it with: pip install 'gln-jax[{entry.extra}]'"
+            )
+        raise ImportError(message, name=err.name) from err
     return getattr(module, engine_name)(config)
