@@ -152,6 +152,13 @@ class _OnlineGLNEstimator(BaseEstimator):
         "sum_squared_deviations_",
     )
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.non_deterministic = False
+        return tags
+
     def fit(self, X, y):
         """Trains a fresh model: ``max_iter`` passes over ``(X, y)``.
 
@@ -360,9 +367,6 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.multi_label = False
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        tags.non_deterministic = False
         return tags
 
     def partial_fit(self, X, y, classes=None):
@@ -603,9 +607,6 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
         # set) is not met by one pass at the default rate: 0.29-0.45 over seeds 0-2 at
         # layer_sizes (4, 1) and (32, 16, 1); five passes give 0.67-0.80.
         tags.regressor_tags.poor_score = True
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        tags.non_deterministic = False
         return tags
 
     def partial_fit(self, X, y):

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import time
 
 import numpy as np
+
+from gln_jax.tools.memory import peak_rss_mib
 
 SETTINGS = {
     "defaults": {},
@@ -49,15 +50,6 @@ LABELS = {
 PROTOCOL_SETTINGS = {"digit3": ("defaults", "original"), "10class": ("defaults", "original")}
 PROTOCOL_SETTINGS["recipe"] = ("recipe",)
 README_START, README_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
-
-
-def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, in MiB (``getrusage``'s ``ru_maxrss``).
-
-    Linux reports ``ru_maxrss`` in KiB, macOS in bytes.
-    """
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def digit3_readme_loop(

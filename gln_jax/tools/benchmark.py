@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from importlib import metadata
 import numpy as np
 
 from gln_jax.api import registry
+from gln_jax.tools.memory import peak_rss_mib
 from gln_jax.tools.readme import update_readme as _update_readme
 
 #: Every registered backend, plus "jax-scan" (the functional ``fit_stream`` driver, no facade).
@@ -152,8 +152,7 @@ def run_case(spec: dict) -> list[dict]:
             [acc_model.predict(X_test[s : s + 1000]) for s in range(0, len(X_test), 1000)]
         )
         record("accuracy", 100.0 * np.mean(preds == y_test), count=acc_n)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    record("peak_memory", peak)
+    record("peak_memory", peak_rss_mib())
     return records
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
 import jax
@@ -28,6 +27,7 @@ from gln_jax.core import ensemble, sharding
 from gln_jax.core.network import batch_apply, init
 from gln_jax.core.stream import fit_stream
 from gln_jax.core.types import make_config
+from gln_jax.tools.memory import peak_rss_mib
 
 
 def _max_diff(a, b) -> float:
@@ -57,7 +57,7 @@ def classes(
     )
     q_sharded = sharding.to_host(sharding.predict_sharded(trained, X, X, layout=layout))
     sharded_s = time.perf_counter() - started
-    sharded_peak = _peak_rss_mib()  # the sharded run alone: nothing of the reference exists yet
+    sharded_peak = peak_rss_mib()  # the sharded run alone: nothing of the reference exists yet
     reference = init(jax.random.key(0), config)
     init_diff = _max_diff(sharding.unshard_state(state, layout), reference)
     started = time.perf_counter()
@@ -86,13 +86,8 @@ def classes(
         "single_seconds_with_compile": single_s,
         "init_sharded_vs_init_max_diff": init_diff,
         "peak_rss_mib_sharded_run": sharded_peak,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
-
-
-def _peak_rss_mib() -> float:
-    """The process's peak resident memory so far (``getrusage``; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ensembles(members=16, examples=2000, width=784, repeats=2) -> dict:
