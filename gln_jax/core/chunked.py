@@ -188,7 +188,7 @@ def chunked_scan_update(
     lrs = jnp.where(mask, padded(jnp.asarray(learning_rates, dtype), 0.0), 0)
     contexts = batch_context_indices(state.layers, side_info, config=config)
     x0 = bernoulli.input_logits(inputs, config)
-    binary = jax.vmap(lambda t: multiclass.class_targets(t, config))(targets).astype(dtype)
+    binary = multiclass.batch_class_targets(targets, config).astype(dtype)
 
     def blocks(a):
         return a.reshape(-1, chunk, *a.shape[1:])

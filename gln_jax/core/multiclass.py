@@ -47,6 +47,11 @@ def class_targets(label: Array, config: GLNConfig) -> jax.Array:
     return (jnp.arange(config.num_classes, dtype=jnp.int32) == label).astype(jnp.int32)
 
 
+def batch_class_targets(labels: Array, config: GLNConfig) -> jax.Array:
+    """:func:`class_targets` of a batch: ``[B]`` labels -> ``[B, C]`` int32 targets."""
+    return jax.vmap(lambda label: class_targets(label, config))(jnp.asarray(labels))
+
+
 def predict_classes(probabilities: Array, *, config: GLNConfig):
     """Class predictions from per-class probabilities.
 

@@ -298,7 +298,7 @@ def batch_update_from_contexts(
 ):
     """:func:`batch_update` with contexts per layer ``[B, C, K]``; ``mask [B]`` drops padding."""
     x0 = bernoulli.input_logits(inputs, config)
-    targets = jax.vmap(lambda t: multiclass.class_targets(t, config))(jnp.asarray(targets))
+    targets = multiclass.batch_class_targets(targets, config)
     lrs = jnp.asarray(learning_rates, config.dtype)
     count = jnp.asarray(lrs.shape[0], jnp.int32)
     if mask is not None:

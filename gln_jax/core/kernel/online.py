@@ -156,7 +156,7 @@ def kernel_scan_update(
         mask = jnp.ones(targets.shape, bool)
     contexts = batch_context_indices(state.layers, side_info, config=config)
     x0 = bernoulli.input_logits(inputs, config)
-    binary = jax.vmap(lambda t: multiclass.class_targets(t, config))(targets).astype(dtype)
+    binary = multiclass.batch_class_targets(targets, config).astype(dtype)
     rates = jnp.where(mask, jnp.asarray(learning_rates, dtype), 0)
     weights = tuple(layer.weights for layer in state.layers)
     weights, p = online_fit(weights, x0, contexts, binary, rates, config=config, threads=threads)
