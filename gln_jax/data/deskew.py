@@ -56,7 +56,9 @@ def _shear_parameters(x: np.ndarray):
     mass = row_mass.sum(axis=1)
     blank = mass <= 0
     mass = np.where(blank, 1.0, mass)
-    mu_r, mu_c = row_mass @ rows / mass, col_mass @ cols / mass
+    # OpenBLAS may flag "invalid" after products of finite operands (numpy/numpy#24067).
+    with np.errstate(invalid="ignore"):
+        mu_r, mu_c = row_mass @ rows / mass, col_mass @ cols / mass
     d_r, d_c = rows[None, :] - mu_r[:, None], cols[None, :] - mu_c[:, None]
     var_r = (row_mass * d_r**2).sum(axis=1) / mass
     cov = np.einsum("nhw,nh,nw->n", x, d_r, d_c) / mass
@@ -65,5 +67,6 @@ def _shear_parameters(x: np.ndarray):
     matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
     matrices[:, 1, 0] = alpha
     centre = np.array([height / 2.0, width / 2.0])
-    offsets = np.stack([mu_r, mu_c], axis=1) - matrices @ centre
+    with np.errstate(invalid="ignore"):
+        offsets = np.stack([mu_r, mu_c], axis=1) - matrices @ centre
     return matrices, offsets, blank

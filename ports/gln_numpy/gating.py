@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gln_numpy.numerics import matmul
 from gln_numpy.types import Array, GLNConfig, LayerState
 
 
@@ -46,7 +47,7 @@ def batch_context_indices(
     thresholds = np.concatenate(
         [np.asarray(layer.hyperplane_bias, dtype).reshape(-1) for layer in layers]
     )
-    projections = side_info @ planes.T  # [B, sum C*K*m]
+    projections = matmul(side_info, planes.T)  # [B, sum C*K*m]
     bits = projections > thresholds[None, :]
     out, start = [], 0
     for layer in layers:

@@ -109,7 +109,7 @@ def _first_layer_sums(wf: np.ndarray, x: np.ndarray, r: np.ndarray) -> np.ndarra
     for start in range(0, batch, BLOCK):
         block = slice(start, start + BLOCK)
         active = wf[r[block].reshape(-1, classes * neurons)]  # [b, C*K, I]
-        s[block] = np.matmul(active, x[block, :, None])[..., 0]
+        s[block] = numerics.matmul(active, x[block, :, None])[..., 0]
     return s.reshape(batch, classes, neurons)
 
 
@@ -191,10 +191,10 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
     for wf, r in zip(flat_weights, rows, strict=True):
         active = wf[r]  # [C, K, I]
         if x.ndim == 1:
-            s = active @ x
+            s = numerics.matmul(active, x)
             x_rows = x
         else:
-            s = np.matmul(active, x[:, :, None])[..., 0]
+            s = numerics.matmul(active, x[:, :, None])[..., 0]
             x_rows = x[:, None, :]
         p = numerics.clip_probability(numerics.sigmoid(s), eps)  # [C, K]
         step = (rate * (p - column))[..., None] * x_rows

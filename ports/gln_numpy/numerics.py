@@ -41,3 +41,24 @@ def clip_weights(
 ) -> np.ndarray:
     """Clips weights into ``[-weight_clipping, weight_clipping]``, any shape."""
     return np.minimum(np.maximum(w, -weight_clipping, out=out), weight_clipping, out=out)
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul(a, b)`` without OpenBLAS's spurious "invalid value" flag.
+
+    Some OpenBLAS kernels leave the processor's FE_INVALID flag set after multiplying finite
+    operands (numpy/numpy#24067, OpenMathLib/OpenBLAS#1924), and NumPy turns the flag into a
+    ``RuntimeWarning`` (an error under ``-W error``) on some CPUs and not others. Every operand
+    reaching this port's products is finite (inputs are validated, weights and logits are
+    clipped), so an invalid result cannot arise here and the flag is ignored for the product
+    alone; overflow and division warnings stay as they are.
+
+    Args:
+        a: ``[..., n, k]`` or ``[..., k]``.
+        b: ``[..., k, p]`` or ``[k]``.
+
+    Returns:
+        ``a @ b``, NumPy's broadcasting and dtype rules.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.matmul(a, b)
