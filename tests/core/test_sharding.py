@@ -34,11 +34,11 @@ def _parse(output: str) -> dict:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def run_worker(group: str, tmp_path, *args, devices: int = 8) -> dict:
+def run_worker(group: str, tmp_path, *args, devices: int = 8, env: dict | None = None) -> dict:
     """Runs one group of checks in a fresh process with ``devices`` forced host devices."""
     proc = subprocess.run(
         [sys.executable, str(WORKER), group, str(tmp_path), *map(str, args)],
-        env=_env(devices),
+        env={**_env(devices), **(env or {})},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -95,21 +95,32 @@ def test_ensembles_and_sweeps_equal_separate_models(tmp_path):
     assert r["mean_logit_vs_numpy"] < 1e-9
 
 
+#: glibc raises its mmap threshold after the first large free, after which freed chunk buffers
+#: may stay in the heap (and in per-thread arenas) as reusable but resident memory; a fixed
+#: threshold returns each buffer to the system when it dies, so the peak measures live buffers.
+_LIVE_BUFFERS = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+#: Allowance for what does not scale with chunks (allocator and thread bookkeeping): a CI run
+#: on another machine once measured 14.1 MiB of growth where this one measures 1.5-2.2 MiB.
+_FIXED_ALLOWANCE = 4 << 20
+
+
 def _check_memmap(result: dict) -> None:
     assert result["step"] * 64 * 4 == result["stream_bytes"]
     # Anonymous memory (file-backed memmap pages excluded) grows by at most 12 chunks (a chunk is
-    # copied a few times on its way: checked, padded, on the device), whatever the stream's
-    # length: 12 MiB for a 25.6 MB stream here, and for a 512 MB one in the slow test.
-    assert result["peak_growth_bytes"] < 12 * result["chunk_bytes"], result
+    # copied a few times on its way: checked, padded, on the device) plus a fixed allowance,
+    # whatever the stream's length: 16 MiB for a 51.2 MB stream here, and for a 512 MB one in
+    # the slow test.
+    assert result["peak_growth_bytes"] < 12 * result["chunk_bytes"] + _FIXED_ALLOWANCE, result
+    assert result["peak_growth_bytes"] < result["stream_bytes"] / 3, result
 
 
 def test_memmap_stream_trains_in_bounded_memory(tmp_path):
-    _check_memmap(run_worker("memmap", tmp_path, 100_000, devices=1))
+    _check_memmap(run_worker("memmap", tmp_path, 200_000, devices=1, env=_LIVE_BUFFERS))
 
 
 @pytest.mark.slow
 def test_two_million_example_memmap_stream_trains_in_bounded_memory(tmp_path):
-    _check_memmap(run_worker("memmap", tmp_path, 2_000_000, devices=1))
+    _check_memmap(run_worker("memmap", tmp_path, 2_000_000, devices=1, env=_LIVE_BUFFERS))
 
 
 def _free_port() -> int:
