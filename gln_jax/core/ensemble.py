@@ -4,7 +4,9 @@ An ensemble state is a :class:`~gln_jax.GLNState` whose every leaf has a leading
 ``E`` (``step`` is ``[E]``). Members share the config and the stream; they differ by their key
 (:func:`init_ensemble`) or by their learning rates (:func:`init_sweep` plus ``[E, T]`` rates).
 Training is one compiled scan: ``jax.vmap`` over the member axis of the stream drivers of
-:mod:`gln_jax.core.stream`, so each member's result equals a separate fit of that member.
+:mod:`gln_jax.core.stream`, so each member's result equals a separate fit of that member. On
+one CPU device at batch size 1, where :func:`gln_jax.core.kernel.use_kernel` says so, every
+member's classes run in one call of the fused kernel per chunk instead (the same results).
 
 The member axis shards over a device mesh like the classes do (:func:`shard_ensemble`): it is
 padded to a multiple of the device count with members whose rates are always 0 (they never
@@ -22,9 +24,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gln_jax.core import numerics
+from gln_jax.core import kernel, numerics
 from gln_jax.core.network import batch_apply, init
-from gln_jax.core.sharding import chunk_length, chunk_update, padded_chunks, take_chunk, to_host
+from gln_jax.core.sharding import chunk_update, to_host
+from gln_jax.core.stream import chunk_spans, take_chunk
 from gln_jax.core.types import CHUNK_SIZE, Array, GLNConfig, GLNState, PRNGKey
 
 #: Default name of the mesh axis the members are sharded over.
@@ -119,7 +122,24 @@ def _member_chunk(states, inputs, side_info, targets, rates, mask, *, config, ba
 
 
 @functools.cache
-def _chunk_fn(config: GLNConfig, batch_size: int, layout: MemberSharding | None):
+def _chunk_fn(
+    config: GLNConfig, batch_size: int, layout: MemberSharding | None, kernel_threads: int = 0
+):
+    if kernel_threads:  # every member's classes in one call of the fused CPU kernel
+
+        def fused(states, inputs, side_info, targets, rates, mask):
+            return kernel.kernel_ensemble_update(
+                states,
+                inputs,
+                side_info,
+                targets,
+                rates,
+                config=config,
+                mask=mask,
+                threads=kernel_threads,
+            )
+
+        return jax.jit(fused)
     run = functools.partial(_member_chunk, config=config, batch_size=batch_size)
     if layout is None:
         return jax.jit(run)
@@ -193,11 +213,13 @@ def fit_ensemble(
         )
     if members != real_members:  # padded members never learn
         rates = np.concatenate([rates, np.zeros((members - real_members, total), dtype)])
-    length = chunk_length(total, batch_size, chunk_size)
-    run = _chunk_fn(config, batch_size, layout)
+    threads = 0
+    if layout is None and kernel.use_kernel(config, states, batch_size):
+        threads = kernel.threads(config, members)
+    run = _chunk_fn(config, batch_size, layout, threads)
     real = np.ones(total, bool)
     outputs = []
-    for start, stop, pad in padded_chunks(total, length):
+    for start, stop, pad in chunk_spans(total, batch_size, chunk_size):
         states, p = run(
             states,
             take_chunk(inputs, start, stop, pad, 0.5, dtype),

@@ -20,7 +20,7 @@ import numpy as np
 from gln_jax.core import gaussian, multiclass, network
 from gln_jax.core.gating import batch_context_indices, context_indices
 from gln_jax.core.gaussian_types import GaussianConfig
-from gln_jax.core.stream import _chunk_length, drive_chunks
+from gln_jax.core.stream import drive_chunks
 from gln_jax.core.types import CHUNK_SIZE, Array, GLNState, PRNGKey
 
 
@@ -259,9 +259,7 @@ def fit_stream(
     dtype = np.dtype(config.dtype)
     targets = np.asarray(targets, dtype).reshape(len(targets), -1)
     targets = np.broadcast_to(targets, (targets.shape[0], config.num_outputs))
-    total = targets.shape[0]
-    length = _chunk_length(total, batch_size, chunk_size)
     columns = [(a, 0, dtype) for a in (inputs, side_info, targets, learning_rates)]
     chunk = functools.partial(_fit_chunk, config=config, batch_size=batch_size)
     empty = np.zeros((0, config.num_outputs, 2), dtype)
-    return drive_chunks(chunk, state, columns, length, empty)
+    return drive_chunks(chunk, state, columns, batch_size, chunk_size, empty)

@@ -35,7 +35,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gln_jax.core.network import batch_apply, init_class_range
-from gln_jax.core.stream import scan_batch_update, scan_update
+from gln_jax.core.stream import chunk_spans, scan_batch_update, scan_update, take_chunk
 from gln_jax.core.types import CHUNK_SIZE, Array, GLNConfig, GLNState, LayerState, PRNGKey
 
 #: Default name of the mesh axis the classes are sharded over.
@@ -334,28 +334,6 @@ def _chunk_fn(layout: ClassSharding, batch_size: int):
     )
 
 
-def padded_chunks(total: int, length: int):
-    """``(start, stop, pad)`` of the fixed-length chunks covering ``total`` examples."""
-    for start in range(0, total, length):
-        stop = min(start + length, total)
-        yield start, stop, length - (stop - start)
-
-
-def take_chunk(array, start: int, stop: int, pad: int, fill=0, dtype=None) -> np.ndarray:
-    """``array[start:stop]`` as NumPy (a memmap is read only there), padded with ``fill``."""
-    chunk = np.asarray(array[start:stop], dtype=dtype)
-    if pad:
-        chunk = np.pad(chunk, [(0, pad)] + [(0, 0)] * (chunk.ndim - 1), constant_values=fill)
-    return chunk
-
-
-def chunk_length(num_examples: int, batch_size: int, chunk_size: int) -> int:
-    """Examples per compiled chunk: a power of two of batches, at most ``chunk_size``."""
-    batches = -(-num_examples // batch_size)
-    max_batches = max(1, chunk_size // batch_size)
-    return batch_size * min(max_batches, 1 << max(0, batches - 1).bit_length())
-
-
 def fit_sharded(
     state: GLNState,
     inputs: Array,
@@ -387,12 +365,11 @@ def fit_sharded(
     """
     targets = np.asarray(targets)
     total = targets.shape[0]
-    length = chunk_length(total, batch_size, chunk_size)
     dtype = np.dtype(layout.config.dtype)
     run = _chunk_fn(layout, batch_size)
     real = np.ones(total, bool)
     outputs = []
-    for start, stop, pad in padded_chunks(total, length):
+    for start, stop, pad in chunk_spans(total, batch_size, chunk_size):
         state, p = run(
             state,
             take_chunk(inputs, start, stop, pad, 0.5, dtype),

@@ -147,11 +147,35 @@ def _fit_chunk(
     return state, p.reshape(-1, p.shape[-1])
 
 
-def _chunk_length(num_examples: int, batch_size: int, chunk_size: int) -> int:
+def chunk_length(num_examples: int, batch_size: int, chunk_size: int) -> int:
     """Examples per compiled chunk: a power of two of batches, at most ``chunk_size``."""
     batches = -(-num_examples // batch_size)
     max_batches = max(1, chunk_size // batch_size)
     return batch_size * min(max_batches, 1 << max(0, batches - 1).bit_length())
+
+
+def chunk_spans(total: int, batch_size: int, chunk_size: int):
+    """``(start, stop, pad)`` of the chunks covering ``total`` examples, in order.
+
+    Every chunk but the last holds :func:`chunk_length` of the whole stream; the last is
+    padded only up to :func:`chunk_length` of what remains (a power of two of batches), so a
+    stream of 10,000 examples runs chunks of 8,192 and 2,048, not two of 8,192. Chunk lengths
+    stay powers of two of batches: few shapes are ever compiled.
+    """
+    start = 0
+    while start < total:
+        length = chunk_length(total - start, batch_size, chunk_size)
+        stop = min(start + length, total)
+        yield start, stop, length - (stop - start)
+        start = stop
+
+
+def take_chunk(array, start: int, stop: int, pad: int, fill=0, dtype=None) -> np.ndarray:
+    """``array[start:stop]`` as NumPy (a memmap is read only there), padded with ``fill``."""
+    chunk = np.asarray(array[start:stop], dtype=dtype)
+    if pad:
+        chunk = np.pad(chunk, [(0, pad)] + [(0, 0)] * (chunk.ndim - 1), constant_values=fill)
+    return chunk
 
 
 def _check_stream(inputs, side_info, targets, learning_rates, batch_size, config: GLNConfig):
@@ -244,7 +268,6 @@ def fit_stream(
     )
     total = targets.shape[0]
     batch_size = max(1, min(batch_size, total))  # memory follows the data, not the argument
-    length = _chunk_length(total, batch_size, chunk_size)
     dtype = np.dtype(config.dtype)
     columns = [
         (inputs, 0.5, dtype),
@@ -256,17 +279,19 @@ def fit_stream(
     chunk = functools.partial(
         _fit_chunk, config=config, batch_size=batch_size, kernel_threads=threads
     )
-    return drive_chunks(chunk, state, columns, length, np.zeros((0, config.num_models), dtype))
+    empty = np.zeros((0, config.num_models), dtype)
+    return drive_chunks(chunk, state, columns, batch_size, chunk_size, empty)
 
 
-def drive_chunks(chunk_fn, state, columns, length: int, empty: np.ndarray):
-    """The host loop of every ``fit_stream``: fixed-length chunks, the last one padded.
+def drive_chunks(chunk_fn, state, columns, batch_size: int, chunk_size: int, empty: np.ndarray):
+    """The host loop of every ``fit_stream``: the chunks of :func:`chunk_spans`, padded.
 
     Args:
         chunk_fn: jitted ``(state, *columns, mask) -> (state, outputs)`` that donates ``state``.
         state: the caller's state (copied first, so it stays intact).
         columns: ``[(array [T, ...], padding value, dtype)]``, cut into chunks in order.
-        length: examples per chunk; padded examples are masked out.
+        batch_size: examples per update (chunk lengths are multiples of it).
+        chunk_size: most examples per chunk; padded examples are masked out.
         empty: the result for an empty stream.
 
     Returns:
@@ -275,17 +300,9 @@ def drive_chunks(chunk_fn, state, columns, length: int, empty: np.ndarray):
     total = len(columns[0][0])
     state = jax.tree.map(jnp.copy, state)  # the chunks donate their state; keep the caller's
     outputs = []
-    for start in range(0, total, length):
-        stop = min(start + length, total)
-        pad = length - (stop - start)
-        parts = []
-        for array, fill, dtype in columns:
-            part = np.asarray(array[start:stop], dtype=dtype)
-            if pad:
-                widths = [(0, pad)] + [(0, 0)] * (part.ndim - 1)
-                part = np.pad(part, widths, constant_values=fill)
-            parts.append(part)
-        mask = np.arange(length) < stop - start
+    for start, stop, pad in chunk_spans(total, batch_size, chunk_size):
+        parts = [take_chunk(array, start, stop, pad, fill, dtype) for array, fill, dtype in columns]
+        mask = np.arange(stop - start + pad) < stop - start
         state, out = chunk_fn(state, *parts, mask)
         outputs.append(np.asarray(out)[: stop - start])
     if not outputs:

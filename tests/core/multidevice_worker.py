@@ -138,7 +138,6 @@ def sharding_checks(tmp):
 def _facade_checks(tmp, X, y):
     """``GLN(..., devices=8)`` against ``GLN(...)``: fit, online predict, save and load."""
     from gln_jax import GLN
-
     from gln_jax.api import facade
 
     options = dict(num_classes=10, dtype="float64", learning_rate=0.02, seed=3)

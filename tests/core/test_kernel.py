@@ -178,6 +178,62 @@ def test_fit_stream_runs_in_the_kernel_chunk_by_chunk(compiled, x64, monkeypatch
     )
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_ensemble_runs_in_one_call_and_equals_its_members_alone(compiled, x64, dtype):
+    """Members flattened into the class axis, each with its own rates (a sweep): every member
+    equals its own kernel run bit for bit, and in float64 ``scan_update`` within 1e-10 (one
+    member's rates reach 40 and clip, which amplifies the kernel's other summation order)."""
+    from gln_jax.core import ensemble
+
+    config = _config([4, 3, 1], 3, dtype=dtype)
+    x, y, _, _ = _stream(config, 0.2)
+    x, y = x[:REAL], y[:REAL]
+    keys = jax.random.split(jax.random.key(1), 4)
+    rng = np.random.default_rng(5)
+    rates = (rng.uniform(0.05, 0.4, (4, REAL)) * [[1], [2], [0.5], [100]]).astype(dtype)  # clips
+    chunks = []
+    original = ensemble._chunk_fn
+
+    def recorded(config, batch_size, layout, kernel_threads=0):
+        chunks.append(kernel_threads)
+        return original(config, batch_size, layout, kernel_threads)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ensemble, "_chunk_fn", recorded)
+        states = ensemble.init_ensemble(keys, config)
+        trained, p = ensemble.fit_ensemble(states, x, x, y, rates, config=config, chunk_size=16)
+    assert chunks and all(chunks), "the ensemble did not run in the kernel"
+    assert p.shape == (4, REAL, 3) and [int(s) for s in trained.step] == [REAL] * 4
+    for e, key in enumerate(keys):
+        state = gln_jax.init(key, config)
+        member = jax.tree.map(lambda a, e=e: a[e], trained)
+        # bit for bit the member's own kernel run (what its own fit_stream runs)
+        want_state, want_p = _KERNEL(state, x, x, y, rates[e], config=config, threads=1)
+        np.testing.assert_array_equal(p[e], np.asarray(want_p))
+        for got, want in zip(_weights(member), _weights(want_state), strict=True):
+            np.testing.assert_array_equal(got, want)
+        if dtype == "float64":  # and the reference's scan_update
+            want_state, want_p = _SCAN(state, x, x, y, rates[e], config=config)
+            np.testing.assert_allclose(p[e], np.asarray(want_p), rtol=0, atol=1e-10)
+            for got, want in zip(_weights(member), _weights(want_state), strict=True):
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    clipped_member = jax.tree.map(lambda a: a[3], trained)
+    assert np.max(np.abs(_weights(clipped_member)[0])) == config.weight_clipping
+
+
+def test_rates_of_the_wrong_length_are_refused(compiled):
+    config = _config([1], 3, dtype="float32")
+    weights = tuple(layer.weights for layer in gln_jax.init(jax.random.key(0), config).layers)
+    contexts = [jnp.zeros((2, 3, 1), jnp.int32)]
+    x0 = jnp.zeros((2, WIDTH + 1), jnp.float32)
+    targets = jnp.zeros((2, 3), jnp.float32)
+    call = functools.partial(online.online_fit, weights, x0, contexts, targets, config=config)
+    for good in (jnp.zeros((2,), jnp.float32), jnp.zeros((2, 3), jnp.float32)):
+        jax.block_until_ready(call(good))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="rates must be"):
+        jax.block_until_ready(call(jnp.zeros((2, 2), jnp.float32)))
+
+
 def test_facade_fit_same_with_and_without_the_kernel(compiled, monkeypatch):
     rng = np.random.default_rng(3)
     X, y = rng.random((STEPS, WIDTH)).astype(np.float32), rng.integers(0, 3, STEPS)

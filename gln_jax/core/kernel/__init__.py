@@ -25,11 +25,12 @@ import numpy as np
 
 from gln_jax.core.kernel.online import TARGET as TARGET
 from gln_jax.core.kernel.online import enabled, load
+from gln_jax.core.kernel.online import kernel_ensemble_update as kernel_ensemble_update
 from gln_jax.core.kernel.online import kernel_scan_update as kernel_scan_update
 from gln_jax.core.kernel.online import threads as threads
 from gln_jax.core.types import GLNConfig, GLNState
 
-__all__ = ["available", "kernel_scan_update", "threads", "use_kernel"]
+__all__ = ["available", "kernel_ensemble_update", "kernel_scan_update", "threads", "use_kernel"]
 
 
 def available() -> bool:
@@ -67,8 +68,9 @@ def use_kernel(config: GLNConfig, state: GLNState | None = None, batch_size: int
     Yes for a Bernoulli network (:class:`GLNConfig`, every layout and dtype) at batch size 1
     on a state that lives on one CPU device (or in NumPy with a CPU default backend) when
     :func:`available`. Never on a sharded state, on another platform or for batch updates;
-    ensembles (``vmap`` over members) and ``jax.grad`` users call the pure functions of
-    :mod:`gln_jax.core.stream` and never reach it.
+    ``jax.grad`` users call the pure functions of :mod:`gln_jax.core.stream` and never reach
+    it. An unsharded ensemble (:func:`gln_jax.core.ensemble.fit_ensemble`) asks the same rule
+    with its stacked state and runs all members in one call.
 
     Args:
         config: the network's config.

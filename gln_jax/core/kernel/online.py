@@ -65,13 +65,13 @@ def load() -> bool:
         return _status
 
 
-def threads(config: GLNConfig) -> int:
-    """Threads of a call: this process's cores, at most one per class."""
+def threads(config: GLNConfig, members: int = 1) -> int:
+    """Threads of a call: this process's cores, at most one per class (of every member)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(cores, config.num_models))
+    return max(1, min(cores, config.num_models * members))
 
 
 def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNConfig, threads=1):
@@ -82,8 +82,10 @@ def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNCon
         x0: ``[T, I_0]`` first-layer input logits.
         contexts: per layer ``[T, C, K]`` int32 context indices.
         targets: ``[T, C]`` 0/1 targets in ``config.dtype``.
-        learning_rates: ``[T]`` rates in ``config.dtype`` (0 for padding).
-        config: the network's config.
+        learning_rates: ``[T]`` rates in ``config.dtype`` shared by the classes, or ``[T, C]``
+            one per class (0 for padding).
+        config: the network's config (its clipping, bias and dtype; ``C`` comes from
+            ``targets``, so an ensemble's members can be flattened into the class axis).
         threads: threads the classes are split over (results do not depend on it).
 
     Returns:
@@ -164,4 +166,71 @@ def kernel_scan_update(
         layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
     )
     step = state.step + jnp.sum(mask, dtype=jnp.int32)
+    return GLNState(layers=layers, step=step), p
+
+
+def kernel_ensemble_update(
+    states: GLNState,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+    threads: int = 1,
+) -> tuple[GLNState, jax.Array]:
+    """Exact online learning of every member of an ensemble in one call of the kernel.
+
+    The members' one-vs-all classes are independent models like the classes of one member,
+    so the ``E`` members are flattened into the class axis (``E * C`` models, member-major,
+    each with its member's rate) and run by :func:`online_fit`; member ``e`` equals
+    :func:`kernel_scan_update` of that member alone with its rates.
+
+    Args:
+        states: an ensemble state (every leaf with a leading ``[E]`` axis).
+        inputs: ``[T, P]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[E, T]`` rate of each member and example.
+        config: the members' config.
+        mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
+        threads: threads the ``E * C`` models are split over.
+
+    Returns:
+        ``(states, p)`` with ``p [E, T, C]`` the predictions made before each update.
+    """
+    dtype = jnp.dtype(config.dtype)
+    targets = jnp.asarray(targets)
+    if mask is None:
+        mask = jnp.ones(targets.shape, bool)
+    members, steps, classes = states.step.shape[0], targets.shape[0], config.num_models
+    contexts = jax.vmap(lambda layers: batch_context_indices(layers, side_info, config=config))(
+        states.layers
+    )  # per layer [E, T, C, K]
+    contexts = tuple(
+        jnp.moveaxis(c, 0, 1).reshape(steps, members * classes, c.shape[-1]) for c in contexts
+    )
+    x0 = bernoulli.input_logits(inputs, config)
+    binary = multiclass.batch_class_targets(targets, config).astype(dtype)  # [T, C]
+    rates = jnp.where(mask[None, :], jnp.asarray(learning_rates, dtype), 0)  # [E, T]
+    weights = tuple(
+        layer.weights.reshape(members * classes, *layer.weights.shape[2:])
+        for layer in states.layers
+    )
+    weights, p = online_fit(
+        weights,
+        x0,
+        contexts,
+        jnp.tile(binary, (1, members)),
+        jnp.repeat(rates.T, classes, axis=1),
+        config=config,
+        threads=threads,
+    )
+    layers = tuple(
+        layer._replace(weights=w.reshape(layer.weights.shape))
+        for layer, w in zip(states.layers, weights, strict=True)
+    )
+    step = states.step + jnp.sum(mask, dtype=jnp.int32)
+    p = jnp.moveaxis(p.reshape(steps, members, classes), 0, 1)
     return GLNState(layers=layers, step=step), p

@@ -15,8 +15,9 @@
 //
 // Arguments (shapes use the letters of gln_jax/core/types.py):
 //   x0 [T, I0] first-layer input logits (shared by the classes), targets [T, C] 0/1 targets,
-//   rates [T] (0 for padding), then per layer contexts [T, C, K] int32, then per layer the
-//   weights [C, K, R, I].
+//   rates [T] shared by the classes or [T, C] one per class (an ensemble's members flattened
+//   into the class axis; 0 for padding), then per layer contexts [T, C, K] int32, then per
+//   layer the weights [C, K, R, I].
 // Results: predictions [T, C] made before each update, then per layer the updated weights
 //   (aliased to the weight arguments by the caller, so they are updated in place).
 // Attributes: num_layers, num_threads (int64), pred_clipping, weight_clipping (float64), bias.
@@ -64,6 +65,9 @@ void Update(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
   }
 }
 
+// Bytes of first-layer inputs per block of steps (about a quarter of a 1 MiB L2 cache).
+constexpr int64_t kBlockBytes = 256 * 1024;
+
 struct Layer {
   const int32_t* contexts;  // [T, C, K]
   void* weights;            // [C, K, R, I], updated in place
@@ -72,7 +76,8 @@ struct Layer {
 
 template <typename T>
 void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, const T* x0,
-                const T* targets, const T* rates, const std::vector<Layer>& layers, bool bias,
+                const T* targets, const T* rates, bool rate_per_class,
+                const std::vector<Layer>& layers, bool bias,
                 double pred_clipping, double weight_clipping, T* predictions) {
   const T eps_lo = static_cast<T>(pred_clipping);
   const T eps_hi = static_cast<T>(1.0 - pred_clipping);  // as jnp.clip(p, eps, 1.0 - eps)
@@ -81,38 +86,45 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
   int64_t widest = 0;
   for (const Layer& layer : layers) widest = std::max(widest, layer.inputs);
   std::vector<T> x(widest), next(widest);
-  for (int64_t c = first; c < last; ++c) {
-    for (int64_t t = 0; t < steps; ++t) {
-      const T y = targets[t * classes + c];
-      const T lr = rates[t];
-      const T* in = x0 + t * layers[0].inputs;
-      T p = T(0);
-      for (size_t l = 0; l < layers.size(); ++l) {
-        const Layer& layer = layers[l];
-        const int64_t k_count = layer.neurons, width = layer.inputs;
-        const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
-        T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
-        for (int64_t k = 0; k < k_count; ++k) {
-          T* row = table + (k * layer.rows + ctx[k]) * width;
-          if (k + 1 < k_count) {
-            const char* ahead =
-                reinterpret_cast<const char*>(table + ((k + 1) * layer.rows + ctx[k + 1]) * width);
-            for (int64_t b = 0; b < width * int64_t(sizeof(T)); b += 64) {
-              __builtin_prefetch(ahead + b, 1);
+  // Steps in blocks: every class of the group runs a block in order before the next block, so
+  // the block's input rows are read from memory once and then from cache by the other classes
+  // (each class still sees its own steps in stream order: the same result).
+  const int64_t block = std::max<int64_t>(1, kBlockBytes / int64_t(sizeof(T) * layers[0].inputs));
+  for (int64_t start = 0; start < steps; start += block) {
+    const int64_t stop = std::min(steps, start + block);
+    for (int64_t c = first; c < last; ++c) {
+      for (int64_t t = start; t < stop; ++t) {
+        const T y = targets[t * classes + c];
+        const T lr = rate_per_class ? rates[t * classes + c] : rates[t];
+        const T* in = x0 + t * layers[0].inputs;
+        T p = T(0);
+        for (size_t l = 0; l < layers.size(); ++l) {
+          const Layer& layer = layers[l];
+          const int64_t k_count = layer.neurons, width = layer.inputs;
+          const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
+          T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
+          for (int64_t k = 0; k < k_count; ++k) {
+            T* row = table + (k * layer.rows + ctx[k]) * width;
+            if (k + 1 < k_count) {
+              const T* next_row = table + ((k + 1) * layer.rows + ctx[k + 1]) * width;
+              const char* ahead = reinterpret_cast<const char*>(next_row);
+              for (int64_t b = 0; b < width * int64_t(sizeof(T)); b += 64) {
+                __builtin_prefetch(ahead + b, 1);
+              }
             }
+            const T z = Dot(row, in, width);
+            p = T(1) / (T(1) + std::exp(-z));
+            p = std::min(std::max(p, eps_lo), eps_hi);
+            next[k] = std::log(p) - std::log1p(-p);
+            const T g = lr * (p - y);
+            Update(row, in, g, w_lo, w_hi, width);
           }
-          const T z = Dot(row, in, width);
-          p = T(1) / (T(1) + std::exp(-z));
-          p = std::min(std::max(p, eps_lo), eps_hi);
-          next[k] = std::log(p) - std::log1p(-p);
-          const T g = lr * (p - y);
-          Update(row, in, g, w_lo, w_hi, width);
+          if (bias) next[k_count] = T(1);
+          std::swap(x, next);
+          in = x.data();
         }
-        if (bias) next[k_count] = T(1);
-        std::swap(x, next);
-        in = x.data();
+        predictions[t * classes + c] = p;  // the single output neuron of the last layer
       }
-      predictions[t * classes + c] = p;  // the single output neuron of the last layer
     }
   }
 }
@@ -128,6 +140,15 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
     return ffi::Error::InvalidArgument("x0 must be [T, I] and predictions [T, C]");
   }
   const int64_t steps = x_dims[0], classes = p_dims[1];
+  if (targets.element_count() != size_t(steps * classes) ||
+      targets.element_type() != x0.element_type() || rates.element_type() != x0.element_type()) {
+    return ffi::Error::InvalidArgument("targets must be [T, C] and rates [T] or [T, C]");
+  }
+  // [T] or [T, C] (the same values when C == 1)
+  const bool rate_per_class = rates.element_count() != size_t(steps);
+  if (rate_per_class && rates.element_count() != size_t(steps * classes)) {
+    return ffi::Error::InvalidArgument("rates must be [T] or [T, C]");
+  }
   if (rest.size() != size_t(2 * num_layers) || weights_out.size() != size_t(num_layers)) {
     return ffi::Error::InvalidArgument("expected contexts and weights of every layer");
   }
@@ -171,14 +192,14 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
   auto work = [&](int64_t i) {
     const int64_t first = classes * i / threads, last = classes * (i + 1) / threads;
     if (threads == 1) {
-      RunClasses<T>(first, last, steps, classes, x, y, lr, layers, bias, pred_clipping,
-                    weight_clipping, p);
+      RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias,
+                    pred_clipping, weight_clipping, p);
       return;
     }
     // each thread writes its own buffer (no cache line shared between threads), copied at the end
     std::vector<T> own(steps * classes);
-    RunClasses<T>(first, last, steps, classes, x, y, lr, layers, bias, pred_clipping,
-                  weight_clipping, own.data());
+    RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias,
+                  pred_clipping, weight_clipping, own.data());
     for (int64_t t = 0; t < steps; ++t) {
       for (int64_t c = first; c < last; ++c) p[t * classes + c] = own[t * classes + c];
     }
