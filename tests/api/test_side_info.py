@@ -175,7 +175,11 @@ def test_version_1_file_still_loads():
     m = GLN.load(DATA / "checkpoint-v1.npz")
     assert m.input_size == 6 and m.side_info_transform is None and m.learning_rate == 0.05
     with np.load(DATA / "checkpoint-v1-inputs.npz") as arrays:
-        np.testing.assert_array_equal(m.predict(arrays["X"], return_probs=True), arrays["p"])
+        # the recorded predictions came from XLA's forward pass; the fused CPU kernel's may
+        # differ in the last float32 bit (another summation order)
+        np.testing.assert_allclose(
+            m.predict(arrays["X"], return_probs=True), arrays["p"], rtol=1e-6, atol=1e-7
+        )
 
 
 def rewrite(src, dst, meta_change=None, extra=None, drop=()):

@@ -85,6 +85,7 @@ def test_engine_passes_shared_gates_once_with_the_same_result():
     s1, p1 = engine.train(state, x, x, targets, rates)  # donates state
     s2, p2 = engine.train(copy, x, x.copy(), targets, rates)
     np.testing.assert_array_equal(p1, p2)
-    np.testing.assert_array_equal(p1, shared_p)  # predictions come before the update
+    # predictions come before the update (the fused kernel predicts with another rounding)
+    np.testing.assert_allclose(p1, shared_p, rtol=1e-6, atol=1e-7)
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -25,12 +25,20 @@ import numpy as np
 
 from gln_jax.core.kernel.online import TARGET as TARGET
 from gln_jax.core.kernel.online import enabled, load
+from gln_jax.core.kernel.online import kernel_batch_apply as kernel_batch_apply
 from gln_jax.core.kernel.online import kernel_ensemble_update as kernel_ensemble_update
 from gln_jax.core.kernel.online import kernel_scan_update as kernel_scan_update
 from gln_jax.core.kernel.online import threads as threads
 from gln_jax.core.types import GLNConfig, GLNState
 
-__all__ = ["available", "kernel_ensemble_update", "kernel_scan_update", "threads", "use_kernel"]
+__all__ = [
+    "available",
+    "kernel_batch_apply",
+    "kernel_ensemble_update",
+    "kernel_scan_update",
+    "threads",
+    "use_kernel",
+]
 
 
 def available() -> bool:

@@ -120,8 +120,75 @@ def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNCon
         pred_clipping=np.float64(config.pred_clipping),
         weight_clipping=np.float64(config.weight_clipping),
         bias=np.bool_(config.bias),
+        learn=np.bool_(True),
     )
     return tuple(new_weights), p
+
+
+def online_predict(weights, x0, contexts, *, config: GLNConfig, threads=1) -> jax.Array:
+    """The foreign call without learning: every class's prediction of a batch.
+
+    Args:
+        weights: per layer ``[C, K, R, I]`` (read, never written).
+        x0: ``[B, I_0]`` first-layer input logits.
+        contexts: per layer ``[B, C, K]`` int32 context indices.
+        config: the network's config.
+        threads: threads the classes are split over (results do not depend on it).
+
+    Returns:
+        ``p [B, C]``, the same values as :func:`gln_jax.core.network.batch_apply`'s
+        gathered rows (float64 within 1e-12).
+
+    Raises:
+        RuntimeError: when the kernel is not available (see :func:`load`).
+    """
+    if not load():
+        raise RuntimeError(
+            "the fused kernel is not available (no C++ compiler or a failed build: see the "
+            "debug log of 'gln_jax.kernel'); use gln_jax.core.network.batch_apply"
+        )
+    dtype = jnp.dtype(config.dtype)
+    batch, classes = x0.shape[0], weights[0].shape[0]
+    call = jax.ffi.ffi_call(TARGET, (jax.ShapeDtypeStruct((batch, classes), dtype),))
+    (p,) = call(
+        x0,
+        jnp.zeros((1,), dtype),  # targets and rates are not read without learning
+        jnp.zeros((1,), dtype),
+        *(jnp.asarray(c, jnp.int32) for c in contexts),
+        *weights,
+        num_layers=np.int64(len(weights)),
+        num_threads=np.int64(threads),
+        pred_clipping=np.float64(config.pred_clipping),
+        weight_clipping=np.float64(config.weight_clipping),
+        bias=np.bool_(config.bias),
+        learn=np.bool_(False),
+    )
+    return p
+
+
+def kernel_batch_apply(
+    state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig, threads: int = 1
+) -> jax.Array:
+    """:func:`gln_jax.core.network.batch_apply` by the fused kernel (same arguments, result).
+
+    XLA computes the batch's context indices (one matrix product) and input logits; the
+    kernel gathers each neuron's active row and runs the forward pass, reading only the
+    active rows (no dense scoring of every row, no gathered copy).
+
+    Args:
+        state: the GLN state.
+        inputs: ``[B, P]`` base probabilities.
+        side_info: ``[B, N]`` raw examples.
+        config: the network's config.
+        threads: threads the classes are split over.
+
+    Returns:
+        ``[B, C]`` probabilities.
+    """
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    x0 = bernoulli.input_logits(inputs, config)
+    weights = tuple(layer.weights for layer in state.layers)
+    return online_predict(weights, x0, contexts, config=config, threads=threads)
 
 
 def kernel_scan_update(

@@ -3,7 +3,8 @@
 // time, for every one-vs-all class:
 //
 //   a layer's inputs x (first layer: the given input logits; then logit of the previous
-//   layer's clipped outputs, with 1.0 appended when bias), for each neuron k:
+//   layer's clipped outputs, with 1.0 appended when bias; when only predicting, z itself
+//   where the clip did not fire, see RunClasses), for each neuron k:
 //     z = w[k, ctx_k] . x,  p = clip(1 / (1 + exp(-z)), eps, 1 - eps),
 //     w[k, ctx_k] <- clip(w[k, ctx_k] - (lr * (p - y)) * x, -wc, wc).
 //
@@ -20,7 +21,9 @@
 //   layer the weights [C, K, R, I].
 // Results: predictions [T, C] made before each update, then per layer the updated weights
 //   (aliased to the weight arguments by the caller, so they are updated in place).
-// Attributes: num_layers, num_threads (int64), pred_clipping, weight_clipping (float64), bias.
+// Attributes: num_layers, num_threads (int64), pred_clipping, weight_clipping (float64), bias,
+//   learn. With learn false the call only predicts (batched inference): targets and rates are
+//   not read, the weights are read in place and no weights are returned.
 
 #include <algorithm>
 #include <cmath>
@@ -77,12 +80,19 @@ struct Layer {
 template <typename T>
 void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, const T* x0,
                 const T* targets, const T* rates, bool rate_per_class,
-                const std::vector<Layer>& layers, bool bias,
+                const std::vector<Layer>& layers, bool bias, bool learn,
                 double pred_clipping, double weight_clipping, T* predictions) {
   const T eps_lo = static_cast<T>(pred_clipping);
   const T eps_hi = static_cast<T>(1.0 - pred_clipping);  // as jnp.clip(p, eps, 1.0 - eps)
   const T w_hi = static_cast<T>(weight_clipping);
   const T w_lo = -w_hi;
+  // Predicting only, logit(clip(sigmoid(z))) is taken as z itself unless the clip fired (the
+  // clipped values are two constants): two of the three transcendental calls per neuron
+  // saved, and the result differs from the reference's rounding of logit(sigmoid(z)) by a few
+  // ulps of p over p (1 - p). Learning keeps the reference's log(p) - log1p(-p): over a
+  // stream, rounding differences compound, and the ports are checked step by step against it.
+  const T logit_lo = std::log(eps_lo) - std::log1p(-eps_lo);
+  const T logit_hi = std::log(eps_hi) - std::log1p(-eps_hi);
   int64_t widest = 0;
   for (const Layer& layer : layers) widest = std::max(widest, layer.inputs);
   std::vector<T> x(widest), next(widest);
@@ -94,8 +104,8 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
     const int64_t stop = std::min(steps, start + block);
     for (int64_t c = first; c < last; ++c) {
       for (int64_t t = start; t < stop; ++t) {
-        const T y = targets[t * classes + c];
-        const T lr = rate_per_class ? rates[t * classes + c] : rates[t];
+        const T y = learn ? targets[t * classes + c] : T(0);
+        const T lr = !learn ? T(0) : rate_per_class ? rates[t * classes + c] : rates[t];
         const T* in = x0 + t * layers[0].inputs;
         T p = T(0);
         for (size_t l = 0; l < layers.size(); ++l) {
@@ -114,10 +124,19 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
             }
             const T z = Dot(row, in, width);
             p = T(1) / (T(1) + std::exp(-z));
-            p = std::min(std::max(p, eps_lo), eps_hi);
-            next[k] = std::log(p) - std::log1p(-p);
-            const T g = lr * (p - y);
-            Update(row, in, g, w_lo, w_hi, width);
+            if (learn) {
+              p = std::min(std::max(p, eps_lo), eps_hi);
+              next[k] = std::log(p) - std::log1p(-p);
+            } else if (p <= eps_lo) {
+              p = eps_lo;
+              next[k] = logit_lo;
+            } else if (p >= eps_hi) {
+              p = eps_hi;
+              next[k] = logit_hi;
+            } else {
+              next[k] = z;
+            }
+            if (learn) Update(row, in, lr * (p - y), w_lo, w_hi, width);
           }
           if (bias) next[k_count] = T(1);
           std::swap(x, next);
@@ -133,23 +152,27 @@ template <typename T>
 ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
                ffi::RemainingArgs rest, ffi::Result<ffi::AnyBuffer> predictions,
                ffi::RemainingRets weights_out, int64_t num_layers, int64_t num_threads,
-               double pred_clipping, double weight_clipping, bool bias) {
+               double pred_clipping, double weight_clipping, bool bias, bool learn) {
   const auto x_dims = x0.dimensions();
   const auto p_dims = predictions->dimensions();
   if (x_dims.size() != 2 || p_dims.size() != 2) {
     return ffi::Error::InvalidArgument("x0 must be [T, I] and predictions [T, C]");
   }
   const int64_t steps = x_dims[0], classes = p_dims[1];
-  if (targets.element_count() != size_t(steps * classes) ||
-      targets.element_type() != x0.element_type() || rates.element_type() != x0.element_type()) {
-    return ffi::Error::InvalidArgument("targets must be [T, C] and rates [T] or [T, C]");
-  }
   // [T] or [T, C] (the same values when C == 1)
   const bool rate_per_class = rates.element_count() != size_t(steps);
-  if (rate_per_class && rates.element_count() != size_t(steps * classes)) {
-    return ffi::Error::InvalidArgument("rates must be [T] or [T, C]");
+  if (learn) {
+    if (targets.element_count() != size_t(steps * classes) ||
+        targets.element_type() != x0.element_type() ||
+        rates.element_type() != x0.element_type()) {
+      return ffi::Error::InvalidArgument("targets must be [T, C] and rates [T] or [T, C]");
+    }
+    if (rate_per_class && rates.element_count() != size_t(steps * classes)) {
+      return ffi::Error::InvalidArgument("rates must be [T] or [T, C]");
+    }
   }
-  if (rest.size() != size_t(2 * num_layers) || weights_out.size() != size_t(num_layers)) {
+  if (rest.size() != size_t(2 * num_layers) ||
+      weights_out.size() != size_t(learn ? num_layers : 0)) {
     return ffi::Error::InvalidArgument("expected contexts and weights of every layer");
   }
   std::vector<Layer> layers;
@@ -157,8 +180,7 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
   for (int64_t l = 0; l < num_layers; ++l) {
     auto ctx = rest.get<ffi::AnyBuffer>(l);
     auto w_in = rest.get<ffi::AnyBuffer>(num_layers + l);
-    auto w_out = weights_out.get<ffi::AnyBuffer>(l);
-    if (!ctx.has_value() || !w_in.has_value() || !w_out.has_value()) {
+    if (!ctx.has_value() || !w_in.has_value()) {
       return ffi::Error::InvalidArgument("could not decode a layer's buffers");
     }
     const auto w_dims = w_in->dimensions();
@@ -166,12 +188,19 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
     if (w_dims.size() != 4 || c_dims.size() != 3 || w_dims[0] != classes ||
         c_dims[0] != steps || c_dims[1] != classes || c_dims[2] != w_dims[1] ||
         w_dims[3] != expected_inputs || ctx->element_type() != ffi::DataType::S32 ||
-        w_in->element_type() != x0.element_type() || (*w_out)->size_bytes() != w_in->size_bytes()) {
+        w_in->element_type() != x0.element_type()) {
       return ffi::Error::InvalidArgument("layer " + std::to_string(l) + ": shapes disagree");
     }
-    void* out = (*w_out)->untyped_data();
-    if (out != w_in->untyped_data()) {  // not aliased: start from a copy of the weights
-      std::memcpy(out, w_in->untyped_data(), w_in->size_bytes());
+    void* out = w_in->untyped_data();  // read in place when only predicting
+    if (learn) {
+      auto w_out = weights_out.get<ffi::AnyBuffer>(l);
+      if (!w_out.has_value() || (*w_out)->size_bytes() != w_in->size_bytes()) {
+        return ffi::Error::InvalidArgument("layer " + std::to_string(l) + ": bad weights out");
+      }
+      out = (*w_out)->untyped_data();
+      if (out != w_in->untyped_data()) {  // not aliased: start from a copy of the weights
+        std::memcpy(out, w_in->untyped_data(), w_in->size_bytes());
+      }
     }
     layers.push_back({ctx->typed_data<int32_t>(), out, w_dims[1], w_dims[2], w_dims[3]});
     expected_inputs = w_dims[1] + (bias ? 1 : 0);
@@ -192,13 +221,13 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
   auto work = [&](int64_t i) {
     const int64_t first = classes * i / threads, last = classes * (i + 1) / threads;
     if (threads == 1) {
-      RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias,
+      RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias, learn,
                     pred_clipping, weight_clipping, p);
       return;
     }
     // each thread writes its own buffer (no cache line shared between threads), copied at the end
     std::vector<T> own(steps * classes);
-    RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias,
+    RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias, learn,
                   pred_clipping, weight_clipping, own.data());
     for (int64_t t = 0; t < steps; ++t) {
       for (int64_t c = first; c < last; ++c) p[t * classes + c] = own[t * classes + c];
@@ -214,14 +243,14 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
 ffi::Error OnlineFit(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
                      ffi::RemainingArgs rest, ffi::Result<ffi::AnyBuffer> predictions,
                      ffi::RemainingRets weights_out, int64_t num_layers, int64_t num_threads,
-                     double pred_clipping, double weight_clipping, bool bias) {
+                     double pred_clipping, double weight_clipping, bool bias, bool learn) {
   switch (x0.element_type()) {
     case ffi::DataType::F32:
       return Run<float>(x0, targets, rates, rest, predictions, weights_out, num_layers,
-                        num_threads, pred_clipping, weight_clipping, bias);
+                        num_threads, pred_clipping, weight_clipping, bias, learn);
     case ffi::DataType::F64:
       return Run<double>(x0, targets, rates, rest, predictions, weights_out, num_layers,
-                         num_threads, pred_clipping, weight_clipping, bias);
+                         num_threads, pred_clipping, weight_clipping, bias, learn);
     default:
       return ffi::Error::InvalidArgument("gln_online_fit supports float32 and float64 only");
   }
@@ -241,4 +270,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GlnOnlineFit, OnlineFit,
                                   .Attr<int64_t>("num_threads")
                                   .Attr<double>("pred_clipping")
                                   .Attr<double>("weight_clipping")
-                                  .Attr<bool>("bias"));
+                                  .Attr<bool>("bias")
+                                  .Attr<bool>("learn"));
