@@ -234,6 +234,74 @@ def test_rates_of_the_wrong_length_are_refused(compiled):
         jax.block_until_ready(call(jnp.zeros((2, 2), jnp.float32)))
 
 
+_APPLY = jax.jit(gln_jax.batch_apply, static_argnames="config")
+_KERNEL_APPLY = jax.jit(kernel.kernel_batch_apply, static_argnames=("config", "threads"))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_kernel_inference_equals_batch_apply_in_float64(compiled, x64, name):
+    """Forward only, on a trained state (rows differ), with outputs clipped at both ends."""
+    (sizes, classes), options, rate = CASES[name]
+    config = _config(sizes, classes, **options)
+    (trained, _), _ = _both(config, rate)
+    rng = np.random.default_rng(9)
+    x = rng.random((37, WIDTH))
+    x[:3] = np.eye(3, WIDTH) * 40.0 - 20.0  # saturated inputs: outputs at the clip
+    # the trained state, and one with every weight pushed to the clip (saturated neurons:
+    # the clipped branch of every layer)
+    loud = trained._replace(
+        layers=tuple(
+            layer._replace(
+                weights=jnp.clip(
+                    layer.weights * 50.0, -config.weight_clipping, config.weight_clipping
+                )
+            )
+            for layer in trained.layers
+        )
+    )
+    eps = config.pred_clipping
+    for state in (trained, loud):
+        want = np.asarray(_APPLY(state, x, x, config=config))
+        for threads in (1, 3):
+            got = np.asarray(_KERNEL_APPLY(state, x, x, config=config, threads=threads))
+            assert got.shape == want.shape == (37, config.num_models)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.any(np.isclose(want, eps) | np.isclose(want, 1 - eps)), "no output was clipped"
+
+
+def test_kernel_inference_in_float32_within_rounding(compiled):
+    config = _config([4, 3, 1], 10, dtype="float32")
+    (trained, _), _ = _both(config, 0.2)
+    x = np.random.default_rng(4).random((50, WIDTH), dtype=np.float32)
+    want = np.asarray(_APPLY(trained, x, x, config=config))
+    got = np.asarray(_KERNEL_APPLY(trained, x, x, config=config, threads=2))
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    weights = _weights(trained)
+    assert all(np.array_equal(a, b) for a, b in zip(weights, _weights(trained), strict=True))
+
+
+def test_facade_loop_and_inference_same_with_and_without_the_kernel(monkeypatch, compiled):
+    """The per-call step (one example) and batched inference in the kernel, against XLA."""
+    rng = np.random.default_rng(6)
+    X, y = rng.random((60, WIDTH)).astype(np.float32), rng.integers(0, 3, 60)
+    results = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv(kernel.online.SWITCH, switch)
+        model = gln_jax.GLN(
+            "jax", [4, 3, 1], WIDTH, context_map_size=2, num_classes=3, seed=0, learning_rate=0.1
+        )
+        loop = [model.predict(X[i], target=y[i : i + 1], return_probs=True) for i in range(40)]
+        batch = model.predict(X, return_probs=True)  # 60 examples: the threaded kernel call
+        results[switch] = (np.concatenate(loop), batch, _weights(model.state), model.step)
+        assert model._engine._kernel == (switch == "1")
+    (l0, b0, w0, s0), (l1, b1, w1, s1) = results["0"], results["1"]
+    np.testing.assert_allclose(l1, l0, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(b1, b0, rtol=2e-5, atol=2e-6)
+    for got, want in zip(w1, w0, strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    assert s1 == s0 == 40
+
+
 def test_facade_fit_same_with_and_without_the_kernel(compiled, monkeypatch):
     rng = np.random.default_rng(3)
     X, y = rng.random((STEPS, WIDTH)).astype(np.float32), rng.integers(0, 3, STEPS)
