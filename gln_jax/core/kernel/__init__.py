@@ -5,6 +5,9 @@ gather-dot of each neuron's active row, the layer-by-layer forward pass with the
 clipping, and the closed-form update of the active rows (``online_step.cc``, a transliteration
 of :func:`gln_jax.core.bernoulli.update`). The classes are split over the process's cores.
 XLA computes the context indices of the chunk first (one matrix product), as everywhere else.
+The same call serves an ensemble's members flattened into the class axis
+(:func:`kernel_ensemble_update`) and, without learning, batched inference
+(:func:`kernel_batch_apply`).
 
 The C++ source ships with the package and is compiled on first use with the system compiler
 (``$CXX``, else ``c++``/``g++``) into a per-user cache (:func:`build.cache_dir`); nothing

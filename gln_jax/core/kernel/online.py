@@ -1,8 +1,11 @@
-"""The fused kernel's JAX side: loading it once, and the ``jax.ffi`` call of a chunk.
+"""The fused kernel's JAX side: loading it once, and the ``jax.ffi`` calls.
 
 :func:`kernel_scan_update` is :func:`gln_jax.core.stream.scan_update` with the sequential
 part (every layer and class of every step) in one foreign call; the context indices and the
 first layer's input logits are computed by XLA first, as the reference computes them.
+:func:`kernel_ensemble_update` runs every member of an ensemble in one such call, and
+:func:`kernel_batch_apply` is :func:`gln_jax.core.network.batch_apply` by the same kernel
+without learning.
 """
 
 from __future__ import annotations
