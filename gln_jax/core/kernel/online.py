@@ -77,6 +77,42 @@ def threads(config: GLNConfig, members: int = 1) -> int:
     return max(1, min(cores, config.num_models * members))
 
 
+def _call(results, x0, targets, rates, contexts, weights, *, config, threads, learn, aliases):
+    """One foreign call of the kernel with its attributes (checks that it is loaded first).
+
+    Args:
+        results: the ``jax.ShapeDtypeStruct`` of each result (predictions first).
+        x0, targets, rates, contexts, weights: the call's arguments, in that order.
+        config: the network's config (clipping, bias).
+        threads: threads the classes are split over.
+        learn: whether the call updates the weights (else targets and rates are not read).
+        aliases: ``{argument index: result index}`` of the weights updated in place.
+
+    Raises:
+        RuntimeError: when the kernel is not available (see :func:`load`).
+    """
+    if not load():  # at trace time: builds or loads the kernel before XLA needs it
+        raise RuntimeError(
+            "the fused kernel is not available (no C++ compiler or a failed build: see the "
+            "debug log of 'gln_jax.kernel'); use the pure functions of gln_jax.core "
+            "(scan_update, batch_apply)"
+        )
+    call = jax.ffi.ffi_call(TARGET, results, input_output_aliases=aliases)
+    return call(
+        x0,
+        targets,
+        rates,
+        *(jnp.asarray(c, jnp.int32) for c in contexts),
+        *weights,
+        num_layers=np.int64(len(weights)),
+        num_threads=np.int64(threads),
+        pred_clipping=np.float64(config.pred_clipping),
+        weight_clipping=np.float64(config.weight_clipping),
+        bias=np.bool_(config.bias),
+        learn=np.bool_(learn),
+    )
+
+
 def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNConfig, threads=1):
     """The foreign call: exact online learning of a chunk, all layers and classes.
 
@@ -97,33 +133,24 @@ def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNCon
     Raises:
         RuntimeError: when the kernel is not available (see :func:`load`).
     """
-    if not load():  # at trace time: builds or loads the kernel before XLA needs it
-        raise RuntimeError(
-            "the fused kernel is not available (no C++ compiler or a failed build: see the "
-            "debug log of 'gln_jax.kernel'); use gln_jax.core.stream.scan_update"
-        )
     layers = len(weights)
-    steps, classes = targets.shape
-    dtype = jnp.dtype(config.dtype)
-    shapes = (
-        jax.ShapeDtypeStruct((steps, classes), dtype),
+    results = (
+        jax.ShapeDtypeStruct(targets.shape, jnp.dtype(config.dtype)),
         *(jax.ShapeDtypeStruct(w.shape, w.dtype) for w in weights),
     )
     first_weight = 3 + layers  # x0, targets, rates, contexts..., weights...
     aliases = {first_weight + i: 1 + i for i in range(layers)}
-    call = jax.ffi.ffi_call(TARGET, shapes, input_output_aliases=aliases)
-    p, *new_weights = call(
+    p, *new_weights = _call(
+        results,
         x0,
         targets,
         learning_rates,
-        *(jnp.asarray(c, jnp.int32) for c in contexts),
-        *weights,
-        num_layers=np.int64(layers),
-        num_threads=np.int64(threads),
-        pred_clipping=np.float64(config.pred_clipping),
-        weight_clipping=np.float64(config.weight_clipping),
-        bias=np.bool_(config.bias),
-        learn=np.bool_(True),
+        contexts,
+        weights,
+        config=config,
+        threads=threads,
+        learn=True,
+        aliases=aliases,
     )
     return tuple(new_weights), p
 
@@ -145,26 +172,20 @@ def online_predict(weights, x0, contexts, *, config: GLNConfig, threads=1) -> ja
     Raises:
         RuntimeError: when the kernel is not available (see :func:`load`).
     """
-    if not load():
-        raise RuntimeError(
-            "the fused kernel is not available (no C++ compiler or a failed build: see the "
-            "debug log of 'gln_jax.kernel'); use gln_jax.core.network.batch_apply"
-        )
     dtype = jnp.dtype(config.dtype)
-    batch, classes = x0.shape[0], weights[0].shape[0]
-    call = jax.ffi.ffi_call(TARGET, (jax.ShapeDtypeStruct((batch, classes), dtype),))
-    (p,) = call(
+    results = (jax.ShapeDtypeStruct((x0.shape[0], weights[0].shape[0]), dtype),)
+    unread = jnp.zeros((1,), dtype)  # targets and rates are not read without learning
+    (p,) = _call(
+        results,
         x0,
-        jnp.zeros((1,), dtype),  # targets and rates are not read without learning
-        jnp.zeros((1,), dtype),
-        *(jnp.asarray(c, jnp.int32) for c in contexts),
-        *weights,
-        num_layers=np.int64(len(weights)),
-        num_threads=np.int64(threads),
-        pred_clipping=np.float64(config.pred_clipping),
-        weight_clipping=np.float64(config.weight_clipping),
-        bias=np.bool_(config.bias),
-        learn=np.bool_(False),
+        unread,
+        unread,
+        contexts,
+        weights,
+        config=config,
+        threads=threads,
+        learn=False,
+        aliases={},
     )
     return p
 
