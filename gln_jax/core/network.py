@@ -62,6 +62,29 @@ def _standard_normal_range(key: PRNGKey, start, count: int, dtype) -> jax.Array:
     return jax.lax.dynamic_slice(draws.reshape(-1), (start - first * _NORMAL_BLOCK,), (count,))
 
 
+def _layer_state(planes, thresholds, inputs: int, config: GLNConfig) -> LayerState:
+    """A layer's initial state from its raw normal draws (:func:`init`'s rule, written once).
+
+    Args:
+        planes: ``[C, K, m, N]`` standard normal draws.
+        thresholds: ``[C, K, m]`` standard normal draws.
+        inputs: the layer's input width (bias included).
+        config: the model's config.
+
+    Returns:
+        The layer: weights ``min(1 / inputs, weight_clipping)``; with ``context_bias``
+        unit-norm directions and the drawn thresholds, else the raw directions and zero
+        thresholds.
+    """
+    if config.context_bias:
+        planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
+    else:
+        thresholds = jnp.zeros_like(thresholds)
+    start = min(1.0 / inputs, config.weight_clipping)
+    shape = (*planes.shape[:2], config.num_contexts, inputs)
+    return LayerState(jnp.full(shape, start, planes.dtype), planes, thresholds)
+
+
 def init_class_range(key: PRNGKey, config: GLNConfig, first, count: int) -> GLNState:
     """Classes ``[first, first + count)`` of :func:`init`'s state, drawing only those.
 
@@ -97,18 +120,12 @@ def init_class_range(key: PRNGKey, config: GLNConfig, first, count: int) -> GLNS
             bias_key, bias_start + first * per_bias, count * per_bias, dtype
         ).reshape(count, neurons, m)
         plane_start, bias_start = plane_start + c * per_plane, bias_start + c * per_bias
-        if config.context_bias:
-            planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
-        else:
-            thresholds = jnp.zeros_like(thresholds)
-        start = min(1.0 / inputs, config.weight_clipping)
-        weights = jnp.full((count, neurons, config.num_contexts, inputs), start, dtype)
-        arrays = (weights, planes, thresholds)
+        layer = _layer_state(planes, thresholds, inputs, config)
         layers.append(
             LayerState(
                 *(
                     jnp.where(real.reshape(-1, *[1] * (a.ndim - 1)), a, 0).astype(dtype)
-                    for a in arrays
+                    for a in layer
                 )
             )
         )
@@ -152,13 +169,7 @@ def init(key: PRNGKey, config: GLNConfig) -> GLNState:
         thresholds = thresholds_flat[bias_start : bias_start + c * neurons * m]
         thresholds = thresholds.reshape(c, neurons, m)
         plane_start, bias_start = plane_start + size, bias_start + c * neurons * m
-        if config.context_bias:
-            planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
-        else:
-            thresholds = jnp.zeros_like(thresholds)
-        start = min(1.0 / inputs, config.weight_clipping)
-        weights = jnp.full((c, neurons, config.num_contexts, inputs), start, dtype)
-        layers.append(LayerState(weights, planes, thresholds))
+        layers.append(_layer_state(planes, thresholds, inputs, config))
     return GLNState(layers=tuple(layers), step=jnp.zeros((), jnp.int32))
 
 
