@@ -121,9 +121,28 @@ def _member_chunk(states, inputs, side_info, targets, rates, mask, *, config, ba
     )
 
 
+def shares_gates(states: GLNState) -> bool:
+    """Whether every member has member 0's hyperplanes and thresholds (a sweep's members do).
+
+    The gates never learn, so members that start with the same ones keep them; their context
+    indices are then computed once per chunk for all members. Compares values on the host
+    (the state is on one CPU device when this is asked).
+    """
+    for layer in states.layers:
+        for leaf in (layer.hyperplanes, layer.hyperplane_bias):
+            values = np.asarray(leaf)
+            if not (values == values[:1]).all():
+                return False
+    return True
+
+
 @functools.cache
 def _chunk_fn(
-    config: GLNConfig, batch_size: int, layout: MemberSharding | None, kernel_threads: int = 0
+    config: GLNConfig,
+    batch_size: int,
+    layout: MemberSharding | None,
+    kernel_threads: int = 0,
+    shared_gates: bool = False,
 ):
     if kernel_threads:  # every member's classes in one call of the fused CPU kernel
 
@@ -137,6 +156,7 @@ def _chunk_fn(
                 config=config,
                 mask=mask,
                 threads=kernel_threads,
+                shared_gates=shared_gates,
             )
 
         return jax.jit(fused)
@@ -213,10 +233,10 @@ def fit_ensemble(
         )
     if members != real_members:  # padded members never learn
         rates = np.concatenate([rates, np.zeros((members - real_members, total), dtype)])
-    threads = 0
+    threads, shared = 0, False
     if layout is None and kernel.use_kernel(config, states, batch_size):
-        threads = kernel.threads(config, members)
-    run = _chunk_fn(config, batch_size, layout, threads)
+        threads, shared = kernel.threads(config, members), shares_gates(states)
+    run = _chunk_fn(config, batch_size, layout, threads, shared)
     real = np.ones(total, bool)
     outputs = []
     for start, stop, pad in chunk_spans(total, batch_size, chunk_size):

@@ -11,7 +11,8 @@ run exists) and at the end. Run it with forced host devices::
 ``ensemble``: ``E = 16`` members of ``[4, 4, 1]`` with 10 classes trained in one compiled scan
 (:func:`gln_jax.core.ensemble.fit_ensemble`) against 16 separate ``fit_stream`` runs, both
 warmed up first and then timed alternately; prints the ratio. Synthetic uniform data of MNIST's
-width (784) is used: the timing does not depend on the values.
+width (784) is used: the timing does not depend on the values. ``ensemble --sweep``: the same
+for a learning-rate sweep (members from one key, so they share their gates).
 """
 
 from __future__ import annotations
@@ -90,27 +91,50 @@ def classes(
     }
 
 
-def ensembles(members=16, examples=2000, width=784, repeats=2) -> dict:
-    """E members in one scan vs E separate fits, alternated in one process."""
+def ensembles(members=16, examples=2000, width=784, repeats=5, sweep=False) -> dict:
+    """E members in one scan vs E separate fits, alternated in one process.
+
+    Args:
+        members: ``E``.
+        examples: stream length.
+        width: features per example.
+        repeats: timed runs of each (alternated); best and median are reported.
+        sweep: members from one key (:func:`gln_jax.core.ensemble.init_sweep`, shared gates)
+            with log-spaced rates from 1e-3 to 1e-1, each separate fit with its member's rate;
+            else members from ``E`` keys (:func:`gln_jax.core.ensemble.init_ensemble`) with
+            rate 0.01.
+    """
     config = make_config([4, 4, 1], width, num_classes=10)
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(examples, width)).astype(np.float32)
     y = rng.integers(0, 10, examples)
-    rates = np.full(examples, 0.01, np.float32)
-    keys = jax.random.split(jax.random.key(0), members)
-    states = ensemble.init_ensemble(keys, config)
-    singles = [init(k, config) for k in keys]
+    if sweep:
+        member_rates = np.geomspace(1e-3, 1e-1, members).astype(np.float32)
+        states = ensemble.init_sweep(jax.random.key(0), config, members)
+        singles = [init(jax.random.key(0), config) for _ in range(members)]
+    else:
+        member_rates = np.full(members, 0.01, np.float32)
+        keys = jax.random.split(jax.random.key(0), members)
+        states = ensemble.init_ensemble(keys, config)
+        singles = [init(k, config) for k in keys]
+    rates = np.repeat(member_rates[:, None], examples, axis=1)  # [E, T]
 
     def together():
         trained, _ = ensemble.fit_ensemble(states, X, X, y, rates, config=config)
         jax.block_until_ready(trained)
+        return trained
 
     def separately():
-        for state in singles:
-            trained, _ = fit_stream(state, X, X, y, rates, config=config)
-            jax.block_until_ready(trained)
+        out = []
+        for state, rate in zip(singles, rates, strict=True):
+            trained, _ = fit_stream(state, X, X, y, rate, config=config)
+            out.append(jax.block_until_ready(trained))
+        return out
 
-    together(), separately()  # compile both
+    one, each = together(), separately()  # compile both; the results must agree
+    diff = max(
+        _max_diff(jax.tree.map(lambda a, e=e: a[e], one), single) for e, single in enumerate(each)
+    )
     timings = {"one_scan": [], "separate": []}
     for _ in range(repeats):
         for name, run in (("one_scan", together), ("separate", separately)):
@@ -118,11 +142,16 @@ def ensembles(members=16, examples=2000, width=784, repeats=2) -> dict:
             run()
             timings[name].append(time.perf_counter() - started)
     best = {name: min(values) for name, values in timings.items()}
+    median = {name: float(np.median(values)) for name, values in timings.items()}
     return {
         "members": members,
         "examples": examples,
+        "kind": "sweep (one key, shared gates)" if sweep else "ensemble (one key per member)",
+        "shared_gates": ensemble.shares_gates(states),
+        "max_diff_one_scan_vs_separate": diff,
         "timings_s": timings,
         "speedup_separate_over_one_scan": best["separate"] / best["one_scan"],
+        "speedup_on_medians": median["separate"] / median["one_scan"],
     }
 
 
@@ -132,13 +161,16 @@ def main(argv=None) -> None:
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument(
+        "--sweep", action="store_true", help="ensemble: members from one key with 16 rates"
+    )
     args = parser.parse_args(argv)
     if args.case == "classes":
         if args.dtype == "float64":
             jax.config.update("jax_enable_x64", True)
         result = classes(examples=args.examples, dtype=args.dtype, chunk_size=args.chunk_size)
     else:
-        result = ensembles(examples=args.examples)
+        result = ensembles(examples=args.examples, sweep=args.sweep)
     print(json.dumps(result, indent=1))
 
 

@@ -194,15 +194,18 @@ def test_an_ensemble_runs_in_one_call_and_equals_its_members_alone(compiled, x64
     chunks = []
     original = ensemble._chunk_fn
 
-    def recorded(config, batch_size, layout, kernel_threads=0):
-        chunks.append(kernel_threads)
-        return original(config, batch_size, layout, kernel_threads)
+    def recorded(config, batch_size, layout, kernel_threads=0, shared_gates=False):
+        chunks.append((kernel_threads, shared_gates))
+        return original(config, batch_size, layout, kernel_threads, shared_gates)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ensemble, "_chunk_fn", recorded)
         states = ensemble.init_ensemble(keys, config)
         trained, p = ensemble.fit_ensemble(states, x, x, y, rates, config=config, chunk_size=16)
-    assert chunks and all(chunks), "the ensemble did not run in the kernel"
+    assert chunks and all(threads for threads, _ in chunks), (
+        "the ensemble did not run in the kernel"
+    )
+    assert not any(shared for _, shared in chunks), "members of four keys do not share gates"
     assert p.shape == (4, REAL, 3) and [int(s) for s in trained.step] == [REAL] * 4
     for e, key in enumerate(keys):
         state = gln_jax.init(key, config)
@@ -219,6 +222,48 @@ def test_an_ensemble_runs_in_one_call_and_equals_its_members_alone(compiled, x64
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
     clipped_member = jax.tree.map(lambda a: a[3], trained)
     assert np.max(np.abs(_weights(clipped_member)[0])) == config.weight_clipping
+
+
+def _thresholds_at_projections(states, x):
+    """``states`` with every threshold set to its hyperplane's projection of ``x`` (rounded to
+    the dtype from float64): each gate of that example is decided by the last bits of a sum,
+    so any other summation order than a member's own fit picks other rows somewhere."""
+    layers = []
+    for layer in states.layers:
+        planes = np.asarray(layer.hyperplanes, np.float64)
+        exact = planes @ np.asarray(x, np.float64)
+        layers.append(layer._replace(hyperplane_bias=exact.astype(layer.hyperplane_bias.dtype)))
+    return states._replace(layers=tuple(layers))
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["keys", "sweep"])
+def test_ensemble_members_equal_their_own_fits_bit_for_bit_in_float32(compiled, sweep):
+    """An ensemble's gates are each member's own product (a sweep's: member 0's, shared), so in
+    float32, with thresholds on the edge of rounding, every member equals its own
+    ``fit_stream`` bit for bit (a vmapped, batched product picked other rows here)."""
+    from gln_jax.core import ensemble
+
+    width, members, steps = 784, 8, 64
+    config = make_config([4, 1], width, context_map_size=4, num_classes=5, dtype="float32")
+    rng = np.random.default_rng(3)
+    x = rng.random((steps, width)).astype(np.float32)
+    x[1::2] = x[0]  # every other example sits on the thresholds
+    y = rng.integers(0, 5, steps)
+    rates = np.geomspace(1e-3, 1e-1, members).astype(np.float32)[:, None].repeat(steps, axis=1)
+    if sweep:
+        states = ensemble.init_sweep(jax.random.key(2), config, members)
+    else:
+        states = ensemble.init_ensemble(jax.random.split(jax.random.key(2), members), config)
+    states = _thresholds_at_projections(states, x[0])
+    assert ensemble.shares_gates(states) == sweep
+    trained, p = ensemble.fit_ensemble(states, x, x, y, rates, config=config)
+    for e in range(members):
+        alone = jax.tree.map(lambda a, e=e: a[e], states)
+        want_state, want_p = gln_jax.fit_stream(alone, x, x, y, rates[e], config=config)
+        np.testing.assert_array_equal(p[e], np.asarray(want_p))
+        member = jax.tree.map(lambda a, e=e: a[e], trained)
+        for got, want in zip(_weights(member), _weights(want_state), strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_rates_of_the_wrong_length_are_refused(compiled):

@@ -270,6 +270,7 @@ def kernel_ensemble_update(
     config: GLNConfig,
     mask: Array | None = None,
     threads: int = 1,
+    shared_gates: bool = False,
 ) -> tuple[GLNState, jax.Array]:
     """Exact online learning of every member of an ensemble in one call of the kernel.
 
@@ -287,6 +288,10 @@ def kernel_ensemble_update(
         config: the members' config.
         mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
         threads: threads the ``E * C`` models are split over.
+        shared_gates: every member has member 0's hyperplanes and thresholds (a sweep, see
+            :func:`gln_jax.core.ensemble.shares_gates`): the context indices are computed once,
+            from member 0, for all members (the same indices, one matrix product instead of
+            ``E``). Static.
 
     Returns:
         ``(states, p)`` with ``p [E, T, C]`` the predictions made before each update.
@@ -296,12 +301,23 @@ def kernel_ensemble_update(
     if mask is None:
         mask = jnp.ones(targets.shape, bool)
     members, steps, classes = states.step.shape[0], targets.shape[0], config.num_models
-    contexts = jax.vmap(lambda layers: batch_context_indices(layers, side_info, config=config))(
-        states.layers
-    )  # per layer [E, T, C, K]
-    contexts = tuple(
-        jnp.moveaxis(c, 0, 1).reshape(steps, members * classes, c.shape[-1]) for c in contexts
-    )
+    if shared_gates:  # one product for all members: member 0's indices, repeated
+        first = jax.tree.map(lambda a: a[0], states.layers)
+        contexts = tuple(
+            jnp.tile(c, (1, members, 1))
+            for c in batch_context_indices(first, side_info, config=config)
+        )  # per layer [T, E * C, K], member-major
+    else:
+        # member by member, each product the very one of a single member's fit (a vmapped,
+        # batched product sums in another order, and a projection within rounding of its
+        # threshold could then pick another row than the member's own fit does)
+        contexts = jax.lax.map(
+            lambda layers: batch_context_indices(layers, side_info, config=config),
+            states.layers,
+        )  # per layer [E, T, C, K]
+        contexts = tuple(
+            jnp.moveaxis(c, 0, 1).reshape(steps, members * classes, c.shape[-1]) for c in contexts
+        )
     x0 = bernoulli.input_logits(inputs, config)
     binary = multiclass.batch_class_targets(targets, config).astype(dtype)  # [T, C]
     rates = jnp.where(mask[None, :], jnp.asarray(learning_rates, dtype), 0)  # [E, T]
