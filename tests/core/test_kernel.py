@@ -325,6 +325,35 @@ def test_kernel_inference_in_float32_within_rounding(compiled):
     assert all(np.array_equal(a, b) for a, b in zip(weights, _weights(trained), strict=True))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernel_inference_at_the_edges_of_the_clip(compiled, x64, dtype):
+    """Predicting only, a hidden neuron far inside the clip passes z on without computing p;
+    near either bound p is computed and compared. Hidden z here sweep both bounds densely
+    (within and around that margin), so a wrong decision would move the output far beyond
+    rounding."""
+    config = make_config([3, 1], 1, context_map_size=0, num_classes=2, dtype=dtype)
+    eps = config.pred_clipping
+    bounds = [np.log(eps) - np.log1p(-eps), np.log1p(-eps) - np.log(eps)]
+    z = np.concatenate([b + np.linspace(-0.03, 0.03, 601) for b in bounds])
+    x = (1 / (1 + np.exp(-z)))[:, None].astype(dtype)  # input logits near both bounds
+    state = gln_jax.init(jax.random.key(0), config)
+    first = np.zeros((1, 3, 1, 2), dtype)
+    first[0, :, 0, 0] = [0.995, 1.0, 1.005]  # below, on and above each bound
+    last = np.array([0.7, -0.4, 0.3, 0.1], dtype).reshape(1, 1, 1, 4)
+    state = state._replace(
+        layers=(
+            state.layers[0]._replace(weights=jnp.asarray(first)),
+            state.layers[1]._replace(weights=jnp.asarray(last)),
+        )
+    )
+    want = np.asarray(_APPLY(state, x, x, config=config))
+    got = np.asarray(_KERNEL_APPLY(state, x, x, config=config, threads=1))
+    if dtype == "float64":
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    else:
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
 def test_facade_loop_and_inference_same_with_and_without_the_kernel(monkeypatch, compiled):
     """The per-call step (one example) and batched inference in the kernel, against XLA."""
     rng = np.random.default_rng(6)

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,19 @@ namespace {
 template <typename T>
 constexpr int kLanes = 256 / sizeof(T);
 
+// Pairwise sum of the partial sums: acc[j] += acc[j + width / 2] for width = lanes, lanes / 2,
+// ..., 2. Each step has a constant trip count, so it compiles to a few vector additions (a loop
+// over a variable width ran scalar, which cost more than the products of a narrow layer).
+template <typename T, int Width>
+inline T Fold(T* acc) {
+  if constexpr (Width == 1) {
+    return acc[0];
+  } else {
+    for (int j = 0; j < Width / 2; ++j) acc[j] += acc[j + Width / 2];
+    return Fold<T, Width / 2>(acc);
+  }
+}
+
 template <typename T>
 T Dot(const T* __restrict w, const T* __restrict x, int64_t n) {
   constexpr int lanes = kLanes<T>;
@@ -54,10 +68,7 @@ T Dot(const T* __restrict w, const T* __restrict x, int64_t n) {
     for (int j = 0; j < lanes; ++j) acc[j] += w[i + j] * x[i + j];
   }
   for (int j = 0; i + j < n; ++j) acc[j] += w[i + j] * x[i + j];
-  for (int width = lanes / 2; width > 0; width /= 2) {
-    for (int j = 0; j < width; ++j) acc[j] += acc[j + width];
-  }
-  return acc[0];
+  return Fold<T, lanes>(acc);
 }
 
 template <typename T>
@@ -70,6 +81,8 @@ void Update(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
 
 // Bytes of first-layer inputs per block of steps (about a quarter of a 1 MiB L2 cache).
 constexpr int64_t kBlockBytes = 256 * 1024;
+// Bytes of weight tables per tile of classes (about half of a 1-2 MiB L2 cache).
+constexpr int64_t kTileBytes = 1024 * 1024;
 
 struct Layer {
   const int32_t* contexts;  // [T, C, K]
@@ -93,56 +106,81 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
   // stream, rounding differences compound, and the ports are checked step by step against it.
   const T logit_lo = std::log(eps_lo) - std::log1p(-eps_lo);
   const T logit_hi = std::log(eps_hi) - std::log1p(-eps_hi);
+  // A hidden neuron whose z lies well inside (logit_lo, logit_hi) cannot have its p clipped,
+  // so predicting only, its next input is z without computing p at all (the same value as the
+  // branches below give). The margin exceeds what p's rounding can move: near 1 - eps a few
+  // ulps of 1 in p are ulps / eps in z. Near either bound, and for the output neuron, p is
+  // computed and compared as the reference does.
+  const T margin = T(1e-3) * std::max(T(1), std::max(-logit_lo, logit_hi)) +
+                   T(16) * std::numeric_limits<T>::epsilon() / eps_lo;
+  const T z_inner_lo = logit_lo + margin, z_inner_hi = logit_hi - margin;
   int64_t widest = 0;
   for (const Layer& layer : layers) widest = std::max(widest, layer.inputs);
   std::vector<T> x(widest), next(widest);
-  // Steps in blocks: every class of the group runs a block in order before the next block, so
-  // the block's input rows are read from memory once and then from cache by the other classes
-  // (each class still sees its own steps in stream order: the same result).
+  // Steps in blocks, classes in tiles: a tile's weight tables fit in L2 and a block's input
+  // rows too. Within a tile, each step runs every class of the tile before the next step, so
+  // the step's input row is read into L1 once for all of them (and each row's dot and update
+  // then read it from there); each class still sees its own steps in stream order, so the
+  // result does not depend on the blocks, the tiles or the threads.
   const int64_t block = std::max<int64_t>(1, kBlockBytes / int64_t(sizeof(T) * layers[0].inputs));
+  int64_t model_bytes = 0;
+  for (const Layer& layer : layers) {
+    model_bytes += layer.neurons * layer.rows * layer.inputs * int64_t(sizeof(T));
+  }
+  const int64_t tile = std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, model_bytes));
+  // One step of one class: every layer forward, each row updated right after its dot.
+  auto step = [&](int64_t c, int64_t t) {
+    const T y = learn ? targets[t * classes + c] : T(0);
+    const T lr = !learn ? T(0) : rate_per_class ? rates[t * classes + c] : rates[t];
+    const T* in = x0 + t * layers[0].inputs;
+    T p = T(0);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const Layer& layer = layers[l];
+      const int64_t k_count = layer.neurons, width = layer.inputs;
+      const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
+      const bool output_layer = l + 1 == layers.size();
+      T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
+      for (int64_t k = 0; k < k_count; ++k) {
+        T* row = table + (k * layer.rows + ctx[k]) * width;
+        if (k + 1 < k_count) {
+          const T* next_row = table + ((k + 1) * layer.rows + ctx[k + 1]) * width;
+          const char* ahead = reinterpret_cast<const char*>(next_row);
+          for (int64_t b = 0; b < width * int64_t(sizeof(T)); b += 64) {
+            __builtin_prefetch(ahead + b, 1);
+          }
+        }
+        const T z = Dot(row, in, width);
+        if (!learn && !output_layer && z > z_inner_lo && z < z_inner_hi) {
+          next[k] = z;  // a hidden neuron far from both clips: its p is never read
+          continue;
+        }
+        p = T(1) / (T(1) + std::exp(-z));
+        if (learn) {
+          p = std::min(std::max(p, eps_lo), eps_hi);
+          next[k] = std::log(p) - std::log1p(-p);
+        } else if (p <= eps_lo) {
+          p = eps_lo;
+          next[k] = logit_lo;
+        } else if (p >= eps_hi) {
+          p = eps_hi;
+          next[k] = logit_hi;
+        } else {
+          next[k] = z;
+        }
+        if (learn) Update(row, in, lr * (p - y), w_lo, w_hi, width);
+      }
+      if (bias) next[k_count] = T(1);
+      std::swap(x, next);
+      in = x.data();
+    }
+    predictions[t * classes + c] = p;  // the single output neuron of the last layer
+  };
   for (int64_t start = 0; start < steps; start += block) {
     const int64_t stop = std::min(steps, start + block);
-    for (int64_t c = first; c < last; ++c) {
+    for (int64_t c0 = first; c0 < last; c0 += tile) {
+      const int64_t c1 = std::min(last, c0 + tile);
       for (int64_t t = start; t < stop; ++t) {
-        const T y = learn ? targets[t * classes + c] : T(0);
-        const T lr = !learn ? T(0) : rate_per_class ? rates[t * classes + c] : rates[t];
-        const T* in = x0 + t * layers[0].inputs;
-        T p = T(0);
-        for (size_t l = 0; l < layers.size(); ++l) {
-          const Layer& layer = layers[l];
-          const int64_t k_count = layer.neurons, width = layer.inputs;
-          const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
-          T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
-          for (int64_t k = 0; k < k_count; ++k) {
-            T* row = table + (k * layer.rows + ctx[k]) * width;
-            if (k + 1 < k_count) {
-              const T* next_row = table + ((k + 1) * layer.rows + ctx[k + 1]) * width;
-              const char* ahead = reinterpret_cast<const char*>(next_row);
-              for (int64_t b = 0; b < width * int64_t(sizeof(T)); b += 64) {
-                __builtin_prefetch(ahead + b, 1);
-              }
-            }
-            const T z = Dot(row, in, width);
-            p = T(1) / (T(1) + std::exp(-z));
-            if (learn) {
-              p = std::min(std::max(p, eps_lo), eps_hi);
-              next[k] = std::log(p) - std::log1p(-p);
-            } else if (p <= eps_lo) {
-              p = eps_lo;
-              next[k] = logit_lo;
-            } else if (p >= eps_hi) {
-              p = eps_hi;
-              next[k] = logit_hi;
-            } else {
-              next[k] = z;
-            }
-            if (learn) Update(row, in, lr * (p - y), w_lo, w_hi, width);
-          }
-          if (bias) next[k_count] = T(1);
-          std::swap(x, next);
-          in = x.data();
-        }
-        predictions[t * classes + c] = p;  // the single output neuron of the last layer
+        for (int64_t c = c0; c < c1; ++c) step(c, t);
       }
     }
   }
