@@ -188,7 +188,8 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
     column = target[:, None]
     x = x0
     p = None
-    for wf, r in zip(flat_weights, rows, strict=True):
+    last = len(flat_weights) - 1
+    for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
         active = wf[r]  # [C, K, I]
         if x.ndim == 1:
             s = numerics.matmul(active, x)
@@ -199,7 +200,8 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
         p = numerics.clip_probability(numerics.sigmoid(s), eps)  # [C, K]
         step = (rate * (p - column))[..., None] * x_rows
         wf[r] = numerics.clip_weights(active - step, clip)
-        x = _append_bias(numerics.logit(p), config)
+        if layer < last:  # the output layer's logits feed nothing
+            x = _append_bias(numerics.logit(p), config)
     return p[:, 0]
 
 

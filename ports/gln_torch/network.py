@@ -222,7 +222,28 @@ def _batch_step(
     return ps[-1][..., 0]
 
 
-def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNConfig, ones=None):
+class StepBuffers:
+    """What every exact online step of one stream reuses, made once by the caller.
+
+    Attributes:
+        tf32: whether float32 products might run in TF32 here (then they are summed elementwise).
+        inputs: per hidden layer ``(x, logits)``: the next layer's input buffer ``[C, K + 1]``
+            (``[C, K]`` without bias; the bias column holds 1.0) and its logit columns, a view
+            that :func:`gln_torch.numerics.logit` writes into (no concatenation per step).
+    """
+
+    def __init__(self, flat_weights: FlatWeights, config: GLNConfig):
+        first = flat_weights[0]
+        self.tf32 = _tf32_possible(first)
+        self.inputs = []
+        for k in config.layer_sizes[:-1]:
+            x = first.new_ones((config.num_models, k + 1 if config.bias else k))
+            self.inputs.append((x, x[:, :k]))
+
+
+def _online_step(
+    flat_weights: FlatWeights, x0, rows, target, rate, config: GLNConfig, buffers=None
+):
     """Exact online update of one example in place.
 
     Args:
@@ -232,21 +253,23 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
         target: ``[C, 1]`` 0/1 targets in ``config.dtype``.
         rate: 0-d learning rate in ``config.dtype``.
         config: the network's config.
-        ones: ``[C, 1]`` ones (the bias input) when ``config.bias``, made once by the caller.
+        buffers: the stream's :class:`StepBuffers` (made here when None); the next layer's
+            inputs are written into them, so they must not be shared between threads.
 
     Returns:
         ``[C]`` prediction made before the update.
     """
     eps, clip = config.pred_clipping, config.weight_clipping
-    if config.bias and ones is None:
-        ones = x0.new_ones((config.num_models, 1))
+    if buffers is None:
+        buffers = StepBuffers(flat_weights, config)
     classes = config.num_models
+    last = len(flat_weights) - 1
     x = x0
     p = x0
-    for wf, r in zip(flat_weights, rows, strict=True):
+    for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
         active = wf.index_select(0, r)  # [C*K, I]
         if x.dim() == 1:
-            if _tf32_possible(active):
+            if buffers.tf32:
                 p = _row_dots(active[None], x[None]).view(classes, -1)
             else:
                 p = torch.mv(active, x).view(classes, -1)
@@ -256,13 +279,13 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
             p = _row_dots(grouped, x)
             x_rows = x[:, None, :]
         p = torch.sigmoid(p).clamp_(eps, 1.0 - eps)  # [C, K]
-        scale = ((p - target) * rate)[:, :, None]
+        scale = torch.sub(p, target).mul_(rate).unsqueeze_(-1)
         active = active.view(classes, -1, active.shape[1])
         active.addcmul_(scale, x_rows, value=-1.0).clamp_(-clip, clip)  # w - scale * x
         wf.index_copy_(0, r, active.view(r.shape[0], -1))
-        x = numerics.logit(p)
-        if ones is not None:
-            x = torch.cat([x, ones], dim=1)
+        if layer < last:  # the output layer's logits feed nothing
+            x, logits = buffers.inputs[layer]
+            numerics.logit(p, out=logits)
     return p[:, 0]
 
 

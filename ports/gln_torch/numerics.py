@@ -22,9 +22,12 @@ def clip_probability(p: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.clamp(p, eps, 1.0 - eps)
 
 
-def logit(p: torch.Tensor) -> torch.Tensor:
-    """``log(p) - log1p(-p)`` of clipped probabilities, any shape."""
-    return torch.log(p) - torch.log1p(-p)
+def logit(p: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``log(p) - log1p(-p)`` of clipped probabilities, any shape (written into ``out``, a
+    tensor or view of ``p``'s shape, when given)."""
+    if out is None:
+        return torch.log(p) - torch.log1p(-p)
+    return torch.log(p, out=out).sub_(torch.log1p(-p))
 
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:

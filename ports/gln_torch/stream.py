@@ -15,6 +15,7 @@ from gln_jax.core.types import CHUNK_SIZE
 from gln_torch.gating import batch_context_indices
 from gln_torch.multiclass import batch_class_targets
 from gln_torch.network import (
+    StepBuffers,
     _batch_step,
     _clone_weights,
     _device,
@@ -51,8 +52,8 @@ def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> t
         rates.unbind(0),
         strict=True,
     )
-    ones = x0.new_ones((config.num_models, 1)) if config.bias else None
-    out = [_online_step(flat_weights, x, r, y, lr, config, ones) for x, r, y, lr in per_example]
+    buffers = StepBuffers(flat_weights, config)
+    out = [_online_step(flat_weights, x, r, y, lr, config, buffers) for x, r, y, lr in per_example]
     return torch.stack(out)
 
 
