@@ -157,7 +157,7 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
         p = T(1) / (T(1) + std::exp(-z));
         if (learn) {
           p = std::min(std::max(p, eps_lo), eps_hi);
-          next[k] = std::log(p) - std::log1p(-p);
+          if (!output_layer) next[k] = std::log(p) - std::log1p(-p);  // else nothing reads it
         } else if (p <= eps_lo) {
           p = eps_lo;
           next[k] = logit_lo;
