@@ -11,7 +11,8 @@ the timings do not depend on the values), in this order, most important first:
 2. ``infer``: ``batch_apply`` in blocks of 1,000 (samples/s);
 3. ``predict_loop``: the facade's per-call ``predict(x, target)`` (calls/s);
 4. ``ensemble``: ``E = 16`` members in one scan against 16 separate fits
-   (:func:`gln_jax.tools.scaling.ensembles`);
+   (:func:`gln_jax.tools.scaling.ensembles`), then ``sweep``: the same for a learning-rate
+   sweep (members from one key, sharing their gates);
 5. ``sharding``: 1,000 classes at ``[16, 16, 1]`` sharded over every local device against one
    device (:func:`gln_jax.tools.scaling.classes`; on one device the mesh has one device).
 
@@ -136,6 +137,12 @@ def ensemble_case(sizes: dict) -> dict:
     return scaling.ensembles(repeats=1, **sizes["ensemble"])
 
 
+def sweep_case(sizes: dict) -> dict:
+    from gln_jax.tools import scaling
+
+    return scaling.ensembles(repeats=1, sweep=True, **sizes["ensemble"])
+
+
 def sharding_case(sizes: dict) -> dict:
     from gln_jax.tools import scaling
 
@@ -147,6 +154,7 @@ CASES = (
     ("infer", infer_case),
     ("predict_loop", predict_loop_case),
     ("ensemble", ensemble_case),
+    ("sweep", sweep_case),
     ("sharding", sharding_case),
 )
 

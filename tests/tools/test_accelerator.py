@@ -17,7 +17,10 @@ def test_smoke_run_fills_every_case(tmp_path, capsys):
     for name in ("4,4,1 b1", "4,4,1 b32"):
         assert cases["fit"][name]["per_s"] > 0
     assert cases["infer"]["per_s"] > 0 and cases["predict_loop"]["per_s"] > 0
-    assert cases["ensemble"]["speedup_separate_over_one_scan"] > 0
+    for name, shared in (("ensemble", False), ("sweep", True)):
+        assert cases[name]["speedup_separate_over_one_scan"] > 0
+        assert cases[name]["shared_gates"] is shared
+        assert cases[name]["max_diff_one_scan_vs_separate"] < 1e-6  # members = separate fits
     sharded = cases["sharding"]  # gln_jax.tools.scaling.classes, one device here
     assert sharded["classes"] == 12 and sharded["padded_classes"] >= 12
     assert sharded["init_sharded_vs_init_max_diff"] < 1e-6
