@@ -4,11 +4,13 @@ An ensemble state is a :class:`~gln_jax.GLNState` whose every leaf has a leading
 ``E`` (``step`` is ``[E]``). Members share the config and the stream; they differ by their key
 (:func:`init_ensemble`) or by their learning rates (:func:`init_sweep` plus ``[E, T]`` rates).
 Training is one compiled scan: ``jax.vmap`` over the member axis of the stream drivers of
-:mod:`gln_jax.core.stream`, so each member's result equals a separate fit of that member. On
-one CPU device at batch size 1, where :func:`gln_jax.core.kernel.use_kernel` says so, every
-member's classes run in one call of the fused kernel per chunk instead (the same results, bit
-for bit in float32 too); members with the same gates (a sweep's, see :func:`shares_gates`) then
-share one matrix product of them per chunk.
+:mod:`gln_jax.core.stream`, so each member's result equals a separate fit of that member (in
+float32 up to a gate whose projection lies within rounding of its threshold: the vmapped
+product sums in another order). On one CPU device at batch size 1, where
+:func:`gln_jax.core.kernel.use_kernel` says so, every member's classes run in one call of the
+fused kernel per chunk instead, each member's gates from its own product (bit for bit its own
+fit, float32 included); members with the same gates (a sweep's, see :func:`shares_gates`)
+share one product per chunk.
 
 The member axis shards over a device mesh like the classes do (:func:`shard_ensemble`): it is
 padded to a multiple of the device count with members whose rates are always 0 (they never
