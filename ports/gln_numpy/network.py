@@ -170,7 +170,42 @@ def _batch_step(
     return ps[-1][..., 0]
 
 
-def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNConfig):
+class StepBuffers:
+    """Arrays one online step writes into, made once per stream instead of once per step.
+
+    Per layer: the gathered active rows ``[C, K, I]``, their update ``[C, K, I]``, and (for
+    every layer but the last) the next layer's input logits ``[C, K (+1)]`` with the bias
+    column already set. The step then allocates nothing of the first layer's size.
+    """
+
+    def __init__(self, flat_weights: FlatWeights, rows, config: GLNConfig):
+        """Makes the buffers.
+
+        Args:
+            flat_weights: per layer ``[C*K*R, I]``.
+            rows: per layer ``[..., C, K]`` flat row numbers (one step's or a stream's).
+            config: the network's config.
+        """
+        self.active, self.delta, self.inputs = [], [], []
+        for wf, r in zip(flat_weights, rows, strict=True):
+            shape = (*r.shape[-2:], wf.shape[1])  # [C, K, I]
+            self.active.append(np.empty(shape, wf.dtype))
+            self.delta.append(np.empty(shape, wf.dtype))
+            logits = np.empty((shape[0], shape[1] + (1 if config.bias else 0)), wf.dtype)
+            if config.bias:
+                logits[:, -1] = 1.0
+            self.inputs.append(logits)
+
+
+def _online_step(
+    flat_weights: FlatWeights,
+    x0,
+    rows,
+    target,
+    rate,
+    config: GLNConfig,
+    buffers: StepBuffers | None = None,
+):
     """Exact online update of one example in place.
 
     Args:
@@ -180,28 +215,35 @@ def _online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNC
         target: ``[C]`` 0/1 targets in ``config.dtype``.
         rate: scalar learning rate in ``config.dtype``.
         config: the network's config.
+        buffers: the stream's :class:`StepBuffers` (made here when not given).
 
     Returns:
         ``[C]`` prediction made before the update.
     """
+    if buffers is None:
+        buffers = StepBuffers(flat_weights, rows, config)
     eps, clip = config.pred_clipping, config.weight_clipping
     column = target[:, None]
     x = x0
     p = None
     last = len(flat_weights) - 1
-    for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
-        active = wf[r]  # [C, K, I]
-        if x.ndim == 1:
-            s = numerics.matmul(active, x)
-            x_rows = x
-        else:
-            s = numerics.matmul(active, x[:, :, None])[..., 0]
-            x_rows = x[:, None, :]
-        p = numerics.clip_probability(numerics.sigmoid(s), eps)  # [C, K]
-        step = (rate * (p - column))[..., None] * x_rows
-        wf[r] = numerics.clip_weights(active - step, clip)
-        if layer < last:  # the output layer's logits feed nothing
-            x = _append_bias(numerics.logit(p), config)
+    # one guard for the step's products (see numerics.matmul): every operand is finite here
+    with np.errstate(invalid="ignore"):
+        for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
+            # [C, K, I]; rows are in range by construction ("clip" skips a buffered copy)
+            active = np.take(wf, r, axis=0, out=buffers.active[layer], mode="clip")
+            if x.ndim == 1:
+                s = np.matmul(active, x)
+                x_rows = x
+            else:
+                s = np.matmul(active, x[:, :, None])[..., 0]
+                x_rows = x[:, None, :]
+            p = numerics.clip_probability(numerics.sigmoid(s), eps)  # [C, K]
+            step = np.multiply((rate * (p - column))[..., None], x_rows, out=buffers.delta[layer])
+            wf[r] = numerics.clip_weights(np.subtract(active, step, out=active), clip, out=active)
+            if layer < last:  # the output layer's logits feed nothing
+                x = buffers.inputs[layer]
+                numerics.logit(p, out=x[:, : p.shape[1]])
     return p[:, 0]
 
 

@@ -26,9 +26,17 @@ def clip_probability(p: np.ndarray, eps: float, out: np.ndarray | None = None) -
     return np.minimum(np.maximum(p, eps, out=out), 1.0 - eps, out=out)
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    """``log(p) - log1p(-p)`` of clipped probabilities, any shape."""
-    return np.log(p) - np.log1p(-p)
+def logit(p: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``log(p) - log1p(-p)`` of clipped probabilities, any shape.
+
+    Args:
+        p: clipped probabilities.
+        out: optional array of ``p``'s shape to write into.
+
+    Returns:
+        The logits (``out`` when given).
+    """
+    return np.subtract(np.log(p), np.log1p(-p), out=out)
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

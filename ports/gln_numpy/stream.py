@@ -14,6 +14,7 @@ from gln_jax.core.types import CHUNK_SIZE
 from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
+    StepBuffers,
     _batch_step,
     _copy_weights,
     _flat_rows,
@@ -28,9 +29,10 @@ from gln_numpy.types import Array, GLNConfig, GLNState
 def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> np.ndarray:
     """:func:`_online_step` over ``T`` examples in order; returns ``p [T, C]``."""
     out = np.empty((x0.shape[0], config.num_models), config.dtype)
+    buffers = StepBuffers(flat_weights, rows, config)
     for t in range(x0.shape[0]):
         out[t] = _online_step(
-            flat_weights, x0[t], tuple(r[t] for r in rows), targets[t], rates[t], config
+            flat_weights, x0[t], tuple(r[t] for r in rows), targets[t], rates[t], config, buffers
         )
     return out
 
