@@ -300,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=3, help="with --compare: runs per tree")
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="with --compare: timings of each case within a run (the best is kept)",
+    )
+    parser.add_argument(
         "--cases",
         "--only",
         dest="cases",
@@ -318,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             cases = tuple(c for c in CASES if any(text in c[0] for text in args.cases))
             if not cases:
                 parser.error(f"--cases {args.cases} matches none of {[c[0] for c in CASES]}")
-        compare(args.compare, runs=args.runs, cases=cases)
+        if args.runs < 1 or args.repeats < 1:
+            parser.error("--runs and --repeats must be at least 1")
+        compare(args.compare, runs=args.runs, cases=cases, repeats=args.repeats)
         return 0
 
     if args.case is not None:  # child process: one case, JSON records on the last line

@@ -109,7 +109,7 @@ def test_compare_script_times_every_kind_of_case_on_a_tree(tmp_path):
         ["numpy infer", "numpy", [2, 1], "infer", 40, 20],
     ]
     root = Path(compare.__file__).resolve().parents[2]
-    rates = compare._run(root, {"data": str(data), "cases": cases})
+    rates = compare._run(root, {"data": str(data), "cases": cases, "repeats": 2})
     assert set(rates) == {case[0] for case in cases}
     assert all(rate > 0 for rate in rates.values())
 
@@ -132,16 +132,29 @@ def test_compare_cases_option_selects_by_name(monkeypatch):
 
     seen = {}
 
-    def fake(rev, runs, cases):
-        seen.update(rev=rev, runs=runs, names=[case[0] for case in cases])
+    def fake(rev, runs, cases, repeats):
+        seen.update(rev=rev, runs=runs, repeats=repeats, names=[case[0] for case in cases])
 
     monkeypatch.setattr(compare, "compare", fake)
     assert benchmark.main(["--compare", "abc123", "--runs", "1", "--cases", "b32", "loop"]) == 0
-    assert seen["rev"] == "abc123" and seen["runs"] == 1
+    assert seen["rev"] == "abc123" and seen["runs"] == 1 and seen["repeats"] == 3
     assert seen["names"] == [c[0] for c in compare.CASES if "b32" in c[0] or "loop" in c[0]]
     assert seen["names"]
     with pytest.raises(SystemExit):
         benchmark.main(["--compare", "abc123", "--cases", "no such case"])
+    assert benchmark.main(["--compare", "abc123", "--repeats", "5", "--cases", "loop"]) == 0
+    assert seen["repeats"] == 5
+    for bad in (["--repeats", "0"], ["--runs", "0"]):
+        with pytest.raises(SystemExit):
+            benchmark.main(["--compare", "abc123", *bad])
+
+
+@pytest.mark.parametrize("runs, repeats", [(0, 3), (3, 0)])
+def test_compare_refuses_fewer_than_one_run_or_repeat(runs, repeats):
+    from gln_jax.tools import compare
+
+    with pytest.raises(ValueError, match="at least 1"):  # before any worktree is made
+        compare.compare("HEAD", runs=runs, repeats=repeats)
 
 
 def test_compare_only_refuses_a_filter_that_matches_no_case():
