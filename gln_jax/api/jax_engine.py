@@ -11,46 +11,71 @@ import numpy as np
 from gln_jax.api.engine import FunctionalFit
 from gln_jax.core import kernel
 from gln_jax.core.gating import batch_context_indices
+from gln_jax.core.kernel.gates import GateMatrix, gate_matrix
 from gln_jax.core.network import batch_apply, batch_update_from_contexts, update_from_contexts
 from gln_jax.core.stream import fit_stream
-from gln_jax.core.types import GLNConfig, GLNState
+from gln_jax.core.types import GLNConfig, GLNState, LayerState
+
+_gate_matrix = jax.jit(gate_matrix)
 
 #: Batches below this many examples run the kernel on one thread (starting threads costs more).
 #: Measured for ``[4, 4, 1]``, 10 classes, on a 2-core Xeon: one and two threads take the same
 #: time at 8 examples; two are 6% faster at 16, 11% at 32 and 25% at 128.
 KERNEL_THREADS_BATCH_MIN = 16
+#: The engine keeps the kernel's gate matrix (a transposed copy of the hyperplanes) between
+#: calls up to this size; a larger model's calls each make a transient one.
+GATE_CACHE_MAX_BYTES = 256 * 2**20
 
 
 @functools.partial(jax.jit, static_argnames=("config", "kernel_threads"))
 def predict_batch(
-    state: GLNState, inputs, side_info, *, config: GLNConfig, kernel_threads: int = 0
+    state: GLNState, inputs, side_info, *, config: GLNConfig, kernel_threads: int = 0, gates=None
 ) -> jax.Array:
     """Probabilities ``[B, C]`` of a batch (inputs ``[B, P]``, side_info ``[B, N]``, or
     ``None`` when the gates look at the inputs themselves); ``kernel_threads > 0`` runs the
-    forward pass in the fused CPU kernel on that many threads (the same values)."""
+    forward pass in the fused CPU kernel on that many threads (the same values), with the
+    state's :func:`~gln_jax.core.kernel.gates.gate_matrix` when ``gates`` holds it."""
     side_info = inputs if side_info is None else side_info
     if kernel_threads:
         return kernel.kernel_batch_apply(
-            state, inputs, side_info, config=config, threads=kernel_threads
+            state, inputs, side_info, config=config, threads=kernel_threads, gates=gates
         )
     return batch_apply(state, inputs, side_info, config=config)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "kernel_threads"), donate_argnums=(0,))
-def train_batch(
-    state: GLNState, inputs, side_info, targets, rates, *, config: GLNConfig, kernel_threads=0
-):
-    """One batch update (the exact online step for a batch of one); donates ``state``.
+@functools.partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
+def kernel_train_one(weights, step, gates, inputs, side_info, targets, rates, *, config):
+    """The exact online step of one example in the fused kernel, on one thread.
 
-    ``side_info`` is ``None`` when the gates look at the inputs themselves (one transfer of
-    the example instead of two). ``kernel_threads > 0`` runs an exact online step of a single
-    example in the fused CPU kernel.
+    Takes and returns only what the step changes (the weights, donated, and the step count),
+    so the caller keeps its hyperplanes and their ``gates`` (the state's
+    :func:`~gln_jax.core.kernel.gates.gate_matrix`, made once) from call to call.
+
+    Returns:
+        ``(weights, step, p [1, C])``.
     """
     side_info = inputs if side_info is None else side_info
-    if kernel_threads and inputs.shape[0] == 1:
-        return kernel.kernel_scan_update(
-            state, inputs, side_info, targets, rates, config=config, threads=kernel_threads
-        )
+    layers = tuple(LayerState(w, None, None) for w in weights)  # the gates replace the planes
+    state, p = kernel.kernel_scan_update(
+        GLNState(layers=layers, step=step),
+        inputs,
+        side_info,
+        targets,
+        rates,
+        config=config,
+        threads=1,
+        gates=gates,
+    )
+    return tuple(layer.weights for layer in state.layers), state.step, p
+
+
+@functools.partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
+def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: GLNConfig):
+    """One batch update in pure JAX (the exact online step for a batch of one); donates
+    ``state``. ``side_info`` is ``None`` when the gates look at the inputs themselves (one
+    transfer of the example instead of two). The kernel's step is :func:`kernel_train_one`.
+    """
+    side_info = inputs if side_info is None else side_info
     contexts = batch_context_indices(state.layers, side_info, config=config)
     if inputs.shape[0] == 1:  # static: the cheaper single-example path, same maths
         first = tuple(c[0] for c in contexts)
@@ -76,6 +101,31 @@ class JaxEngine(FunctionalFit):
             )
         self.config = config
         self._kernel: bool | None = None  # whether the fused kernel serves this engine
+        # the gate matrix of the last state seen, and that state's gating arrays (compared by
+        # identity: JAX arrays never change, and the kernel's training step keeps them)
+        self._gates: tuple[tuple, GateMatrix] | None = None
+
+    def _gate_matrix(self, state: GLNState) -> GateMatrix | None:
+        """The kernel's gate matrix of ``state``, kept from call to call for the same gates.
+
+        It is a transposed copy of the hyperplanes, so it is kept only for JAX arrays (which
+        never change in place) and up to :data:`GATE_CACHE_MAX_BYTES`; otherwise (None) each
+        kernel call makes its own, a transient copy.
+        """
+        if self.config.context_map_size == 0:
+            return None
+        key = tuple(a for layer in state.layers for a in (layer.hyperplanes, layer.hyperplane_bias))
+        if self._gates is not None and all(
+            a is b for a, b in zip(self._gates[0], key, strict=True)
+        ):
+            return self._gates[1]
+        self._gates = None  # let the previous copy go before the next is made
+        size = sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in key)
+        if size > GATE_CACHE_MAX_BYTES or not all(isinstance(a, jax.Array) for a in key):
+            return None
+        gates = _gate_matrix(state.layers)
+        self._gates = (key, gates)
+        return gates
 
     def _kernel_threads(self, batch: int) -> int:
         """Threads for a kernel call on ``batch`` examples, or 0 for the pure-JAX path.
@@ -99,15 +149,33 @@ class JaxEngine(FunctionalFit):
         return int(state.step)
 
     def predict(self, state, inputs, side_info):
-        gates = None if side_info is inputs else side_info
+        side = None if side_info is inputs else side_info
         threads = self._kernel_threads(inputs.shape[0])
-        p = predict_batch(state, inputs, gates, config=self.config, kernel_threads=threads)
+        gates = self._gate_matrix(state) if threads else None
+        p = predict_batch(
+            state, inputs, side, config=self.config, kernel_threads=threads, gates=gates
+        )
         return np.asarray(p)
 
     def train(self, state, inputs, side_info, targets, rates):
-        gates = None if side_info is inputs else side_info
-        threads = self._kernel_threads(1) if inputs.shape[0] == 1 else 0
-        state, p = train_batch(
-            state, inputs, gates, targets, rates, config=self.config, kernel_threads=threads
-        )
+        side = None if side_info is inputs else side_info
+        if inputs.shape[0] == 1 and self._kernel_threads(1):
+            gates = self._gate_matrix(state)
+            if gates is None and self.config.context_map_size:  # not kept: made for this call
+                gates = _gate_matrix(state.layers)
+            weights, step, p = kernel_train_one(
+                tuple(layer.weights for layer in state.layers),
+                state.step,
+                gates,
+                inputs,
+                side,
+                targets,
+                rates,
+                config=self.config,
+            )
+            layers = tuple(
+                layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
+            )
+            return GLNState(layers=layers, step=step), np.asarray(p)
+        state, p = train_batch(state, inputs, side, targets, rates, config=self.config)
         return state, np.asarray(p)

@@ -520,3 +520,145 @@ def test_concurrent_first_builds_compile_once(compiled, tmp_path):
     built = [p for p in tmp_path.iterdir() if p.suffix == ".so"]
     assert [p.name for p in built] == [Path(outputs[0][1]).name]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- the kernel's gating call (gln_jax/core/kernel/gates.py) -------------------------------
+
+_XLA_GATES = jax.jit(gln_jax.core.gating.batch_context_indices, static_argnames="config")
+_KERNEL_GATES = jax.jit(online.kernel_contexts, static_argnames=("config", "threads", "members"))
+
+# sizes, classes, context map size: every column count (classes * neurons * m) off a multiple
+# of the kernel's 64-column passes, so the padding is always exercised
+GATE_CASES = {
+    "m=1": ([3, 1], 2, 1),
+    "m=3, 3 layers": ([5, 2, 1], 3, 3),
+    "m=4, 10 classes": ([4, 4, 1], 10, 4),
+    "m=7, binary": ([2, 1], 2, 7),
+}
+
+
+def _sparse_examples(rng, batch, width, dtype):
+    """Mostly zeros (as images are), signed values, and an all-zero example."""
+    x = rng.normal(size=(batch, width))
+    x[rng.random((batch, width)) < 0.7] = 0.0
+    x[1 % batch] = 0.0
+    return x.astype(dtype)
+
+
+def _bits(indices, m):
+    return np.stack([(np.asarray(indices) >> t) & 1 for t in range(m)], axis=-1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(GATE_CASES))
+def test_kernel_gates_equal_xla_gates(compiled, x64, name, dtype):
+    """Every batch size around the blocks of four, one and two threads; in float32 every gate
+    whose projection is not within rounding of its threshold (float64: every gate)."""
+    sizes, classes, m = GATE_CASES[name]
+    width = 40
+    config = make_config(sizes, width, context_map_size=m, num_classes=classes, dtype=dtype)
+    state = gln_jax.init(jax.random.key(1), config)
+    rng = np.random.default_rng(0)
+    for batch in (1, 3, 4, 5, 37):
+        x = _sparse_examples(rng, batch, width, dtype)
+        want = _XLA_GATES(state.layers, x, config=config)
+        for threads in (1, 2):
+            got = _KERNEL_GATES(state.layers, x, config=config, threads=threads)
+            for layer, g, w in zip(state.layers, got, want, strict=True):
+                assert g.shape == w.shape == (batch, config.num_models, layer.weights.shape[1])
+                assert g.dtype == jnp.int32
+                planes = np.asarray(layer.hyperplanes, np.float64)
+                margin = np.abs(
+                    np.einsum("ckmn,bn->bckm", planes, x.astype(np.float64))
+                    - np.asarray(layer.hyperplane_bias, np.float64)
+                )
+                clear = margin > (1e-4 if dtype == "float32" else 0.0)
+                np.testing.assert_array_equal(_bits(g, m)[clear], _bits(w, m)[clear])
+                assert clear.mean() > 0.99
+
+
+def test_kernel_gates_of_an_example_never_depend_on_its_batch(compiled):
+    """Thresholds exactly on one example's projections (its every gate decided by the last
+    bits of a sum): its indices are the same alone, at every place of a block of four, among
+    other examples and on any thread count (the sums are its own, whatever shares the call)."""
+    width = 784
+    config = make_config([4, 4, 1], width, context_map_size=4, num_classes=10, dtype="float32")
+    rng = np.random.default_rng(5)
+    x = rng.random((23, width)).astype(np.float32)
+    x[rng.random(x.shape) < 0.8] = 0.0  # image-like sparsity: unions differ between blocks
+    state = _thresholds_at_projections(gln_jax.init(jax.random.key(4), config), x[0])
+    alone = _KERNEL_GATES(state.layers, x[:1], config=config, threads=1)
+    for place in range(6):  # places 0-3 of the first block, then of the second
+        batch = np.concatenate([x[1 : 1 + place], x[:1], x[1 + place :]])
+        for threads in (1, 2, 3):
+            got = _KERNEL_GATES(state.layers, batch, config=config, threads=threads)
+            for a, g in zip(alone, got, strict=True):
+                np.testing.assert_array_equal(np.asarray(g)[place], np.asarray(a)[0])
+
+
+def test_kernel_gates_of_an_ensemble_are_each_members_own(compiled):
+    from gln_jax.core import ensemble
+
+    config = make_config([3, 1], WIDTH, context_map_size=3, num_classes=4, dtype="float32")
+    members = 5
+    states = ensemble.init_ensemble(jax.random.split(jax.random.key(7), members), config)
+    x = _sparse_examples(np.random.default_rng(2), 9, WIDTH, np.float32)
+    got = _KERNEL_GATES(states.layers, x, config=config, threads=2, members=members)
+    for e in range(members):
+        layers = jax.tree.map(lambda a, e=e: a[e], states.layers)
+        own = _KERNEL_GATES(layers, x, config=config, threads=1)
+        for g, o in zip(got, own, strict=True):
+            assert g.shape == (9, members * 4, o.shape[-1])
+            np.testing.assert_array_equal(np.asarray(g)[:, e * 4 : (e + 1) * 4], o)
+
+
+def test_kernel_gates_of_nan_and_inf_side_information_match_xla(compiled):
+    config = make_config([3, 1], WIDTH, context_map_size=2, num_classes=3, dtype="float32")
+    state = gln_jax.init(jax.random.key(0), config)
+    x = _sparse_examples(np.random.default_rng(1), 6, WIDTH, np.float32)
+    x[0, 3], x[2, 0], x[3, 5], x[3, 7] = np.nan, np.inf, np.inf, -np.inf
+    want = _XLA_GATES(state.layers, x, config=config)
+    got = _KERNEL_GATES(state.layers, x, config=config, threads=1)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_malformed_gate_matrices_are_refused(compiled):
+    from gln_jax.core.kernel import gates
+
+    config = make_config([3, 1], WIDTH, context_map_size=2, num_classes=3, dtype="float32")
+    matrix = gates.gate_matrix(gln_jax.init(jax.random.key(0), config).layers)
+    assert matrix.planes_t.shape == (WIDTH, 64)  # 3 classes * 4 neurons * 2 planes, padded
+    x = np.ones((2, WIDTH), np.float32)
+    jax.block_until_ready(gates.kernel_context_indices(matrix, x, config=config))
+    unpadded = matrix._replace(planes_t=matrix.planes_t[:, :24], thresholds=matrix.thresholds[:24])
+    with pytest.raises(jax.errors.JaxRuntimeError, match="multiple of 64"):
+        jax.block_until_ready(gates.kernel_context_indices(unpadded, x, config=config))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="M \\* K \\* m columns"):
+        jax.block_until_ready(gates.kernel_context_indices(matrix, x, config=config, members=3))
+
+
+def test_the_engine_keeps_one_gate_matrix_per_set_of_hyperplanes(compiled, monkeypatch):
+    from gln_jax.api import jax_engine
+
+    made = []
+    real = jax_engine._gate_matrix
+    monkeypatch.setattr(jax_engine, "_gate_matrix", lambda layers: made.append(1) or real(layers))
+    rng = np.random.default_rng(8)
+    X, y = rng.random((40, WIDTH)).astype(np.float32), rng.integers(0, 3, 40)
+    model = gln_jax.GLN("jax", [4, 3, 1], WIDTH, context_map_size=2, num_classes=3, seed=0)
+    for i in range(6):  # per-call training keeps the hyperplanes, so the matrix is kept too
+        model.predict(X[i], target=y[i : i + 1])
+    model.predict(X)
+    assert len(made) == 1
+    other = gln_jax.GLN("jax", [4, 3, 1], WIDTH, context_map_size=2, num_classes=3, seed=1)
+    model.state = other.state  # other gates: a new matrix, and predictions follow them
+    np.testing.assert_array_equal(
+        model.predict(X, return_probs=True), other.predict(X, return_probs=True)
+    )
+    assert len(made) == 3  # one for the model's new state, one for the other model's
+    monkeypatch.setattr(jax_engine, "GATE_CACHE_MAX_BYTES", 0)  # too large to keep: per call
+    fresh = gln_jax.GLN("jax", [4, 3, 1], WIDTH, context_map_size=2, num_classes=3, seed=0)
+    for i in range(3):
+        fresh.predict(X[i], target=y[i : i + 1])
+    assert fresh._engine._gates is None and len(made) == 6

@@ -1,8 +1,9 @@
 """The fused kernel's JAX side: loading it once, and the ``jax.ffi`` calls.
 
 :func:`kernel_scan_update` is :func:`gln_jax.core.stream.scan_update` with the sequential
-part (every layer and class of every step) in one foreign call; the context indices and the
-first layer's input logits are computed by XLA first, as the reference computes them.
+part (every layer and class of every step) in one foreign call; the context indices come
+first from the kernel's gating call (:mod:`gln_jax.core.kernel.gates`, sparse over the
+examples' zeros) and the first layer's input logits from XLA.
 :func:`kernel_ensemble_update` runs every member of an ensemble in one such call, and
 :func:`kernel_batch_apply` is :func:`gln_jax.core.network.batch_apply` by the same kernel
 without learning.
@@ -20,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gln_jax.core import bernoulli, multiclass
-from gln_jax.core.gating import batch_context_indices
-from gln_jax.core.kernel import build
+from gln_jax.core.kernel import build, gates
+from gln_jax.core.kernel.gates import GateMatrix, gate_matrix, kernel_context_indices
 from gln_jax.core.types import Array, GLNConfig, GLNState
 
 logger = logging.getLogger("gln_jax.kernel")
@@ -58,6 +59,9 @@ def load() -> bool:
             if not _registered:
                 jax.ffi.register_ffi_target(
                     TARGET, jax.ffi.pycapsule(library.GlnOnlineFit), platform="cpu"
+                )
+                jax.ffi.register_ffi_target(
+                    gates.TARGET, jax.ffi.pycapsule(library.GlnGates), platform="cpu"
                 )
                 _registered = True
             logger.debug("fused kernel %s %s", "built at" if compiled else "loaded from", path)
@@ -190,26 +194,68 @@ def online_predict(weights, x0, contexts, *, config: GLNConfig, threads=1) -> ja
     return p
 
 
+def kernel_contexts(
+    layers,
+    side_info: Array,
+    *,
+    config: GLNConfig,
+    threads: int = 1,
+    gates: GateMatrix | None = None,
+    members: int = 1,
+) -> tuple[jax.Array, ...]:
+    """Context indices for the kernel: its sparse gating call (:mod:`.gates`).
+
+    Args:
+        layers: the state's layers (an ensemble's, with a leading ``[E]`` axis, when
+            ``members > 1``); read only when ``gates`` is None.
+        side_info: ``[T, N]`` raw examples.
+        config: the network's config.
+        threads: threads the examples are split over (the indices do not depend on it).
+        gates: the layers' :func:`.gates.gate_matrix`, when the caller keeps one (it is a
+            transposed copy of every hyperplane; made here otherwise).
+        members: ensemble members in ``layers`` (flattened model-major into ``M = E * C``).
+
+    Returns:
+        One int32 array ``[T, M, K_l]`` per layer.
+    """
+    if config.context_map_size == 0:  # one context: every index is 0
+        return tuple(
+            jnp.zeros((side_info.shape[0], members * config.num_models, k), jnp.int32)
+            for k in config.layer_sizes
+        )
+    if gates is None:
+        gates = gate_matrix(layers)
+    return kernel_context_indices(gates, side_info, config=config, members=members, threads=threads)
+
+
 def kernel_batch_apply(
-    state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig, threads: int = 1
+    state: GLNState,
+    inputs: Array,
+    side_info: Array,
+    *,
+    config: GLNConfig,
+    threads: int = 1,
+    gates: GateMatrix | None = None,
 ) -> jax.Array:
     """:func:`gln_jax.core.network.batch_apply` by the fused kernel (same arguments, result).
 
-    XLA computes the batch's context indices (one matrix product) and input logits; the
-    kernel gathers each neuron's active row and runs the forward pass, reading only the
-    active rows (no dense scoring of every row, no gathered copy).
+    The kernel's gating call computes the batch's context indices (:func:`kernel_contexts`)
+    and XLA the input logits; the kernel then gathers each neuron's active row and runs the
+    forward pass, reading only the active rows (no dense scoring of every row, no gathered
+    copy).
 
     Args:
         state: the GLN state.
         inputs: ``[B, P]`` base probabilities.
         side_info: ``[B, N]`` raw examples.
         config: the network's config.
-        threads: threads the classes are split over.
+        threads: threads the classes (and the gates' examples) are split over.
+        gates: the state's :func:`.gates.gate_matrix`, if the caller keeps one.
 
     Returns:
         ``[B, C]`` probabilities.
     """
-    contexts = batch_context_indices(state.layers, side_info, config=config)
+    contexts = kernel_contexts(state.layers, side_info, config=config, threads=threads, gates=gates)
     x0 = bernoulli.input_logits(inputs, config)
     weights = tuple(layer.weights for layer in state.layers)
     return online_predict(weights, x0, contexts, config=config, threads=threads)
@@ -225,6 +271,7 @@ def kernel_scan_update(
     config: GLNConfig,
     mask: Array | None = None,
     threads: int = 1,
+    gates: GateMatrix | None = None,
 ) -> tuple[GLNState, jax.Array]:
     """:func:`gln_jax.core.stream.scan_update` by the fused kernel (same arguments, result).
 
@@ -238,7 +285,8 @@ def kernel_scan_update(
         learning_rates: ``[T]`` rate of each example.
         config: the network's config.
         mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
-        threads: threads the classes are split over.
+        threads: threads the classes (and the gates' examples) are split over.
+        gates: the state's :func:`.gates.gate_matrix`, if the caller keeps one.
 
     Returns:
         ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update.
@@ -247,7 +295,7 @@ def kernel_scan_update(
     targets = jnp.asarray(targets)
     if mask is None:
         mask = jnp.ones(targets.shape, bool)
-    contexts = batch_context_indices(state.layers, side_info, config=config)
+    contexts = kernel_contexts(state.layers, side_info, config=config, threads=threads, gates=gates)
     x0 = bernoulli.input_logits(inputs, config)
     binary = multiclass.batch_class_targets(targets, config).astype(dtype)
     rates = jnp.where(mask, jnp.asarray(learning_rates, dtype), 0)
@@ -290,7 +338,7 @@ def kernel_ensemble_update(
         threads: threads the ``E * C`` models are split over.
         shared_gates: every member has member 0's hyperplanes and thresholds (a sweep, see
             :func:`gln_jax.core.ensemble.shares_gates`): the context indices are computed once,
-            from member 0, for all members (the same indices, one matrix product instead of
+            from member 0, for all members (the same indices, one member's gating instead of
             ``E``). Static.
 
     Returns:
@@ -301,22 +349,15 @@ def kernel_ensemble_update(
     if mask is None:
         mask = jnp.ones(targets.shape, bool)
     members, steps, classes = states.step.shape[0], targets.shape[0], config.num_models
-    if shared_gates:  # one product for all members: member 0's indices, repeated
+    if shared_gates:  # one gating call for all members: member 0's indices, repeated
         first = jax.tree.map(lambda a: a[0], states.layers)
         contexts = tuple(
             jnp.tile(c, (1, members, 1))
-            for c in batch_context_indices(first, side_info, config=config)
+            for c in kernel_contexts(first, side_info, config=config, threads=threads)
         )  # per layer [T, E * C, K], member-major
-    else:
-        # member by member, each product the very one of a single member's fit (a vmapped,
-        # batched product sums in another order, and a projection within rounding of its
-        # threshold could then pick another row than the member's own fit does)
-        contexts = jax.lax.map(
-            lambda layers: batch_context_indices(layers, side_info, config=config),
-            states.layers,
-        )  # per layer [E, T, C, K]
-        contexts = tuple(
-            jnp.moveaxis(c, 0, 1).reshape(steps, members * classes, c.shape[-1]) for c in contexts
+    else:  # every member's hyperplanes in one gating call, member-major
+        contexts = kernel_contexts(
+            states.layers, side_info, config=config, threads=threads, members=members
         )
     x0 = bernoulli.input_logits(inputs, config)
     binary = multiclass.batch_class_targets(targets, config).astype(dtype)  # [T, C]
