@@ -307,9 +307,11 @@ ffi::Error OnlineFit(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer r
 // sparsity: the indices never depend on the batch, the blocks or the threads. XLA's matrix
 // product sums in another, blocked order, so a projection within rounding of its threshold
 // can pick another row there. Examples go in blocks of kGateBlock: the block's union of
-// non-zero entries is visited once, each visit reading kGateWidth columns of one hyperplane
-// row into registers for the block's examples (an example's own zeros inside the union add
-// nothing). On images this reads and multiplies a fraction of what a dense product does
+// non-zero entries is visited once per kGateWidth columns, each visit reading those columns of
+// one hyperplane row into registers for the block's examples (an example's own zeros inside
+// the union add nothing). Groups of kGateGroup examples keep their blocks' unions while the
+// columns go in tiles of about kGateTileBytes of hyperplane rows, so a wide model's or an
+// ensemble's hyperplanes (far more than L2 holds) are read from L2 for a whole group. On images this reads and multiplies a fraction of what a dense product does
 // (a fifth of raw MNIST's pixels are non-zero, two fifths of a block's union of four; a deskewed
 // image has about half its pixels non-zero, and there the two cost about the same).
 //
@@ -330,6 +332,8 @@ constexpr int kVec = 64 / sizeof(T);
 
 constexpr int kGateBlock = 4;    // examples sharing each load of a hyperplane row
 constexpr int kGateVectors = 4;  // vectors of columns per pass (16 accumulators in registers)
+constexpr int64_t kGateGroup = 256;              // examples whose unions are kept at once
+constexpr int64_t kGateTileBytes = 1024 * 1024;  // hyperplane rows per tile of columns
 template <typename T>
 constexpr int64_t kGateWidth = kGateVectors * kVec<T>;
 
@@ -341,8 +345,8 @@ inline Vec<T> Fma(Vec<T> a, Vec<T> b, Vec<T> c) {
 }
 
 // Projections of one block of examples over kGateWidth columns starting at j0, into
-// out[e * stride + j]: the union entries idx[0, count) and their values[s * kGateBlock + e]
-// (zero where example e has none).
+// out[e * stride + j - j0]: the union entries idx[0, count) and their
+// values[s * kGateBlock + e] (zero where example e has none).
 template <typename T>
 void GatePass(const T* values, const int32_t* idx, int64_t count, const T* planes_t,
               int64_t columns, int64_t j0, T* out, int64_t stride) {
@@ -366,62 +370,91 @@ void GatePass(const T* values, const int32_t* idx, int64_t count, const T* plane
   for (int e = 0; e < kGateBlock; ++e) {
 #pragma GCC unroll 4
     for (int r = 0; r < kGateVectors; ++r) {
-      *reinterpret_cast<VecU<T>*>(out + e * stride + j0 + r * kVec<T>) = acc[e][r];
+      *reinterpret_cast<VecU<T>*>(out + e * stride + r * kVec<T>) = acc[e][r];
     }
   }
 }
 
+// Where each neuron's index goes: the layer's output, its row length (M * K) and the column.
+struct GateOutput {
+  int32_t* base;
+  int64_t stride, column;
+};
+
+// The union of non-zero entries of each block of kGateBlock examples: entries idx (ascending)
+// and values[s * kGateBlock + e] (zero where example e has none, or past the batch's end).
+template <typename T>
+int64_t BlockUnion(const T* x, int64_t block, int64_t inputs, uint8_t* nonzero, int32_t* idx,
+                   T* values) {
+  if (block == kGateBlock) {  // a vector loop
+    for (int64_t i = 0; i < inputs; ++i) {
+      nonzero[i] = (x[i] != T(0)) | (x[inputs + i] != T(0)) | (x[2 * inputs + i] != T(0)) |
+                   (x[3 * inputs + i] != T(0));
+    }
+  } else {
+    for (int64_t i = 0; i < inputs; ++i) {
+      bool any = false;
+      for (int64_t e = 0; e < block; ++e) any |= x[e * inputs + i] != T(0);
+      nonzero[i] = any;
+    }
+  }
+  int64_t count = 0;
+  for (int64_t i = 0; i < inputs; ++i) {
+    if (!nonzero[i]) continue;
+    idx[count] = int32_t(i);
+    for (int64_t e = 0; e < kGateBlock; ++e) {
+      values[count * kGateBlock + e] = e < block ? x[e * inputs + i] : T(0);
+    }
+    ++count;
+  }
+  return count;
+}
+
+// Examples [first, last) in groups of kGateGroup: each group's block unions once, then the
+// columns in tiles of `tile` (hyperplane rows of about kGateTileBytes, so a tile stays in L2
+// while every block of the group reads it; a multiple of kGateWidth and of m, so a neuron's
+// m columns never straddle two tiles), and for each block the passes over the tile, then the
+// indices of the tile's neurons.
 template <typename T>
 void GateExamples(int64_t first, int64_t last, const T* side_info, int64_t inputs,
                   const T* planes_t, const T* thresholds, int64_t columns, int64_t m,
-                  const std::vector<int64_t>& layer_neurons,
-                  const std::vector<int32_t*>& outputs) {
-  static_assert(kGateBlock == 4, "the union's vector loop reads four examples");
+                  int64_t neurons, int64_t tile, const std::vector<GateOutput>& outputs) {
+  constexpr int64_t group_blocks = kGateGroup / kGateBlock;
+  static_assert(kGateBlock == 4, "BlockUnion's vector loop reads four examples");
   std::vector<uint8_t> nonzero(inputs);
-  std::vector<int32_t> idx(inputs);
-  std::vector<T> values(inputs * kGateBlock);
-  std::vector<T> projections(kGateBlock * columns);  // [kGateBlock, J]
-  for (int64_t b0 = first; b0 < last; b0 += kGateBlock) {
-    const int64_t block = std::min<int64_t>(kGateBlock, last - b0);
-    const T* x = side_info + b0 * inputs;
-    // the block's union of non-zero entries, ascending: flags first (a vector loop), then
-    // the entries and their values
-    if (block == kGateBlock) {
-      for (int64_t i = 0; i < inputs; ++i) {
-        nonzero[i] = (x[i] != T(0)) | (x[inputs + i] != T(0)) | (x[2 * inputs + i] != T(0)) |
-                     (x[3 * inputs + i] != T(0));
-      }
-    } else {
-      for (int64_t i = 0; i < inputs; ++i) {
-        bool any = false;
-        for (int64_t e = 0; e < block; ++e) any |= x[e * inputs + i] != T(0);
-        nonzero[i] = any;
-      }
+  std::vector<int32_t> idx(group_blocks * inputs);
+  std::vector<T> values(group_blocks * inputs * kGateBlock);
+  std::vector<int64_t> counts(group_blocks);
+  std::vector<T> projections(kGateBlock * tile);  // [kGateBlock, tile]
+  for (int64_t g0 = first; g0 < last; g0 += kGateGroup) {
+    const int64_t g1 = std::min(last, g0 + kGateGroup);
+    const int64_t blocks = (g1 - g0 + kGateBlock - 1) / kGateBlock;
+    for (int64_t k = 0; k < blocks; ++k) {
+      const int64_t b0 = g0 + k * kGateBlock;
+      counts[k] = BlockUnion<T>(side_info + b0 * inputs, std::min<int64_t>(kGateBlock, g1 - b0),
+                                inputs, nonzero.data(), idx.data() + k * inputs,
+                                values.data() + k * inputs * kGateBlock);
     }
-    int64_t count = 0;
-    for (int64_t i = 0; i < inputs; ++i) {
-      if (!nonzero[i]) continue;
-      idx[count] = int32_t(i);
-      for (int64_t e = 0; e < kGateBlock; ++e) {
-        values[count * kGateBlock + e] = e < block ? x[e * inputs + i] : T(0);
-      }
-      ++count;
-    }
-    for (int64_t j0 = 0; j0 < columns; j0 += kGateWidth<T>) {
-      GatePass<T>(values.data(), idx.data(), count, planes_t, columns, j0, projections.data(),
-                  columns);
-    }
-    for (int64_t e = 0; e < block; ++e) {
-      const T* projection = projections.data() + e * columns;
-      int64_t column = 0;
-      for (size_t l = 0; l < outputs.size(); ++l) {
-        int32_t* out = outputs[l] + (b0 + e) * layer_neurons[l];
-        for (int64_t n = 0; n < layer_neurons[l]; ++n) {
-          int32_t index = 0;
-          for (int64_t t = 0; t < m; ++t, ++column) {
-            index |= int32_t(projection[column] > thresholds[column]) << t;
+    for (int64_t c0 = 0; c0 < columns; c0 += tile) {
+      const int64_t c1 = std::min(columns, c0 + tile);
+      const int64_t n0 = c0 / m, n1 = std::min(neurons, c1 / m);
+      for (int64_t k = 0; k < blocks; ++k) {
+        const int64_t b0 = g0 + k * kGateBlock;
+        for (int64_t j0 = c0; j0 < c1; j0 += kGateWidth<T>) {
+          GatePass<T>(values.data() + k * inputs * kGateBlock, idx.data() + k * inputs,
+                      counts[k], planes_t, columns, j0, projections.data() + (j0 - c0), tile);
+        }
+        for (int64_t e = 0; e < std::min<int64_t>(kGateBlock, g1 - b0); ++e) {
+          const T* projection = projections.data() + e * tile;  // columns from c0
+          for (int64_t n = n0; n < n1; ++n) {
+            int32_t index = 0;
+            for (int64_t t = 0; t < m; ++t) {
+              const int64_t column = n * m + t;
+              index |= int32_t(projection[column - c0] > thresholds[column]) << t;
+            }
+            const GateOutput& out = outputs[n];
+            out.base[(b0 + e) * out.stride + out.column] = index;
           }
-          out[n] = index;
         }
       }
     }
@@ -443,9 +476,7 @@ ffi::Error RunGates(ffi::AnyBuffer side_info, ffi::AnyBuffer planes_t, ffi::AnyB
   }
   if (m < 1 || m > 30) return ffi::Error::InvalidArgument("context_map_size out of range");
   const int64_t batch = x_dims[0], inputs = x_dims[1], columns = h_dims[1];
-  std::vector<int64_t> layer_neurons;  // M * K of each layer
-  std::vector<int32_t*> outputs;
-  int64_t total = 0;
+  std::vector<GateOutput> outputs;  // one per neuron, layer by layer
   for (size_t l = 0; l < indices.size(); ++l) {
     auto out = indices.get<ffi::AnyBuffer>(l);
     if (!out.has_value() || (*out)->element_type() != ffi::DataType::S32 ||
@@ -453,14 +484,20 @@ ffi::Error RunGates(ffi::AnyBuffer side_info, ffi::AnyBuffer planes_t, ffi::AnyB
       return ffi::Error::InvalidArgument("indices must be int32 [B, M, K] per layer");
     }
     const auto dims = (*out)->dimensions();
-    layer_neurons.push_back(dims[1] * dims[2]);
-    outputs.push_back((*out)->typed_data<int32_t>());
-    total += dims[1] * dims[2];
+    const int64_t row = dims[1] * dims[2];
+    for (int64_t n = 0; n < row; ++n) outputs.push_back({(*out)->typed_data<int32_t>(), row, n});
   }
+  const int64_t total = int64_t(outputs.size());
   if (total * m > columns || columns % kGateWidth<T> != 0) {
     return ffi::Error::InvalidArgument(
         "planes_t must have M * K * m columns per layer, padded to a multiple of 64");
   }
+  // columns per tile: a multiple of lcm(kGateWidth, m), as many as fit kGateTileBytes (one
+  // at least); the last tile ends at the padded end
+  int64_t unit = kGateWidth<T>;
+  while (unit % m != 0) unit += kGateWidth<T>;
+  const int64_t tile =
+      unit * std::max<int64_t>(1, kGateTileBytes / (unit * inputs * int64_t(sizeof(T)) + 1));
   const T* x = side_info.typed_data<T>();
   const T* h = planes_t.typed_data<T>();
   const T* thr = thresholds.typed_data<T>();
@@ -470,7 +507,7 @@ ffi::Error RunGates(ffi::AnyBuffer side_info, ffi::AnyBuffer planes_t, ffi::AnyB
   auto work = [&](int64_t i) {
     const int64_t first = std::min(batch, blocks * i / threads * kGateBlock);
     const int64_t last = std::min(batch, blocks * (i + 1) / threads * kGateBlock);
-    GateExamples<T>(first, last, x, inputs, h, thr, columns, m, layer_neurons, outputs);
+    GateExamples<T>(first, last, x, inputs, h, thr, columns, m, total, tile, outputs);
   };
   std::vector<std::thread> pool;
   for (int64_t i = 1; i < threads; ++i) pool.emplace_back(work, i);
