@@ -8,9 +8,9 @@ Training is one compiled scan: ``jax.vmap`` over the member axis of the stream d
 float32 up to a gate whose projection lies within rounding of its threshold: the vmapped
 product sums in another order). On one CPU device at batch size 1, where
 :func:`gln_jax.core.kernel.use_kernel` says so, every member's classes run in one call of the
-fused kernel per chunk instead, each member's gates from its own product (bit for bit its own
-fit, float32 included); members with the same gates (a sweep's, see :func:`shares_gates`)
-share one product per chunk.
+fused kernel per chunk instead, every member's gates from one call of the kernel's gating,
+whose sums never depend on what shares the call (bit for bit its own fit, float32 included);
+members with the same gates (a sweep's, see :func:`shares_gates`) share one member's gating.
 
 The member axis shards over a device mesh like the classes do (:func:`shard_ensemble`): it is
 padded to a multiple of the device count with members whose rates are always 0 (they never

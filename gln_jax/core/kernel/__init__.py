@@ -4,7 +4,8 @@ One foreign call runs a whole chunk of a stream: for every step and one-vs-all c
 gather-dot of each neuron's active row, the layer-by-layer forward pass with the reference's
 clipping, and the closed-form update of the active rows (``online_step.cc``, a transliteration
 of :func:`gln_jax.core.bernoulli.update`). The classes are split over the process's cores.
-XLA computes the context indices of the chunk first (one matrix product), as everywhere else.
+The context indices come first from the kernel's own gating call (:mod:`.gates`: sparse over
+the examples' zeros, independent of the batch).
 The same call serves an ensemble's members flattened into the class axis
 (:func:`kernel_ensemble_update`) and, without learning, batched inference
 (:func:`kernel_batch_apply`).
