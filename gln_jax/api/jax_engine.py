@@ -115,10 +115,9 @@ class JaxEngine(FunctionalFit):
         if self.config.context_map_size == 0:
             return None
         key = tuple(a for layer in state.layers for a in (layer.hyperplanes, layer.hyperplane_bias))
-        if self._gates is not None and all(
-            a is b for a, b in zip(self._gates[0], key, strict=True)
-        ):
-            return self._gates[1]
+        kept = self._gates  # one read: engines may be shared between threads
+        if kept is not None and all(a is b for a, b in zip(kept[0], key, strict=True)):
+            return kept[1]
         self._gates = None  # let the previous copy go before the next is made
         size = sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in key)
         if size > GATE_CACHE_MAX_BYTES or not all(isinstance(a, jax.Array) for a in key):
