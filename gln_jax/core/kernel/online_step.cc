@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -419,21 +420,25 @@ template <typename T>
 void GateExamples(int64_t first, int64_t last, const T* side_info, int64_t inputs,
                   const T* planes_t, const T* thresholds, int64_t columns, int64_t m,
                   int64_t neurons, int64_t tile, const std::vector<GateOutput>& outputs) {
-  constexpr int64_t group_blocks = kGateGroup / kGateBlock;
   static_assert(kGateBlock == 4, "BlockUnion's vector loop reads four examples");
-  std::vector<uint8_t> nonzero(inputs);
-  std::vector<int32_t> idx(group_blocks * inputs);
-  std::vector<T> values(group_blocks * inputs * kGateBlock);
-  std::vector<int64_t> counts(group_blocks);
-  std::vector<T> projections(kGateBlock * tile);  // [kGateBlock, tile]
+  // buffers for the blocks of one group (fewer when the range is shorter), left uninitialised:
+  // BlockUnion writes every entry that GatePass reads, and a one-example call then clears
+  // no megabyte of scratch
+  const int64_t group_blocks =
+      std::min<int64_t>(kGateGroup, last - first + kGateBlock - 1) / kGateBlock;
+  std::unique_ptr<uint8_t[]> nonzero(new uint8_t[inputs]);
+  std::unique_ptr<int32_t[]> idx(new int32_t[group_blocks * inputs]);
+  std::unique_ptr<T[]> values(new T[group_blocks * inputs * kGateBlock]);
+  std::unique_ptr<int64_t[]> counts(new int64_t[group_blocks]);
+  std::unique_ptr<T[]> projections(new T[kGateBlock * tile]);  // [kGateBlock, tile]
   for (int64_t g0 = first; g0 < last; g0 += kGateGroup) {
     const int64_t g1 = std::min(last, g0 + kGateGroup);
     const int64_t blocks = (g1 - g0 + kGateBlock - 1) / kGateBlock;
     for (int64_t k = 0; k < blocks; ++k) {
       const int64_t b0 = g0 + k * kGateBlock;
       counts[k] = BlockUnion<T>(side_info + b0 * inputs, std::min<int64_t>(kGateBlock, g1 - b0),
-                                inputs, nonzero.data(), idx.data() + k * inputs,
-                                values.data() + k * inputs * kGateBlock);
+                                inputs, nonzero.get(), idx.get() + k * inputs,
+                                values.get() + k * inputs * kGateBlock);
     }
     for (int64_t c0 = 0; c0 < columns; c0 += tile) {
       const int64_t c1 = std::min(columns, c0 + tile);
@@ -441,11 +446,11 @@ void GateExamples(int64_t first, int64_t last, const T* side_info, int64_t input
       for (int64_t k = 0; k < blocks; ++k) {
         const int64_t b0 = g0 + k * kGateBlock;
         for (int64_t j0 = c0; j0 < c1; j0 += kGateWidth<T>) {
-          GatePass<T>(values.data() + k * inputs * kGateBlock, idx.data() + k * inputs,
-                      counts[k], planes_t, columns, j0, projections.data() + (j0 - c0), tile);
+          GatePass<T>(values.get() + k * inputs * kGateBlock, idx.get() + k * inputs,
+                      counts[k], planes_t, columns, j0, projections.get() + (j0 - c0), tile);
         }
         for (int64_t e = 0; e < std::min<int64_t>(kGateBlock, g1 - b0); ++e) {
-          const T* projection = projections.data() + e * tile;  // columns from c0
+          const T* projection = projections.get() + e * tile;  // columns from c0
           for (int64_t n = n0; n < n1; ++n) {
             int32_t index = 0;
             for (int64_t t = 0; t < m; ++t) {
