@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gln_jax.core.types import CHUNK_SIZE
+from gln_numpy import chunked
 from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
@@ -27,7 +28,13 @@ from gln_numpy.types import Array, GLNConfig, GLNState
 
 
 def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> np.ndarray:
-    """:func:`_online_step` over ``T`` examples in order; returns ``p [T, C]``."""
+    """:func:`_online_step` over ``T`` examples in order; returns ``p [T, C]``.
+
+    Streams that :func:`gln_numpy.chunked.use_chunked` accepts learn in Gram chunks, layer by
+    layer (the same exact online result, up to float summation order).
+    """
+    if chunked.use_chunked(config, x0.shape[0]):
+        return chunked.online_loop(flat_weights, x0, rows, targets, rates, config)
     out = np.empty((x0.shape[0], config.num_models), config.dtype)
     buffers = StepBuffers(flat_weights, rows, config)
     for t in range(x0.shape[0]):
