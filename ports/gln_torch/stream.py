@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from gln_jax.core.types import CHUNK_SIZE
+from gln_torch import chunked
 from gln_torch.gating import batch_context_indices
 from gln_torch.multiclass import batch_class_targets
 from gln_torch.network import (
@@ -43,6 +44,8 @@ def _online_loop(flat_weights, x0, rows, targets, rates, config: GLNConfig) -> t
     steps = x0.shape[0]
     if steps == 0:
         return x0.new_empty((0, config.num_models))
+    if chunked.use_chunked(config, steps, flat_weights[0]):  # Gram chunks, layer by layer
+        return chunked.online_loop(flat_weights, x0, rows, targets, rates, config)
     # Views of every example made at once: the loop itself only launches kernels.
     per_layer = [r.reshape(steps, -1).unbind(0) for r in rows]
     per_example = zip(

@@ -317,7 +317,7 @@ def _fail_half_way(backend, monkeypatch):
         return lambda: module.compiled.cache_clear()
     stream = backend.module("stream")
     monkeypatch.setattr(stream, "_online_step", failing(stream._online_step))
-    if backend.name == "numpy":  # streams of 16 or more learn in Gram chunks, layer by layer
+    if backend.name in ("numpy", "pytorch"):  # streams of 16+ learn in Gram chunks, by layer
         chunked = backend.module("chunked")
         monkeypatch.setattr(chunked, "_layer_chunk", failing(chunked._layer_chunk))
     return lambda: None
