@@ -54,6 +54,8 @@ MAX_SKIP = 16
 #: Relative safety margin of the clip test: a bound within this fraction of the clip replays.
 CLIP_MARGIN = 1e-4
 
+_VECDOT = getattr(np, "vecdot", None)  # NumPy >= 2.0
+
 
 def _scores(wf: np.ndarray, x: np.ndarray, rows: np.ndarray, shared: bool) -> np.ndarray:
     """``W[row] . x`` of every step and neuron of a chunk, ``[T, M]``.
@@ -68,7 +70,7 @@ def _scores(wf: np.ndarray, x: np.ndarray, rows: np.ndarray, shared: bool) -> np
         every = numerics.matmul(wf, x.T)  # [C*K*R, T]
         return every[rows.reshape(steps, -1), np.arange(steps)[:, None]]
     active = wf[rows]  # [T, C, K, I]
-    return _VECDOT_OR_SUM(active, x[:, :, None, :]).reshape(steps, -1)
+    return _dots(active, x[:, :, None, :]).reshape(steps, -1)
 
 
 def _gram(x: np.ndarray, shared: bool) -> np.ndarray:
@@ -89,10 +91,7 @@ def _rowdot(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.einsum("ms,ms->m", a, b, out=out)  # NumPy < 2.0
 
 
-_VECDOT = getattr(np, "vecdot", None)
-
-
-def _VECDOT_OR_SUM(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``sum(a * b, axis=-1)`` with broadcasting (one call on NumPy >= 2.0)."""
     if _VECDOT is not None:
         return _VECDOT(a, b)

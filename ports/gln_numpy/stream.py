@@ -2,8 +2,10 @@
 
 As in :mod:`gln_jax.core.stream`, the gates depend only on the examples and the fixed hyperplanes,
 so the context indices (and the first layer's input logits) of a whole chunk come from one
-vectorised pass before the loop; inside the loop only the selected weight rows are read and
-written, in place, on a private copy of the state.
+vectorised pass before the loop. Exact online learning then runs in the Gram chunks of
+:mod:`gln_numpy.chunked` (layer by layer) where :func:`gln_numpy.chunked.use_chunked` allows,
+else one example at a time, reading and writing only the selected weight rows; either way in
+place, on a private copy of the state.
 """
 
 from __future__ import annotations

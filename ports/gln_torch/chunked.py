@@ -46,9 +46,7 @@ def use_chunked(config: GLNConfig, steps: int, weights: torch.Tensor) -> bool:
         True with at most :data:`MAX_ROWS` rows per neuron, :data:`MIN_STEPS` examples, and products
         at full precision.
     """
-    return (
-        config.num_contexts <= MAX_ROWS and steps >= MIN_STEPS and not _tf32_possible(weights)
-    )
+    return config.num_contexts <= MAX_ROWS and steps >= MIN_STEPS and not _tf32_possible(weights)
 
 
 def _scores(wf: torch.Tensor, x: torch.Tensor, rows: torch.Tensor, shared: bool) -> torch.Tensor:

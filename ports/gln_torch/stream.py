@@ -2,9 +2,11 @@
 
 As in :mod:`gln_jax.core.stream`, the gates depend only on the examples and the fixed hyperplanes,
 so the context indices (one matrix product), the flat row numbers, the first layer's input
-logits and the class targets of a whole chunk are computed before the loop; each example then
-costs a few kernels per layer (``index_select``, a matrix-vector product, the elementwise
-maths, ``index_copy_``), on a private clone of the weights, in place.
+logits and the class targets of a whole chunk are computed before the loop. Exact online
+learning then runs in the Gram chunks of :mod:`gln_torch.chunked` (layer by layer, six small
+kernels per layer and step) where :func:`gln_torch.chunked.use_chunked` allows, else one
+example at a time with a few kernels per layer (``index_select``, a matrix-vector product, the
+elementwise maths, ``index_copy_``); either way on a private clone of the weights, in place.
 """
 
 from __future__ import annotations
