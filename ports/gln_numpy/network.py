@@ -145,6 +145,10 @@ def _batch_step(
 ) -> np.ndarray:
     """Batch update in place: predictions from the old weights, deltas added, rows clipped.
 
+    The deltas of a layer are summed per touched row by one product: a ``[U, B]`` table holds
+    each example's ``-lr (p - y)`` in the rows it hit (``U`` touched rows; an example hits a
+    row at most once, since neurons own disjoint rows), times the ``[B, I]`` inputs.
+
     Args:
         flat_weights: per layer ``[C*K*R, I]``, written in place.
         x0: ``[B, I_0]`` input logits.
@@ -158,15 +162,17 @@ def _batch_step(
     """
     xs, ps = _forward(flat_weights, x0, rows, config)
     for wf, x, p, r in zip(flat_weights, xs, ps, rows, strict=True):
+        batch = r.shape[0]
         scale = rates[:, None, None] * (p - targets[:, :, None])  # [B, C, K]
-        for start in range(0, x.shape[0], BLOCK):  # bounds the [b, C, K, I] deltas
-            block = slice(start, start + BLOCK)
-            xb = x[block, None, None, :] if x.ndim == 2 else x[block, :, None, :]
-            delta = -scale[block, :, :, None] * xb  # [b, C, K, I]
-            flat = r[block].reshape(-1)
-            np.add.at(wf, flat, delta.reshape(flat.size, wf.shape[1]))
-        touched = np.unique(r)
-        wf[touched] = numerics.clip_weights(wf[touched], config.weight_clipping)
+        touched, where = np.unique(r.reshape(-1), return_inverse=True)
+        table = np.zeros((touched.size, batch), wf.dtype)  # [U, B]
+        table[where.reshape(batch, -1), np.arange(batch)[:, None]] = -scale.reshape(batch, -1)
+        if x.ndim == 2:  # first layer: one input vector per example, shared by the classes
+            delta = numerics.matmul(table, x)  # [U, I]
+        else:  # a row's input is its class's: [B, C, I] picked per touched row
+            owner = touched // (wf.shape[0] // x.shape[1])  # the class of each touched row
+            delta = np.einsum("ub,bui->ui", table, x[:, owner, :])
+        wf[touched] = numerics.clip_weights(wf[touched] + delta, config.weight_clipping)
     return ps[-1][..., 0]
 
 
