@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from gln_numpy import numerics
+from gln_numpy.network import _learn_rows
 from gln_numpy.types import GLNConfig
 
 #: Examples per chunk. The first layer's scoring and update products cost less per example in
@@ -109,24 +110,16 @@ def _excursions(rows, g, x, shared: bool, neurons: int, table_rows: int) -> np.n
     return np.bincount(rows.reshape(-1), weights=terms.reshape(-1), minlength=table_rows)
 
 
-def _replay(wf, x, rows, targets, rates, config: GLNConfig, shared: bool) -> np.ndarray:
-    """The layer's chunk one example at a time (the exact per-step update, clip included)."""
-    eps, clip = config.pred_clipping, config.weight_clipping
-    steps = rows.shape[0]
+def _replay(wf, x, rows, targets, rates, config: GLNConfig) -> np.ndarray:
+    """The layer's chunk one example at a time (the port's per-step update, clip included)."""
+    steps, classes, neurons = rows.shape
     out = np.empty(targets.shape, wf.dtype)
-    with np.errstate(invalid="ignore"):
+    active = np.empty((classes, neurons, wf.shape[1]), wf.dtype)
+    delta = np.empty_like(active)
+    with np.errstate(invalid="ignore"):  # see numerics.matmul: every operand is finite
         for t in range(steps):
-            r = rows[t]  # [M] or [C, K]
-            active = wf[r]
-            if shared:
-                s = np.matmul(active, x[t])
-                x_rows = x[t]
-            else:
-                s = np.matmul(active, x[t][:, :, None])[..., 0]
-                x_rows = x[t][:, None, :]
-            p = numerics.clip_probability(numerics.sigmoid(s), eps)
-            step = (rates[t] * (p - targets[t].reshape(p.shape)))[..., None] * x_rows
-            wf[r] = numerics.clip_weights(active - step, clip)
+            target = targets[t].reshape(classes, neurons)
+            p = _learn_rows(wf, rows[t], x[t], target, rates[t], config, active, delta)
             out[t] = p.reshape(-1)
     return out
 
@@ -190,7 +183,7 @@ def _layer_chunk(
         ``(p, replayed)``: the outputs and whether the chunk was learned one step at a time.
     """
     if not attempt:
-        return _replay(wf, x, rows, targets, rates, config, shared), True
+        return _replay(wf, x, rows, targets, rates, config), True
     eps, clip = config.pred_clipping, config.weight_clipping
     dtype = wf.dtype
     steps, classes, neurons = rows.shape
@@ -219,7 +212,7 @@ def _layer_chunk(
     touched = excursion > 0
     reach = np.abs(wf[touched]).max(axis=1) + excursion[touched]
     if np.any(reach >= clip * (1.0 - CLIP_MARGIN)):  # a clip may fire: replay exactly
-        return _replay(wf, x, rows, targets, rates, config, shared), True
+        return _replay(wf, x, rows, targets, rates, config), True
     table = np.zeros((wf.shape[0], steps), dtype)  # each step's -g in the rows it hit
     table[flat_rows, np.arange(steps)[:, None]] = g
     if shared:

@@ -228,7 +228,6 @@ def _online_step(
     """
     if buffers is None:
         buffers = StepBuffers(flat_weights, rows, config)
-    eps, clip = config.pred_clipping, config.weight_clipping
     column = target[:, None]
     x = x0
     p = None
@@ -236,21 +235,43 @@ def _online_step(
     # one guard for the step's products (see numerics.matmul): every operand is finite here
     with np.errstate(invalid="ignore"):
         for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
-            # [C, K, I]; rows are in range by construction ("clip" skips a buffered copy)
-            active = np.take(wf, r, axis=0, out=buffers.active[layer], mode="clip")
-            if x.ndim == 1:
-                s = np.matmul(active, x)
-                x_rows = x
-            else:
-                s = np.matmul(active, x[:, :, None])[..., 0]
-                x_rows = x[:, None, :]
-            p = numerics.clip_probability(numerics.sigmoid(s), eps)  # [C, K]
-            step = np.multiply((rate * (p - column))[..., None], x_rows, out=buffers.delta[layer])
-            wf[r] = numerics.clip_weights(np.subtract(active, step, out=active), clip, out=active)
+            p = _learn_rows(
+                wf, r, x, column, rate, config, buffers.active[layer], buffers.delta[layer]
+            )
             if layer < last:  # the output layer's logits feed nothing
                 x = buffers.inputs[layer]
                 numerics.logit(p, out=x[:, : p.shape[1]])
     return p[:, 0]
+
+
+def _learn_rows(wf, r, x, target, rate, config: GLNConfig, active, delta) -> np.ndarray:
+    """One layer's exact online step in place: its active rows' outputs, then their update.
+
+    Args:
+        wf: the layer's ``[C*K*R, I]`` table, written in place.
+        r: ``[C, K]`` flat row numbers.
+        x: ``[I]`` inputs shared by the classes (first layer) or ``[C, I]`` one per class.
+        target: the 0/1 targets, ``[C, 1]`` or ``[C, K]``.
+        rate: scalar learning rate in ``config.dtype``.
+        config: the network's config.
+        active: ``[C, K, I]`` buffer for the gathered rows; delta: the same, for their update.
+
+    Returns:
+        ``[C, K]`` clipped outputs, from the rows before the update.
+    """
+    # rows are in range by construction ("clip" skips a buffered copy)
+    active = np.take(wf, r, axis=0, out=active, mode="clip")
+    if x.ndim == 1:
+        s = np.matmul(active, x)
+        x_rows = x
+    else:
+        s = np.matmul(active, x[:, :, None])[..., 0]
+        x_rows = x[:, None, :]
+    p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)  # [C, K]
+    step = np.multiply((rate * (p - target))[..., None], x_rows, out=delta)
+    clip = config.weight_clipping
+    wf[r] = numerics.clip_weights(np.subtract(active, step, out=active), clip, out=active)
+    return p
 
 
 def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):

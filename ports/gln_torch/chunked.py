@@ -21,6 +21,7 @@ from gln_numpy.chunked import CLIP_MARGIN, Backoff  # one replay policy for both
 
 from gln_torch import numerics
 from gln_torch.gating import _tf32_possible
+from gln_torch.network import _learn_rows
 from gln_torch.types import GLNConfig
 
 #: Examples per chunk, and per part of a chunk in the layers after the first (measured for
@@ -83,26 +84,14 @@ def _excursions(rows, g, x, shared: bool, neurons: int, table_rows: int) -> torc
     return torch.bincount(rows.reshape(-1), weights=terms.reshape(-1), minlength=table_rows)
 
 
-def _replay(wf, x, rows, targets, rates, config: GLNConfig, shared: bool) -> torch.Tensor:
-    """The layer's chunk one example at a time (the exact per-step update, clamp included)."""
-    eps, clip = config.pred_clipping, config.weight_clipping
+def _replay(wf, x, rows, targets, rates, config: GLNConfig) -> torch.Tensor:
+    """The layer's chunk one example at a time (the port's per-step update, clamp included)."""
+    steps, classes, neurons = rows.shape
     out = torch.empty(targets.shape, dtype=wf.dtype, device=wf.device)
-    for t in range(rows.shape[0]):
-        r = rows[t].reshape(-1)  # [M]
-        active = wf.index_select(0, r)  # [M, I]
-        if shared:
-            s = torch.mv(active, x[t])
-            x_rows = x[t]
-        else:
-            classes = x.shape[1]
-            grouped = active.view(classes, -1, active.shape[1])
-            s = torch.bmm(grouped, x[t][:, :, None]).reshape(-1)
-            x_rows = x[t].repeat_interleave(grouped.shape[1], dim=0)  # [M, I]
-        p = numerics.clip_probability(numerics.sigmoid(s), eps)
-        scale = torch.sub(p, targets[t]).mul_(rates[t])[:, None]
-        active.addcmul_(scale, x_rows, value=-1.0).clamp_(-clip, clip)  # w - scale * x
-        wf.index_copy_(0, r, active)
-        out[t] = p
+    for t in range(steps):  # chunks run only where no product may run in TF32
+        target = targets[t].view(classes, neurons)
+        p = _learn_rows(wf, rows[t].reshape(-1), x[t], target, rates[t], config, tf32=False)
+        out[t] = p.reshape(-1)
     return out
 
 
@@ -122,7 +111,7 @@ def _layer_chunk(
         attempt: False goes straight to the per-step replay.
     """
     if not attempt:
-        return _replay(wf, x, rows, targets, rates, config, shared), True
+        return _replay(wf, x, rows, targets, rates, config), True
     eps, clip = config.pred_clipping, config.weight_clipping
     steps, classes, neurons = rows.shape
     width = classes * neurons
@@ -150,7 +139,7 @@ def _layer_chunk(
     touched = excursion > 0
     reach = wf[touched].abs().amax(dim=1) + excursion[touched]
     if bool((reach >= clip * (1.0 - CLIP_MARGIN)).any()):  # a clip may fire: replay exactly
-        return _replay(wf, x, rows, targets, rates, config, shared), True
+        return _replay(wf, x, rows, targets, rates, config), True
     table = torch.zeros((wf.shape[0], steps), **options)  # each step's -g in the rows it hit
     table[flat_rows, torch.arange(steps, device=wf.device)[:, None]] = g
     if shared:

@@ -259,34 +259,53 @@ def _online_step(
     Returns:
         ``[C]`` prediction made before the update.
     """
-    eps, clip = config.pred_clipping, config.weight_clipping
     if buffers is None:
         buffers = StepBuffers(flat_weights, config)
-    classes = config.num_models
     last = len(flat_weights) - 1
     x = x0
     p = x0
     for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
-        active = wf.index_select(0, r)  # [C*K, I]
-        if x.dim() == 1:
-            if buffers.tf32:
-                p = _row_dots(active[None], x[None]).view(classes, -1)
-            else:
-                p = torch.mv(active, x).view(classes, -1)
-            x_rows = x
-        else:
-            grouped = active.view(classes, -1, active.shape[1])
-            p = _row_dots(grouped, x)
-            x_rows = x[:, None, :]
-        p = torch.sigmoid(p).clamp_(eps, 1.0 - eps)  # [C, K]
-        scale = torch.sub(p, target).mul_(rate).unsqueeze_(-1)
-        active = active.view(classes, -1, active.shape[1])
-        active.addcmul_(scale, x_rows, value=-1.0).clamp_(-clip, clip)  # w - scale * x
-        wf.index_copy_(0, r, active.view(r.shape[0], -1))
+        p = _learn_rows(wf, r, x, target, rate, config, buffers.tf32)
         if layer < last:  # the output layer's logits feed nothing
             x, logits = buffers.inputs[layer]
             numerics.logit(p, out=logits)
     return p[:, 0]
+
+
+def _learn_rows(wf, r, x, target, rate, config: GLNConfig, tf32: bool) -> torch.Tensor:
+    """One layer's exact online step in place: its active rows' outputs, then their update.
+
+    Args:
+        wf: the layer's ``[C*K*R, I]`` table, written in place.
+        r: ``[C*K]`` flat row numbers (int64).
+        x: ``[I]`` inputs shared by the classes (first layer) or ``[C, I]`` one per class.
+        target: the 0/1 targets, ``[C, 1]`` or ``[C, K]``.
+        rate: 0-d learning rate in ``config.dtype``.
+        config: the network's config.
+        tf32: whether float32 products might run in TF32 (then they are summed elementwise).
+
+    Returns:
+        ``[C, K]`` clipped outputs, from the rows before the update.
+    """
+    eps, clip = config.pred_clipping, config.weight_clipping
+    classes = config.num_models
+    active = wf.index_select(0, r)  # [C*K, I]
+    if x.dim() == 1:
+        if tf32:
+            p = _row_dots(active[None], x[None]).view(classes, -1)
+        else:
+            p = torch.mv(active, x).view(classes, -1)
+        x_rows = x
+    else:
+        grouped = active.view(classes, -1, active.shape[1])
+        p = _row_dots(grouped, x)
+        x_rows = x[:, None, :]
+    p = torch.sigmoid(p).clamp_(eps, 1.0 - eps)  # [C, K]
+    scale = torch.sub(p, target).mul_(rate).unsqueeze_(-1)
+    active = active.view(classes, -1, active.shape[1])
+    active.addcmul_(scale, x_rows, value=-1.0).clamp_(-clip, clip)  # w - scale * x
+    wf.index_copy_(0, r, active.view(r.shape[0], -1))
+    return p
 
 
 def _as_contexts(contexts, device) -> tuple[torch.Tensor, ...]:
