@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from gln_numpy import numerics
-from gln_numpy.network import _learn_rows
+from gln_numpy.network import _append_bias, _learn_rows
 from gln_numpy.types import GLNConfig
 
 #: Examples per chunk. The first layer's scoring and update products cost less per example in
@@ -268,11 +268,8 @@ def online_chunk(
                 backoff.record(layer, replayed)
             outputs.append(out)
         p = np.concatenate(outputs)
-        if layer < last:
-            logits = numerics.logit(p).reshape(r.shape)  # [T, C, K]
-            if config.bias:
-                logits = np.concatenate([logits, np.ones((*r.shape[:2], 1), logits.dtype)], 2)
-            x = logits
+        if layer < last:  # the next layer's inputs [T, C, K (+1)]
+            x = _append_bias(numerics.logit(p).reshape(r.shape), config)
     return p.reshape(targets.shape)
 
 

@@ -21,7 +21,7 @@ from gln_numpy.chunked import CLIP_MARGIN, Backoff  # one replay policy for both
 
 from gln_torch import numerics
 from gln_torch.gating import _tf32_possible
-from gln_torch.network import _learn_rows
+from gln_torch.network import _append_bias, _learn_rows
 from gln_torch.types import GLNConfig
 
 #: Examples per chunk, and per part of a chunk in the layers after the first (measured for
@@ -192,11 +192,8 @@ def online_chunk(
                 backoff.record(layer, replayed)
             outputs.append(out)
         p = torch.cat(outputs)
-        if layer < last:
-            logits = numerics.logit(p).reshape(r.shape)  # [T, C, K]
-            if config.bias:
-                logits = torch.cat([logits, logits.new_ones((*r.shape[:2], 1))], dim=2)
-            x = logits
+        if layer < last:  # the next layer's inputs [T, C, K (+1)]
+            x = _append_bias(numerics.logit(p).reshape(r.shape), config)
     return p.reshape(targets.shape)
 
 
