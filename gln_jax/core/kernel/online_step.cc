@@ -41,15 +41,26 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+// A 64-byte vector of T (one AVX-512 register; the compiler splits it where vectors are
+// narrower), its unaligned twin for loads and stores, and its lanes.
+template <typename T>
+using Vec __attribute__((vector_size(64))) = T;
+template <typename T>
+using VecU __attribute__((vector_size(64), aligned(sizeof(T)))) = T;
+template <typename T>
+constexpr int kVec = 64 / sizeof(T);
+
 // Independent partial sums of a dot product: a fixed summation order (so every run and every
 // thread count gives the same bits) that the compiler keeps in four vector registers of 64
-// bytes, enough to hide the latency of the additions.
+// bytes, enough to hide the latency of the additions. Lane j of the partial sums adds the
+// products of entries i = j (mod kLanes), in ascending i, to a partial sum that starts at +0.
 template <typename T>
-constexpr int kLanes = 256 / sizeof(T);
+constexpr int kLanes = 4 * kVec<T>;
 
-// Pairwise sum of the partial sums: acc[j] += acc[j + width / 2] for width = lanes, lanes / 2,
-// ..., 2. Each step has a constant trip count, so it compiles to a few vector additions (a loop
-// over a variable width ran scalar, which cost more than the products of a narrow layer).
+// Pairwise sum of the partial sums: acc[j] += acc[j + width / 2] for width = Width,
+// Width / 2, ..., 2. Each step has a constant trip count, so it compiles to a few vector
+// additions (a loop over a variable width ran scalar, which cost more than the products of a
+// narrow layer).
 template <typename T, int Width>
 inline T Fold(T* acc) {
   if constexpr (Width == 1) {
@@ -60,16 +71,51 @@ inline T Fold(T* acc) {
   }
 }
 
+// The dot product of a row no wider than one vector: the lanes past n hold +0, and a partial
+// sum never is -0 (it starts at +0), so adding them changes nothing: the pairwise sum of all
+// kLanes lanes equals that of the first Width >= n (a narrow layer's neuron skips the folds of
+// empty lanes).
+template <typename T, int Width>
+inline T NarrowDot(const T* __restrict w, const T* __restrict x, int64_t n) {
+  T acc[Width];
+  for (int j = 0; j < Width; ++j) acc[j] = j < n ? T(0) + w[j] * x[j] : T(0);
+  return Fold<T, Width>(acc);
+}
+
 template <typename T>
 T Dot(const T* __restrict w, const T* __restrict x, int64_t n) {
-  constexpr int lanes = kLanes<T>;
-  T acc[lanes] = {};
+  constexpr int V = kVec<T>, lanes = kLanes<T>;
+  if (n <= 4) return NarrowDot<T, 4>(w, x, n);
+  if (n <= 8) return NarrowDot<T, 8>(w, x, n);
+  if (n <= V) return NarrowDot<T, V>(w, x, n);
+  // lanes [r * V, (r + 1) * V) of the partial sums in acc[r], kept in registers
+  Vec<T> acc[4] = {};
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    for (int j = 0; j < lanes; ++j) acc[j] += w[i + j] * x[i + j];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const Vec<T> a = *reinterpret_cast<const VecU<T>*>(w + i + r * V);
+      const Vec<T> b = *reinterpret_cast<const VecU<T>*>(x + i + r * V);
+      acc[r] += a * b;
+    }
   }
-  for (int j = 0; i + j < n; ++j) acc[j] += w[i + j] * x[i + j];
-  return Fold<T, lanes>(acc);
+  if (i < n) {  // the tail, zero-padded: its empty lanes add +0 to partial sums that are not -0
+    alignas(64) T wt[lanes] = {}, xt[lanes] = {};
+    std::memcpy(wt, w + i, (n - i) * sizeof(T));
+    std::memcpy(xt, x + i, (n - i) * sizeof(T));
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      acc[r] += *reinterpret_cast<const Vec<T>*>(wt + r * V) *
+                *reinterpret_cast<const Vec<T>*>(xt + r * V);
+    }
+  }
+  // the first two folds (widths 4V and 2V) on whole vectors, the rest on one vector's lanes
+  acc[0] += acc[2];
+  acc[1] += acc[3];
+  acc[0] += acc[1];
+  alignas(64) T last[V];
+  *reinterpret_cast<Vec<T>*>(last) = acc[0];
+  return Fold<T, V>(last);
 }
 
 template <typename T>
@@ -146,8 +192,11 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
         if (k + 1 < k_count) {
           const T* next_row = table + ((k + 1) * layer.rows + ctx[k + 1]) * width;
           const char* ahead = reinterpret_cast<const char*>(next_row);
-          for (int64_t b = 0; b < width * int64_t(sizeof(T)); b += 64) {
-            __builtin_prefetch(ahead + b, 1);
+          const int64_t bytes = width * int64_t(sizeof(T));
+          if (learn) {  // the row will be written
+            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 1);
+          } else {
+            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 0);
           }
         }
         const T z = Dot(row, in, width);
@@ -321,15 +370,6 @@ ffi::Error OnlineFit(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer r
 // Results: per layer the indices [B, M, K] int32; the layers' M * K * m columns follow each
 //   other in planes_t, layer by layer, each model-major (as the hyperplanes [M, K, m, N]).
 // Attributes: context_map_size m (1 to 30), num_threads (int64).
-
-// A 64-byte vector of T (one AVX-512 register; the compiler splits it where vectors are
-// narrower), its unaligned twin for loads and stores, and its lanes.
-template <typename T>
-using Vec __attribute__((vector_size(64))) = T;
-template <typename T>
-using VecU __attribute__((vector_size(64), aligned(sizeof(T)))) = T;
-template <typename T>
-constexpr int kVec = 64 / sizeof(T);
 
 constexpr int kGateBlock = 4;    // examples sharing each load of a hyperplane row
 constexpr int kGateVectors = 4;  // vectors of columns per pass (16 accumulators in registers)
