@@ -71,10 +71,10 @@ inline T Fold(T* acc) {
   }
 }
 
-// The dot product of a row no wider than one vector: the lanes past n hold +0, and a partial
-// sum never is -0 (it starts at +0), so adding them changes nothing: the pairwise sum of all
-// kLanes lanes equals that of the first Width >= n (a narrow layer's neuron skips the folds of
-// empty lanes).
+// The dot product of a row of n <= Width <= kLanes entries (Width a power of two). Lanes past
+// n hold +0 and a partial sum is never -0 (it starts at +0), so adding them changes nothing:
+// the pairwise sum of all kLanes lanes equals that of the first Width (a narrow layer's neuron
+// skips the folds of empty lanes).
 template <typename T, int Width>
 inline T NarrowDot(const T* __restrict w, const T* __restrict x, int64_t n) {
   T acc[Width];
@@ -87,7 +87,8 @@ T Dot(const T* __restrict w, const T* __restrict x, int64_t n) {
   constexpr int V = kVec<T>, lanes = kLanes<T>;
   if (n <= 4) return NarrowDot<T, 4>(w, x, n);
   if (n <= 8) return NarrowDot<T, 8>(w, x, n);
-  if (n <= V) return NarrowDot<T, V>(w, x, n);
+  if (n <= 16) return NarrowDot<T, 16>(w, x, n);
+  if (n <= 32) return NarrowDot<T, 32>(w, x, n);
   // lanes [r * V, (r + 1) * V) of the partial sums in acc[r], kept in registers
   Vec<T> acc[4] = {};
   int64_t i = 0;
@@ -99,15 +100,12 @@ T Dot(const T* __restrict w, const T* __restrict x, int64_t n) {
       acc[r] += a * b;
     }
   }
-  if (i < n) {  // the tail, zero-padded: its empty lanes add +0 to partial sums that are not -0
-    alignas(64) T wt[lanes] = {}, xt[lanes] = {};
-    std::memcpy(wt, w + i, (n - i) * sizeof(T));
-    std::memcpy(xt, x + i, (n - i) * sizeof(T));
+  if (i < n) {  // the tail's products, +0 in its empty lanes (they add nothing, see NarrowDot)
+    alignas(64) T tail[lanes];
+    const int64_t rest = n - i;
+    for (int j = 0; j < lanes; ++j) tail[j] = j < rest ? w[i + j] * x[i + j] : T(0);
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      acc[r] += *reinterpret_cast<const Vec<T>*>(wt + r * V) *
-                *reinterpret_cast<const Vec<T>*>(xt + r * V);
-    }
+    for (int r = 0; r < 4; ++r) acc[r] += *reinterpret_cast<const Vec<T>*>(tail + r * V);
   }
   // the first two folds (widths 4V and 2V) on whole vectors, the rest on one vector's lanes
   acc[0] += acc[2];
