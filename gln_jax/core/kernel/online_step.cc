@@ -449,6 +449,65 @@ int64_t BlockUnion(const T* x, int64_t block, int64_t inputs, uint8_t* nonzero, 
   return count;
 }
 
+// Vectors of columns per pass of a lone example: 16 accumulators, each non-zero entry's value
+// broadcast once for all of them (a block of kGateBlock spends three quarters of its products
+// on the padding examples when only one is real, and reads each hyperplane row in four times as
+// many pieces).
+constexpr int kGateOneVectors = 16;
+
+// Projections of one example over NV vectors of columns starting at j0, into out[j - j0]: its
+// non-zero entries idx[0, count) and their values, in ascending order, as GatePass.
+template <typename T, int NV>
+void GatePassOne(const T* values, const int32_t* idx, int64_t count, const T* planes_t,
+                 int64_t columns, int64_t j0, T* out) {
+  Vec<T> acc[NV] = {};
+  for (int64_t s = 0; s < count; ++s) {
+    const T* row = planes_t + int64_t(idx[s]) * columns + j0;
+    Vec<T> v;
+    for (int j = 0; j < kVec<T>; ++j) v[j] = values[s];
+#pragma GCC unroll 16
+    for (int r = 0; r < NV; ++r) {
+      acc[r] = Fma<T>(v, *reinterpret_cast<const VecU<T>*>(row + r * kVec<T>), acc[r]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < NV; ++r) *reinterpret_cast<VecU<T>*>(out + r * kVec<T>) = acc[r];
+}
+
+// The indices of one example (row b of the batch, entries x): the same fma-chains over its
+// non-zero entries as GateExamples, so the same indices, in passes of kGateOneVectors vectors.
+template <typename T>
+void GateOne(int64_t b, const T* x, int64_t inputs, const T* planes_t, const T* thresholds,
+             int64_t columns, int64_t m, int64_t neurons, const std::vector<GateOutput>& outputs) {
+  std::unique_ptr<int32_t[]> idx(new int32_t[inputs]);
+  std::unique_ptr<T[]> values(new T[inputs]);
+  std::unique_ptr<T[]> projection(new T[columns]);
+  int64_t count = 0;
+  for (int64_t i = 0; i < inputs; ++i) {
+    if (x[i] == T(0)) continue;
+    idx[count] = int32_t(i);
+    values[count++] = x[i];
+  }
+  constexpr int64_t wide = kGateOneVectors * kVec<T>;
+  int64_t j0 = 0;
+  for (; j0 + wide <= columns; j0 += wide) {
+    GatePassOne<T, kGateOneVectors>(values.get(), idx.get(), count, planes_t, columns, j0,
+                                    projection.get() + j0);
+  }
+  for (; j0 < columns; j0 += kGateWidth<T>) {  // columns are a multiple of kGateWidth
+    GatePassOne<T, kGateVectors>(values.get(), idx.get(), count, planes_t, columns, j0,
+                                 projection.get() + j0);
+  }
+  for (int64_t n = 0; n < neurons; ++n) {
+    int32_t index = 0;
+    for (int64_t t = 0; t < m; ++t) {
+      index |= int32_t(projection[n * m + t] > thresholds[n * m + t]) << t;
+    }
+    const GateOutput& out = outputs[n];
+    out.base[b * out.stride + out.column] = index;
+  }
+}
+
 // Examples [first, last) in groups of kGateGroup: each group's block unions once, then the
 // columns in tiles of `tile` (hyperplane rows of about kGateTileBytes, so a tile stays in L2
 // while every block of the group reads it; a multiple of kGateWidth and of m, so a neuron's
@@ -459,6 +518,11 @@ void GateExamples(int64_t first, int64_t last, const T* side_info, int64_t input
                   const T* planes_t, const T* thresholds, int64_t columns, int64_t m,
                   int64_t neurons, int64_t tile, const std::vector<GateOutput>& outputs) {
   static_assert(kGateBlock == 4, "BlockUnion's vector loop reads four examples");
+  if (last - first == 1) {  // a lone example (the per-call online step): no padding examples
+    GateOne<T>(first, side_info + first * inputs, inputs, planes_t, thresholds, columns, m,
+               neurons, outputs);
+    return;
+  }
   // buffers for the blocks of one group (fewer when the range is shorter), left uninitialised:
   // BlockUnion writes every entry that GatePass reads, and a one-example call then clears
   // no megabyte of scratch
