@@ -7,6 +7,7 @@ port, so one checkpoint format serves all of them.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -187,8 +188,9 @@ def _memory_limit_bytes() -> int:
         return 2**40
 
 
+@functools.lru_cache(maxsize=None)
 def largest_finite(dtype) -> float:
-    """The largest finite value of ``dtype``."""
+    """The largest finite value of ``dtype`` (kept per dtype: per-call checks ask for it)."""
     return float(np.finfo(dtype).max)
 
 
