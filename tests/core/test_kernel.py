@@ -522,6 +522,29 @@ def test_concurrent_first_builds_compile_once(compiled, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_the_gating_call_loads_the_kernel_when_it_is_a_process_first_call(compiled):
+    """A fresh process whose first kernel call is the gating one: it builds or loads the
+    kernel itself (XLA once refused it: no FFI handler registered)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import jax, numpy as np, gln_jax; from gln_jax import make_config; "
+        "from gln_jax.core.kernel import online; "
+        "config = make_config([2, 1], 6, num_classes=3); "
+        "state = gln_jax.init(jax.random.key(0), config); "
+        "x = np.random.default_rng(0).random((5, 6), np.float32); "
+        "print([np.asarray(i).shape for i in online.kernel_contexts("
+        "state.layers, x, config=config)])"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[-2] == "[(5, 3, 2), (5, 3, 1)]"
+
+
 # -- the kernel's gating call (gln_jax/core/kernel/gates.py) -------------------------------
 
 _XLA_GATES = jax.jit(gln_jax.core.gating.batch_context_indices, static_argnames="config")

@@ -77,7 +77,13 @@ def kernel_context_indices(
         One int32 array ``[B, M, K_l]`` per layer, as
         :func:`gln_jax.core.gating.batch_context_indices` (equal wherever no projection lies
         within rounding of its threshold).
+
+    Raises:
+        RuntimeError: when the kernel is not available (see :func:`.online.load`).
     """
+    from gln_jax.core.kernel import online  # noqa: PLC0415 - online imports this module
+
+    online.require()  # at trace time: the first kernel call of a process may be this one
     dtype = jnp.dtype(config.dtype)
     side_info = jnp.asarray(side_info, dtype)
     batch = side_info.shape[0]

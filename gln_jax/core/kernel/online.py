@@ -72,6 +72,20 @@ def load() -> bool:
         return _status
 
 
+def require() -> None:
+    """Builds or loads the kernel before a foreign call is traced (XLA needs its targets).
+
+    Raises:
+        RuntimeError: when the kernel is not available (see :func:`load`).
+    """
+    if not load():
+        raise RuntimeError(
+            "the fused kernel is not available (no C++ compiler or a failed build: see the "
+            "debug log of 'gln_jax.kernel'); use the pure functions of gln_jax.core "
+            "(scan_update, batch_apply)"
+        )
+
+
 def threads(config: GLNConfig, members: int = 1) -> int:
     """Threads of a call: this process's cores, at most one per class (of every member)."""
     try:
@@ -95,12 +109,7 @@ def _call(results, x0, targets, rates, contexts, weights, *, config, threads, le
     Raises:
         RuntimeError: when the kernel is not available (see :func:`load`).
     """
-    if not load():  # at trace time: builds or loads the kernel before XLA needs it
-        raise RuntimeError(
-            "the fused kernel is not available (no C++ compiler or a failed build: see the "
-            "debug log of 'gln_jax.kernel'); use the pure functions of gln_jax.core "
-            "(scan_update, batch_apply)"
-        )
+    require()
     call = jax.ffi.ffi_call(TARGET, results, input_output_aliases=aliases)
     return call(
         x0,
