@@ -188,7 +188,7 @@ def _memory_limit_bytes() -> int:
         return 2**40
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def largest_finite(dtype) -> float:
     """The largest finite value of ``dtype`` (kept per dtype: per-call checks ask for it)."""
     return float(np.finfo(dtype).max)
