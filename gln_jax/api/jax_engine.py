@@ -43,16 +43,16 @@ def predict_batch(
     return batch_apply(state, inputs, side_info, config=config)
 
 
-@functools.partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
-def kernel_train_one(weights, step, gates, inputs, side_info, targets, rates, *, config):
-    """The exact online step of one example in the fused kernel, on one thread.
+@functools.partial(jax.jit, static_argnames=("config", "threads"), donate_argnums=(0,))
+def kernel_train(weights, step, gates, inputs, side_info, targets, rates, *, config, threads=1):
+    """One batch update in the fused kernel (a batch of one: the exact online step).
 
-    Takes and returns only what the step changes (the weights, donated, and the step count),
+    Takes and returns only what the update changes (the weights, donated, and the step count),
     so the caller keeps its hyperplanes and their ``gates`` (the state's
     :func:`~gln_jax.core.kernel.gates.gate_matrix`, made once) from call to call.
 
     Returns:
-        ``(weights, step, p [1, C])``.
+        ``(weights, step, p [B, C])``.
     """
     side_info = inputs if side_info is None else side_info
     layers = tuple(LayerState(w, None, None) for w in weights)  # the gates replace the planes
@@ -63,8 +63,9 @@ def kernel_train_one(weights, step, gates, inputs, side_info, targets, rates, *,
         targets,
         rates,
         config=config,
-        threads=1,
+        threads=threads,
         gates=gates,
+        batch_size=inputs.shape[0],
     )
     return tuple(layer.weights for layer in state.layers), state.step, p
 
@@ -73,7 +74,7 @@ def kernel_train_one(weights, step, gates, inputs, side_info, targets, rates, *,
 def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: GLNConfig):
     """One batch update in pure JAX (the exact online step for a batch of one); donates
     ``state``. ``side_info`` is ``None`` when the gates look at the inputs themselves (one
-    transfer of the example instead of two). The kernel's step is :func:`kernel_train_one`.
+    transfer of the example instead of two). The kernel's update is :func:`kernel_train`.
     """
     side_info = inputs if side_info is None else side_info
     contexts = batch_context_indices(state.layers, side_info, config=config)
@@ -158,11 +159,12 @@ class JaxEngine(FunctionalFit):
 
     def train(self, state, inputs, side_info, targets, rates):
         side = None if side_info is inputs else side_info
-        if inputs.shape[0] == 1 and self._kernel_threads(1):
+        threads = self._kernel_threads(inputs.shape[0])
+        if threads:
             gates = self._gate_matrix(state)
             if gates is None and self.config.context_map_size:  # not kept: made for this call
                 gates = _gate_matrix(state.layers)
-            weights, step, p = kernel_train_one(
+            weights, step, p = kernel_train(
                 tuple(layer.weights for layer in state.layers),
                 state.step,
                 gates,
@@ -171,6 +173,7 @@ class JaxEngine(FunctionalFit):
                 targets,
                 rates,
                 config=self.config,
+                threads=threads,
             )
             layers = tuple(  # built directly: NamedTuple._replace costs microseconds a call
                 LayerState(w, layer.hyperplanes, layer.hyperplane_bias)

@@ -161,6 +161,7 @@ def _chunk_fn(
                 mask=mask,
                 threads=kernel_threads,
                 shared_gates=shared_gates,
+                batch_size=batch_size,
             )
 
         return jax.jit(fused)

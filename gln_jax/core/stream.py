@@ -124,6 +124,7 @@ def _fit_chunk(
             config=config,
             mask=mask,
             threads=kernel_threads,
+            batch_size=batch_size,
         )
     if batch_size == 1 and use_chunked(config):
         state, p, _ = chunked_scan_update(
@@ -237,10 +238,10 @@ def fit_stream(
 ) -> tuple[GLNState, np.ndarray]:
     """Trains on a whole stream in order, in fixed-size chunks (host-side driver).
 
-    Each chunk is one jitted exact online pass (``batch_size == 1``: the fused CPU kernel of
-    :mod:`gln_jax.core.kernel` where its ``use_kernel`` says so, else Gram chunks of
+    Each chunk is one jitted pass: the fused CPU kernel of :mod:`gln_jax.core.kernel` where
+    its ``use_kernel`` says so (any batch size), else at ``batch_size == 1`` Gram chunks of
     :mod:`gln_jax.core.chunked` where its ``use_chunked`` says they win, else
-    :func:`scan_update`) or :func:`scan_batch_update`; the last chunk is padded with
+    :func:`scan_update`, and above :func:`scan_batch_update`; the last chunk is padded with
     masked-out examples, so only a few chunk shapes are ever compiled. A last partial batch
     is a smaller batch. The caller's ``state`` is left intact.
 

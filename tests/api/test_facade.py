@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import gln_jax
 from gln_jax import GLN
-from gln_jax.api.jax_engine import predict_batch, train_batch
+from gln_jax.api.jax_engine import kernel_train, predict_batch, train_batch
 from gln_jax.core.stream import _fit_chunk
 
 
@@ -122,14 +122,19 @@ def test_no_recompilation_over_repeated_calls(data):
     model.predict(X[:1], target=y[:1])
     model.predict(X[:8])
     model.fit(X[:30], y[:30])
-    sizes = (train_batch._cache_size(), predict_batch._cache_size(), _fit_chunk._cache_size())
+    model.predict(X[:4], target=y[:4])
+
+    def sizes():
+        jitted = (train_batch, kernel_train, predict_batch, _fit_chunk)
+        return [f._cache_size() for f in jitted]
+
+    before = sizes()
     for i in range(1, 40):
         model.predict(X[i], target=y[i : i + 1])
         model.predict(X[i : i + 8])
+        model.predict(X[i : i + 4], target=y[i : i + 4])
     model.fit(X[30:60], y[30:60])  # the same padded chunk shape
-    assert (train_batch._cache_size(), predict_batch._cache_size(), _fit_chunk._cache_size()) == (
-        sizes
-    )
+    assert sizes() == before
 
 
 def test_float64_facade(x64, data):

@@ -5,6 +5,7 @@ import logging
 import os
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,6 +104,122 @@ def test_kernel_equals_scan_update_in_float64(compiled, x64, name):
     assert clipped == (rate > 1), "the clipping case must clip, the others must not"
     start = _weights(gln_jax.init(jax.random.key(0), config))[0]
     assert np.sum(first != start) > 0
+
+
+_SCAN_BATCHES = jax.jit(stream.scan_batch_update, static_argnames="config")
+_KERNEL_BATCHES = jax.jit(
+    kernel.kernel_scan_update, static_argnames=("config", "threads", "batch_size")
+)
+
+
+def _batches(config, rate, batch, threads=2):
+    """A stream cut into whole batches (the last one part padding), by both routes."""
+    state = gln_jax.init(jax.random.key(0), config)
+    x, y, rates, mask = _stream(config, rate)
+    steps = STEPS - STEPS % batch
+    x, y, rates, mask = x[:steps], y[:steps], rates[:steps], mask[:steps]
+    assert not mask[-1], "the last batch must hold padding"
+
+    def cut(a):
+        return a.reshape(-1, batch, *a.shape[1:])
+
+    want = _SCAN_BATCHES(state, cut(x), cut(x), cut(y), cut(rates), config=config, mask=cut(mask))
+    got = _KERNEL_BATCHES(
+        state, x, x, y, rates, config=config, mask=mask, threads=threads, batch_size=batch
+    )
+    contexts = gln_jax.core.gating.batch_context_indices(state.layers, x, config=config)
+    return got, want, mask, [np.asarray(cut(c)) for c in contexts]
+
+
+@pytest.mark.parametrize("batch", [2, 5, 16])
+@pytest.mark.parametrize("name", list(CASES))
+def test_kernel_batches_equal_scan_batch_update_in_float64(compiled, x64, name, batch):
+    """Batch semantics in one kernel call: every example of a batch predicted with the weights
+    from before the batch, the deltas of rows that several examples of a batch hit added up,
+    the touched rows clipped once; the last batch's masked examples add nothing."""
+    (sizes, classes), options, rate = CASES[name]
+    config = _config(sizes, classes, **options)
+    (state, p), (want_state, want_p), mask, contexts = _batches(config, rate, batch)
+    real = int(mask.sum())
+    want_p = np.asarray(want_p).reshape(-1, config.num_models)
+    np.testing.assert_allclose(np.asarray(p)[:real], want_p[:real], rtol=0, atol=1e-12)
+    for got, want in zip(_weights(state), _weights(want_state), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert int(state.step) == int(want_state.step) == real
+    # a row hit twice within one batch (its deltas add up before the clip)
+    first = contexts[0]  # [S, B, C, K]
+    shared = [
+        len(np.unique(first[s, :, c, k])) < batch
+        for s in range(first.shape[0])
+        for c in range(first.shape[2])
+        for k in range(first.shape[3])
+    ]
+    assert any(shared)
+    clipped = np.max(np.abs(_weights(want_state)[0])) == config.weight_clipping
+    assert clipped == (rate > 1), "the clipping case must clip, the others must not"
+
+
+def test_kernel_batches_in_float32_and_on_any_thread_count(compiled, x64):
+    """float32 within the port harness's rule against XLA's batches (relative to a float64
+    truth), and the same bits whatever the thread count."""
+    config = _config([4, 3, 1], 10, dtype="float32")
+    (state, p), (want_state, want_p), mask, _ = _batches(config, 0.2, 8, threads=1)
+    # the float64 truth from the same float32 stream and start
+    x, y, rates, _ = _stream(config, 0.2)
+    steps = mask.shape[0]
+
+    def wide(a):
+        return np.asarray(a, np.float64)[:steps].reshape(-1, 8, *np.shape(a)[1:])
+
+    start = jax.tree.map(
+        lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
+        gln_jax.init(jax.random.key(0), config),
+    )
+    truth_state, truth_p = _SCAN_BATCHES(
+        start,
+        wide(x),
+        wide(x),
+        y[:steps].reshape(-1, 8),
+        wide(rates),
+        config=config._replace(dtype="float64"),
+        mask=mask.reshape(-1, 8),
+    )
+    truth_p = np.asarray(truth_p).reshape(-1, config.num_models)
+    real = int(mask.sum())
+    width = config.num_models
+    pairs = [
+        (np.asarray(p)[:real], np.asarray(want_p).reshape(-1, width)[:real], truth_p[:real])
+    ] + list(zip(_weights(state), _weights(want_state), _weights(truth_state), strict=True))
+    for got, want, truth in pairs:
+        got, want, truth = (np.asarray(a, np.float64) for a in (got, want, truth))
+        allowed = 2e-6 + 2e-5 * np.abs(want) + 4 * np.abs(want - truth)
+        assert np.all(np.abs(got - want) <= allowed), np.max(np.abs(got - want))
+    for threads in (2, 3):  # the classes split otherwise: the same bits
+        (other, other_p), _, _, _ = _batches(config, 0.2, 8, threads=threads)
+        np.testing.assert_array_equal(np.asarray(other_p), np.asarray(p))
+        for got, want in zip(_weights(other), _weights(state), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_a_batch_of_one_is_the_online_step(compiled, x64):
+    config = _config([4, 3, 1], 10)
+    state = gln_jax.init(jax.random.key(0), config)
+    x, y, rates, mask = _stream(config, 0.2)
+    online = _KERNEL(state, x, x, y, rates, config=config, mask=mask, threads=2)
+    batches = _KERNEL_BATCHES(
+        state, x, x, y, rates, config=config, mask=mask, threads=2, batch_size=1
+    )
+    chex.assert_trees_all_equal(online, batches)
+
+
+def test_batch_sizes_that_do_not_divide_the_chunk_are_refused(compiled):
+    config = _config([2, 1], 3, dtype="float32")
+    state = gln_jax.init(jax.random.key(0), config)
+    x, y, rates, _ = _stream(config, 0.1)
+    with pytest.raises(Exception, match="batch_size must be positive and divide the steps"):
+        jax.block_until_ready(
+            _KERNEL_BATCHES(state, x, x, y, rates, config=config, threads=1, batch_size=5)
+        )
 
 
 def test_float32_within_the_parity_tolerance(compiled, x64):
@@ -222,6 +339,53 @@ def test_an_ensemble_runs_in_one_call_and_equals_its_members_alone(compiled, x64
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
     clipped_member = jax.tree.map(lambda a: a[3], trained)
     assert np.max(np.abs(_weights(clipped_member)[0])) == config.weight_clipping
+
+
+def test_an_ensemble_learns_in_batches_in_the_kernel(compiled, x64):
+    """fit_ensemble(batch_size=4) runs in the kernel; each member equals the reference's
+    batches (scan_batch_update) with its own rates within 1e-12 in float64."""
+    from gln_jax.core import ensemble
+
+    config = _config([4, 3, 1], 3)
+    x, y, _, _ = _stream(config, 0.2)
+    x, y = x[:REAL], y[:REAL]  # 43 examples: the last batch has three
+    keys = jax.random.split(jax.random.key(2), 3)
+    rates = np.array([[0.05], [0.2], [0.5]]) * np.ones(REAL)
+    chunks = []
+    original = ensemble._chunk_fn
+
+    def recorded(config, batch_size, layout, kernel_threads=0, shared_gates=False):
+        chunks.append(kernel_threads)
+        return original(config, batch_size, layout, kernel_threads, shared_gates)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ensemble, "_chunk_fn", recorded)
+        states = ensemble.init_ensemble(keys, config)
+        trained, p = ensemble.fit_ensemble(states, x, x, y, rates, config=config, batch_size=4)
+    assert chunks and all(chunks), "the ensemble's batches did not run in the kernel"
+    pad = -REAL % 4
+    mask = (np.arange(REAL + pad) < REAL).reshape(-1, 4)
+
+    def cut(a, fill):
+        a = np.concatenate([a, np.full((pad, *a.shape[1:]), fill, a.dtype)])
+        return a.reshape(-1, 4, *a.shape[1:])
+
+    for e, key in enumerate(keys):
+        want_state, want_p = _SCAN_BATCHES(
+            gln_jax.init(key, config),
+            cut(x, 0.5),
+            cut(x, 0.0),
+            cut(y, 0),
+            cut(rates[e], 0.0),
+            config=config,
+            mask=mask,
+        )
+        want_p = np.asarray(want_p).reshape(-1, 3)[:REAL]
+        np.testing.assert_allclose(p[e], want_p, rtol=0, atol=1e-12)
+        member = jax.tree.map(lambda a, e=e: a[e], trained)
+        for got, want in zip(_weights(member), _weights(want_state), strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        assert int(member.step) == REAL
 
 
 def _thresholds_at_projections(states, x):
@@ -356,7 +520,8 @@ def test_kernel_inference_at_the_edges_of_the_clip(compiled, x64, dtype):
 
 
 def test_facade_loop_and_inference_same_with_and_without_the_kernel(monkeypatch, compiled):
-    """The per-call step (one example) and batched inference in the kernel, against XLA."""
+    """The per-call step (one example), per-call batch updates and batched inference in the
+    kernel, against XLA."""
     rng = np.random.default_rng(6)
     X, y = rng.random((60, WIDTH)).astype(np.float32), rng.integers(0, 3, 60)
     results = {}
@@ -366,6 +531,11 @@ def test_facade_loop_and_inference_same_with_and_without_the_kernel(monkeypatch,
             "jax", [4, 3, 1], WIDTH, context_map_size=2, num_classes=3, seed=0, learning_rate=0.1
         )
         loop = [model.predict(X[i], target=y[i : i + 1], return_probs=True) for i in range(40)]
+        # batch updates: 5 examples (one thread), then 16 (the threaded kernel call)
+        loop += [
+            model.predict(X[s : s + n], target=y[s : s + n], return_probs=True)
+            for s, n in ((40, 5), (44, 16))
+        ]
         batch = model.predict(X, return_probs=True)  # 60 examples: the threaded kernel call
         results[switch] = (np.concatenate(loop), batch, _weights(model.state), model.step)
         assert model._engine._kernel == (switch == "1")
@@ -374,10 +544,11 @@ def test_facade_loop_and_inference_same_with_and_without_the_kernel(monkeypatch,
     np.testing.assert_allclose(b1, b0, rtol=2e-5, atol=2e-6)
     for got, want in zip(w1, w0, strict=True):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
-    assert s1 == s0 == 40
+    assert s1 == s0 == 61
 
 
-def test_facade_fit_same_with_and_without_the_kernel(compiled, monkeypatch):
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_facade_fit_same_with_and_without_the_kernel(compiled, monkeypatch, batch_size):
     rng = np.random.default_rng(3)
     X, y = rng.random((STEPS, WIDTH)).astype(np.float32), rng.integers(0, 3, STEPS)
     calls = _count_kernel_chunks(monkeypatch)
@@ -387,7 +558,7 @@ def test_facade_fit_same_with_and_without_the_kernel(compiled, monkeypatch):
         model = gln_jax.GLN(
             "jax", [4, 3, 1], WIDTH, context_map_size=1, num_classes=3, seed=0, learning_rate=0.05
         )
-        classes = model.fit(X, y)
+        classes = model.fit(X, y, batch_size=batch_size)
         probs = model.predict(X, return_probs=True)
         results[switch] = (classes, probs, _weights(model.state), model.step)
         assert len(calls) == int(switch)
@@ -405,7 +576,8 @@ def test_switch_rule(compiled, monkeypatch):
     assert kernel.available()
     assert kernel.use_kernel(config, state)
     assert kernel.use_kernel(config, jax.tree.map(np.asarray, state))
-    assert not kernel.use_kernel(config, state, batch_size=32)  # batch updates stay in XLA
+    assert kernel.use_kernel(config, state, batch_size=32)  # batch updates run there too
+    assert not kernel.use_kernel(config, state, batch_size=0)
     gaussian = make_gaussian_config([4, 1], WIDTH)
     assert not kernel.use_kernel(gaussian, None)  # the kernel is the Bernoulli family's
     monkeypatch.setenv(kernel.online.SWITCH, "0")

@@ -1,4 +1,4 @@
-"""The fused CPU kernel of exact online learning (batch size 1), through ``jax.ffi``.
+"""The fused CPU kernel of exact online learning (and of batch updates), through ``jax.ffi``.
 
 One foreign call runs a whole chunk of a stream: for every step and one-vs-all class, the
 gather-dot of each neuron's active row, the layer-by-layer forward pass with the reference's
@@ -6,8 +6,10 @@ clipping, and the closed-form update of the active rows (``online_step.cc``, a t
 of :func:`gln_jax.core.bernoulli.update`). The classes are split over the process's cores.
 The context indices come first from the kernel's own gating call (:mod:`.gates`: sparse over
 the examples' zeros, independent of the batch).
-The same call serves an ensemble's members flattened into the class axis
-(:func:`kernel_ensemble_update`) and, without learning, batched inference
+The same call serves batch updates (``batch_size`` > 1: a batch's examples predicted with
+the weights from before it, their deltas added, the touched rows clipped, as
+:func:`gln_jax.core.bernoulli.batch_update`), an ensemble's members flattened into the class
+axis (:func:`kernel_ensemble_update`) and, without learning, batched inference
 (:func:`kernel_batch_apply`).
 
 The C++ source ships with the package and is compiled on first use with the system compiler
@@ -75,14 +77,15 @@ def _on_one_cpu(state: GLNState | None) -> bool:
 
 
 def use_kernel(config: GLNConfig, state: GLNState | None = None, batch_size: int = 1) -> bool:
-    """The switch rule: whether exact online learning of ``state`` runs in the fused kernel.
+    """The switch rule: whether learning a stream of ``state`` runs in the fused kernel.
 
-    Yes for a Bernoulli network (:class:`GLNConfig`, every layout and dtype) at batch size 1
-    on a state that lives on one CPU device (or in NumPy with a CPU default backend) when
-    :func:`available`. Never on a sharded state, on another platform or for batch updates;
-    ``jax.grad`` users call the pure functions of :mod:`gln_jax.core.stream` and never reach
-    it. An unsharded ensemble (:func:`gln_jax.core.ensemble.fit_ensemble`) asks the same rule
-    with its stacked state and runs all members in one call.
+    Yes for a Bernoulli network (:class:`GLNConfig`, every layout and dtype) at any batch size
+    (1: exact online learning; above, batch updates) on a state that lives on one CPU device
+    (or in NumPy with a CPU default backend) when :func:`available`. Never on a sharded state
+    or on another platform; ``jax.grad`` users call the pure functions of
+    :mod:`gln_jax.core.stream` and never reach it. An unsharded ensemble
+    (:func:`gln_jax.core.ensemble.fit_ensemble`) asks the same rule with its stacked state and
+    runs all members in one call.
 
     Args:
         config: the network's config.
@@ -92,6 +95,6 @@ def use_kernel(config: GLNConfig, state: GLNState | None = None, batch_size: int
     Returns:
         True when :func:`gln_jax.fit_stream` should run its chunks in the kernel.
     """
-    if not isinstance(config, GLNConfig) or batch_size != 1 or not enabled():
+    if not isinstance(config, GLNConfig) or batch_size < 1 or not enabled():
         return False
     return _on_one_cpu(state) and load()

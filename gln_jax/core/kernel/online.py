@@ -95,7 +95,9 @@ def threads(config: GLNConfig, members: int = 1) -> int:
     return max(1, min(cores, config.num_models * members))
 
 
-def _call(results, x0, targets, rates, contexts, weights, *, config, threads, learn, aliases):
+def _call(
+    results, x0, targets, rates, contexts, weights, *, config, threads, learn, aliases, batch_size=1
+):
     """One foreign call of the kernel with its attributes (checks that it is loaded first).
 
     Args:
@@ -105,6 +107,7 @@ def _call(results, x0, targets, rates, contexts, weights, *, config, threads, le
         threads: threads the classes are split over.
         learn: whether the call updates the weights (else targets and rates are not read).
         aliases: ``{argument index: result index}`` of the weights updated in place.
+        batch_size: examples per update (dividing ``T``); 1 is exact online learning.
 
     Raises:
         RuntimeError: when the kernel is not available (see :func:`load`).
@@ -123,10 +126,13 @@ def _call(results, x0, targets, rates, contexts, weights, *, config, threads, le
         weight_clipping=np.float64(config.weight_clipping),
         bias=np.bool_(config.bias),
         learn=np.bool_(learn),
+        batch_size=np.int64(batch_size),
     )
 
 
-def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNConfig, threads=1):
+def online_fit(
+    weights, x0, contexts, targets, learning_rates, *, config: GLNConfig, threads=1, batch_size=1
+):
     """The foreign call: exact online learning of a chunk, all layers and classes.
 
     Args:
@@ -139,6 +145,8 @@ def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNCon
         config: the network's config (its clipping, bias and dtype; ``C`` comes from
             ``targets``, so an ensemble's members can be flattened into the class axis).
         threads: threads the classes are split over (results do not depend on it).
+        batch_size: examples per update, dividing ``T`` (batch semantics, as
+            :func:`gln_jax.core.bernoulli.batch_update`); 1 is exact online learning.
 
     Returns:
         ``(weights, p)`` with ``p [T, C]`` the predictions made before each update.
@@ -164,6 +172,7 @@ def online_fit(weights, x0, contexts, targets, learning_rates, *, config: GLNCon
         threads=threads,
         learn=True,
         aliases=aliases,
+        batch_size=batch_size,
     )
     return tuple(new_weights), p
 
@@ -281,8 +290,11 @@ def kernel_scan_update(
     mask: Array | None = None,
     threads: int = 1,
     gates: GateMatrix | None = None,
+    batch_size: int = 1,
 ) -> tuple[GLNState, jax.Array]:
-    """:func:`gln_jax.core.stream.scan_update` by the fused kernel (same arguments, result).
+    """:func:`gln_jax.core.stream.scan_update` by the fused kernel (same arguments, result);
+    with ``batch_size > 1``, :func:`gln_jax.core.stream.scan_batch_update` of the stream cut
+    into consecutive batches.
 
     Needs :func:`gln_jax.core.kernel.available`; CPU only, no ``vmap`` or ``grad``.
 
@@ -296,9 +308,12 @@ def kernel_scan_update(
         mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
         threads: threads the classes (and the gates' examples) are split over.
         gates: the state's :func:`.gates.gate_matrix`, if the caller keeps one.
+        batch_size: examples per update, dividing ``T`` (static); a masked-out example of a
+            batch adds nothing to it.
 
     Returns:
-        ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update.
+        ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update
+        (before its batch's update).
     """
     dtype = jnp.dtype(config.dtype)
     targets = jnp.asarray(targets)
@@ -309,7 +324,9 @@ def kernel_scan_update(
     binary = multiclass.batch_class_targets(targets, config).astype(dtype)
     rates = jnp.where(mask, jnp.asarray(learning_rates, dtype), 0)
     weights = tuple(layer.weights for layer in state.layers)
-    weights, p = online_fit(weights, x0, contexts, binary, rates, config=config, threads=threads)
+    weights, p = online_fit(
+        weights, x0, contexts, binary, rates, config=config, threads=threads, batch_size=batch_size
+    )
     layers = tuple(
         layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
     )
@@ -328,6 +345,7 @@ def kernel_ensemble_update(
     mask: Array | None = None,
     threads: int = 1,
     shared_gates: bool = False,
+    batch_size: int = 1,
 ) -> tuple[GLNState, jax.Array]:
     """Exact online learning of every member of an ensemble in one call of the kernel.
 
@@ -349,6 +367,8 @@ def kernel_ensemble_update(
             :func:`gln_jax.core.ensemble.shares_gates`): the context indices are computed once,
             from member 0, for all members (the same indices, one member's gating instead of
             ``E``). Static.
+        batch_size: examples per update, dividing ``T`` (static; see
+            :func:`kernel_scan_update`).
 
     Returns:
         ``(states, p)`` with ``p [E, T, C]`` the predictions made before each update.
@@ -383,6 +403,7 @@ def kernel_ensemble_update(
         jnp.repeat(rates.T, classes, axis=1),
         config=config,
         threads=threads,
+        batch_size=batch_size,
     )
     layers = tuple(
         layer._replace(weights=w.reshape(layer.weights.shape))

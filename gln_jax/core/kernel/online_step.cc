@@ -22,8 +22,12 @@
 // Results: predictions [T, C] made before each update, then per layer the updated weights
 //   (aliased to the weight arguments by the caller, so they are updated in place).
 // Attributes: num_layers, num_threads (int64), pred_clipping, weight_clipping (float64), bias,
-//   learn. With learn false the call only predicts (batched inference): targets and rates are
-//   not read, the weights are read in place and no weights are returned.
+//   learn, batch_size (int64). With learn false the call only predicts (batched inference):
+//   targets and rates are not read, the weights are read in place and no weights are returned.
+//   With batch_size B > 1 (dividing T) the steps learn in batches of B with batch semantics
+//   (gln_jax.core.bernoulli.batch_update): each example of a batch is predicted with the weights
+//   from before the batch, the batch's g * x are subtracted from their rows, then those rows are
+//   clipped; B = 1 is exact online learning.
 
 #include <algorithm>
 #include <cmath>
@@ -124,6 +128,13 @@ void Update(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
   }
 }
 
+// A batch's update of one row that a later example of the batch updates again: w -= g * x,
+// unclipped (the row is clipped after the batch's last delta, by Update).
+template <typename T>
+void Subtract(T* __restrict w, const T* __restrict x, T g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) w[i] = w[i] - g * x[i];
+}
+
 // Bytes of first-layer inputs per block of steps (about a quarter of a 1 MiB L2 cache).
 constexpr int64_t kBlockBytes = 256 * 1024;
 // Bytes of weight tables per tile of classes (about half of a 1-2 MiB L2 cache).
@@ -138,7 +149,7 @@ struct Layer {
 template <typename T>
 void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, const T* x0,
                 const T* targets, const T* rates, bool rate_per_class,
-                const std::vector<Layer>& layers, bool bias, bool learn,
+                const std::vector<Layer>& layers, bool bias, bool learn, int64_t batch,
                 double pred_clipping, double weight_clipping, T* predictions) {
   const T eps_lo = static_cast<T>(pred_clipping);
   const T eps_hi = static_cast<T>(1.0 - pred_clipping);  // as jnp.clip(p, eps, 1.0 - eps)
@@ -167,7 +178,10 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
   // the step's input row is read into L1 once for all of them (and each row's dot and update
   // then read it from there); each class still sees its own steps in stream order, so the
   // result does not depend on the blocks, the tiles or the threads.
-  const int64_t block = std::max<int64_t>(1, kBlockBytes / int64_t(sizeof(T) * layers[0].inputs));
+  const bool batched = learn && batch > 1;
+  const int64_t unit = batched ? batch : 1;  // steps that share one update
+  const int64_t block =
+      unit * std::max<int64_t>(1, kBlockBytes / int64_t(sizeof(T) * layers[0].inputs) / unit);
   int64_t model_bytes = 0;
   for (const Layer& layer : layers) {
     model_bytes += layer.neurons * layer.rows * layer.inputs * int64_t(sizeof(T));
@@ -223,12 +237,94 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
     }
     predictions[t * classes + c] = p;  // the single output neuron of the last layer
   };
+  // A batch of `unit` steps of one class (batch semantics, as gln_jax.core.bernoulli's
+  // batch_update): every example forward with the weights from before the batch, then each
+  // example's g * x subtracted from its active rows in example order, each row clipped after
+  // its last delta (every weight lies inside the clip before the batch, so clipping the
+  // touched rows equals clipping the table). The forward pass is the learning one (p clipped, next inputs
+  // log(p) - log1p(-p)), so a batch of one equals `step`.
+  int64_t hidden_width = 0, all_neurons = 0;
+  std::vector<int64_t> hidden_at(layers.size() + 1, 0), g_at(layers.size(), 0);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    g_at[l] = all_neurons;
+    all_neurons += layers[l].neurons;
+    if (l > 0) {
+      hidden_at[l] = hidden_width;
+      hidden_width += layers[l].inputs;
+    }
+  }
+  std::vector<T> hidden(batched ? unit * hidden_width : 0);  // [unit, layers 1.. inputs]
+  std::vector<T> gs(batched ? unit * all_neurons : 0);       // [unit, every neuron]
+  auto batch_step = [&](int64_t c, int64_t t0) {
+    const size_t last_layer = layers.size() - 1;
+    for (int64_t b = 0; b < unit; ++b) {
+      const int64_t t = t0 + b;
+      const T y = targets[t * classes + c];
+      const T lr = rate_per_class ? rates[t * classes + c] : rates[t];
+      T p = T(0);
+      for (size_t l = 0; l < layers.size(); ++l) {
+        const Layer& layer = layers[l];
+        const int64_t k_count = layer.neurons, width = layer.inputs;
+        const T* in = l == 0 ? x0 + t * width : hidden.data() + b * hidden_width + hidden_at[l];
+        T* out = l == last_layer ? nullptr : hidden.data() + b * hidden_width + hidden_at[l + 1];
+        const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
+        const T* table = static_cast<const T*>(layer.weights) + c * k_count * layer.rows * width;
+        for (int64_t k = 0; k < k_count; ++k) {
+          const T* row = table + (k * layer.rows + ctx[k]) * width;
+          if (k + 1 < k_count) {
+            const char* ahead =
+                reinterpret_cast<const char*>(table + ((k + 1) * layer.rows + ctx[k + 1]) * width);
+            for (int64_t o = 0; o < width * int64_t(sizeof(T)); o += 64) {
+              __builtin_prefetch(ahead + o, 0);
+            }
+          }
+          const T z = Dot(row, in, width);
+          p = std::min(std::max(T(1) / (T(1) + std::exp(-z)), eps_lo), eps_hi);
+          if (out != nullptr) out[k] = std::log(p) - std::log1p(-p);
+          gs[b * all_neurons + g_at[l] + k] = lr * (p - y);
+        }
+        if (out != nullptr && bias) out[k_count] = T(1);
+      }
+      predictions[t * classes + c] = p;
+    }
+    // the deltas in example order; a row is clipped right after its last delta of the batch
+    // (in the same pass, while it is in L1), every row hit once or more clipped once
+    for (int64_t b = 0; b < unit; ++b) {
+      const int64_t t = t0 + b;
+      for (size_t l = 0; l < layers.size(); ++l) {
+        const Layer& layer = layers[l];
+        const int64_t k_count = layer.neurons, width = layer.inputs;
+        const T* in = l == 0 ? x0 + t * width : hidden.data() + b * hidden_width + hidden_at[l];
+        const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
+        T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
+        for (int64_t k = 0; k < k_count; ++k) {
+          T* row = table + (k * layer.rows + ctx[k]) * width;
+          const T g = gs[b * all_neurons + g_at[l] + k];
+          bool last_hit = true;
+          for (int64_t later = t + 1; later < t0 + unit && last_hit; ++later) {
+            last_hit = layer.contexts[(later * classes + c) * k_count + k] != ctx[k];
+          }
+          if (last_hit) {
+            Update(row, in, g, w_lo, w_hi, width);
+          } else {
+            Subtract(row, in, g, width);
+          }
+        }
+      }
+    }
+  };
   for (int64_t start = 0; start < steps; start += block) {
     const int64_t stop = std::min(steps, start + block);
     for (int64_t c0 = first; c0 < last; c0 += tile) {
       const int64_t c1 = std::min(last, c0 + tile);
-      for (int64_t t = start; t < stop; ++t) {
-        for (int64_t c = c0; c < c1; ++c) step(c, t);
+      for (int64_t t = start; t < stop; t += unit) {
+        for (int64_t c = c0; c < c1; ++c) {
+          if (batched) {
+            batch_step(c, t);
+          } else {
+            step(c, t);
+          }
+        }
       }
     }
   }
@@ -238,13 +334,17 @@ template <typename T>
 ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
                ffi::RemainingArgs rest, ffi::Result<ffi::AnyBuffer> predictions,
                ffi::RemainingRets weights_out, int64_t num_layers, int64_t num_threads,
-               double pred_clipping, double weight_clipping, bool bias, bool learn) {
+               double pred_clipping, double weight_clipping, bool bias, bool learn,
+               int64_t batch_size) {
   const auto x_dims = x0.dimensions();
   const auto p_dims = predictions->dimensions();
   if (x_dims.size() != 2 || p_dims.size() != 2) {
     return ffi::Error::InvalidArgument("x0 must be [T, I] and predictions [T, C]");
   }
   const int64_t steps = x_dims[0], classes = p_dims[1];
+  if (batch_size < 1 || (learn && steps % batch_size != 0)) {
+    return ffi::Error::InvalidArgument("batch_size must be positive and divide the steps");
+  }
   // [T] or [T, C] (the same values when C == 1)
   const bool rate_per_class = rates.element_count() != size_t(steps);
   if (learn) {
@@ -308,13 +408,13 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
     const int64_t first = classes * i / threads, last = classes * (i + 1) / threads;
     if (threads == 1) {
       RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias, learn,
-                    pred_clipping, weight_clipping, p);
+                    batch_size, pred_clipping, weight_clipping, p);
       return;
     }
     // each thread writes its own buffer (no cache line shared between threads), copied at the end
     std::vector<T> own(steps * classes);
     RunClasses<T>(first, last, steps, classes, x, y, lr, rate_per_class, layers, bias, learn,
-                  pred_clipping, weight_clipping, own.data());
+                  batch_size, pred_clipping, weight_clipping, own.data());
     for (int64_t t = 0; t < steps; ++t) {
       for (int64_t c = first; c < last; ++c) p[t * classes + c] = own[t * classes + c];
     }
@@ -329,14 +429,15 @@ ffi::Error Run(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
 ffi::Error OnlineFit(ffi::AnyBuffer x0, ffi::AnyBuffer targets, ffi::AnyBuffer rates,
                      ffi::RemainingArgs rest, ffi::Result<ffi::AnyBuffer> predictions,
                      ffi::RemainingRets weights_out, int64_t num_layers, int64_t num_threads,
-                     double pred_clipping, double weight_clipping, bool bias, bool learn) {
+                     double pred_clipping, double weight_clipping, bool bias, bool learn,
+                     int64_t batch_size) {
   switch (x0.element_type()) {
     case ffi::DataType::F32:
       return Run<float>(x0, targets, rates, rest, predictions, weights_out, num_layers,
-                        num_threads, pred_clipping, weight_clipping, bias, learn);
+                        num_threads, pred_clipping, weight_clipping, bias, learn, batch_size);
     case ffi::DataType::F64:
       return Run<double>(x0, targets, rates, rest, predictions, weights_out, num_layers,
-                         num_threads, pred_clipping, weight_clipping, bias, learn);
+                         num_threads, pred_clipping, weight_clipping, bias, learn, batch_size);
     default:
       return ffi::Error::InvalidArgument("gln_online_fit supports float32 and float64 only");
   }
@@ -652,7 +753,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GlnOnlineFit, OnlineFit,
                                   .Attr<double>("pred_clipping")
                                   .Attr<double>("weight_clipping")
                                   .Attr<bool>("bias")
-                                  .Attr<bool>("learn"));
+                                  .Attr<bool>("learn")
+                                  .Attr<int64_t>("batch_size"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(GlnGates, Gates,
                               ffi::Ffi::Bind()
