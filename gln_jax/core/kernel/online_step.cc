@@ -26,8 +26,8 @@
 //   targets and rates are not read, the weights are read in place and no weights are returned.
 //   With batch_size B > 1 (dividing T) the steps learn in batches of B with batch semantics
 //   (gln_jax.core.bernoulli.batch_update): each example of a batch is predicted with the weights
-//   from before the batch, the batch's g * x are subtracted from their rows, then those rows are
-//   clipped; B = 1 is exact online learning.
+//   from before the batch, then each row the batch hit moves by the sum of its examples' g * x
+//   and is clipped; B = 1 is exact online learning.
 
 #include <algorithm>
 #include <cmath>
@@ -128,11 +128,16 @@ void Update(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
   }
 }
 
-// A batch's update of one row that a later example of the batch updates again: w -= g * x,
-// unclipped (the row is clipped after the batch's last delta, by Update).
+// A row's summed deltas in a batch: d = g * x for its first example, then d += g * x for
+// each later one (in example order, as the reference's product sums them).
 template <typename T>
-void Subtract(T* __restrict w, const T* __restrict x, T g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) w[i] = w[i] - g * x[i];
+void Scale(T* __restrict d, const T* __restrict x, T g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = g * x[i];
+}
+
+template <typename T>
+void AddScaled(T* __restrict d, const T* __restrict x, T g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = d[i] + g * x[i];
 }
 
 // Bytes of first-layer inputs per block of steps (about a quarter of a 1 MiB L2 cache).
@@ -239,9 +244,9 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
   };
   // A batch of `unit` steps of one class (batch semantics, as gln_jax.core.bernoulli's
   // batch_update): every example forward with the weights from before the batch, then each
-  // example's g * x subtracted from its active rows in example order, each row clipped after
-  // its last delta (every weight lies inside the clip before the batch, so clipping the
-  // touched rows equals clipping the table). The forward pass is the learning one (p clipped, next inputs
+  // row the batch hit moved by the sum of its examples' g * x and clipped (every weight lies
+  // inside the clip before the batch, so clipping the touched rows equals clipping the
+  // table). The forward pass is the learning one (p clipped, next inputs
   // log(p) - log1p(-p)), so a batch of one equals `step`.
   int64_t hidden_width = 0, all_neurons = 0;
   std::vector<int64_t> hidden_at(layers.size() + 1, 0), g_at(layers.size(), 0);
@@ -255,6 +260,7 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
   }
   std::vector<T> hidden(batched ? unit * hidden_width : 0);  // [unit, layers 1.. inputs]
   std::vector<T> gs(batched ? unit * all_neurons : 0);       // [unit, every neuron]
+  std::vector<T> delta(batched ? widest : 0);                 // one row's summed deltas
   auto batch_step = [&](int64_t c, int64_t t0) {
     const size_t last_layer = layers.size() - 1;
     for (int64_t b = 0; b < unit; ++b) {
@@ -287,28 +293,40 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
       }
       predictions[t * classes + c] = p;
     }
-    // the deltas in example order; a row is clipped right after its last delta of the batch
-    // (in the same pass, while it is in L1), every row hit once or more clipped once
-    for (int64_t b = 0; b < unit; ++b) {
-      const int64_t t = t0 + b;
-      for (size_t l = 0; l < layers.size(); ++l) {
-        const Layer& layer = layers[l];
-        const int64_t k_count = layer.neurons, width = layer.inputs;
-        const T* in = l == 0 ? x0 + t * width : hidden.data() + b * hidden_width + hidden_at[l];
-        const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
-        T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
-        for (int64_t k = 0; k < k_count; ++k) {
-          T* row = table + (k * layer.rows + ctx[k]) * width;
+    // the updates as the reference's dense batch update: each row the batch hit gets the sum
+    // of its examples' g * x (in example order) subtracted, then the clip; a row hit once is
+    // the online update
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const Layer& layer = layers[l];
+      const int64_t k_count = layer.neurons, width = layer.inputs;
+      T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
+      auto input = [&](int64_t b) {
+        return l == 0 ? x0 + (t0 + b) * width : hidden.data() + b * hidden_width + hidden_at[l];
+      };
+      auto context = [&](int64_t b, int64_t k) {
+        return layer.contexts[((t0 + b) * classes + c) * k_count + k];
+      };
+      for (int64_t k = 0; k < k_count; ++k) {
+        for (int64_t b = 0; b < unit; ++b) {
+          const int32_t r = context(b, k);
+          bool first_hit = true;
+          for (int64_t e = 0; e < b && first_hit; ++e) first_hit = context(e, k) != r;
+          if (!first_hit) continue;  // summed with the row's first example
+          T* row = table + (k * layer.rows + r) * width;
           const T g = gs[b * all_neurons + g_at[l] + k];
-          bool last_hit = true;
-          for (int64_t later = t + 1; later < t0 + unit && last_hit; ++later) {
-            last_hit = layer.contexts[(later * classes + c) * k_count + k] != ctx[k];
+          int64_t next = b + 1;
+          while (next < unit && context(next, k) != r) ++next;
+          if (next == unit) {  // the only example of the batch on this row
+            Update(row, input(b), g, w_lo, w_hi, width);
+            continue;
           }
-          if (last_hit) {
-            Update(row, in, g, w_lo, w_hi, width);
-          } else {
-            Subtract(row, in, g, width);
+          Scale(delta.data(), input(b), g, width);
+          for (int64_t e = next; e < unit; ++e) {
+            if (context(e, k) == r) {
+              AddScaled(delta.data(), input(e), gs[e * all_neurons + g_at[l] + k], width);
+            }
           }
+          Update(row, delta.data(), T(1), w_lo, w_hi, width);
         }
       }
     }
