@@ -5,7 +5,8 @@ public API every revision has (``gln_jax.GLN(backend, ...).fit/predict``, ``gln_
 ``gln_torch.GLN``), run by the same interpreter with ``PYTHONPATH`` pointed at each tree (the
 revision is checked out in a temporary ``git worktree``). Runs alternate between the trees
 (old, new, old, new, ...) so that a shared or throttled machine slows both alike; each figure
-is the median over the runs, and the ratio is new over old.
+is the median over the runs, and the ratio is new over old; the lowest and highest ratio of
+one run's pair show how far the machine moved the figures.
 """
 
 from __future__ import annotations
@@ -172,11 +173,14 @@ def compare(rev: str, runs: int = 3, cases=CASES, out=sys.stdout, repeats: int =
             )
     print(
         f"best of {repeats} timings within each run, median of {runs} alternated runs; "
-        "rates per second; ratio = new / old",
+        "rates per second; ratio = new / old; runs: the lowest and highest ratio of one run's "
+        "pair (old, then new)",
         file=out,
     )
-    print(f"{'case':<40}{rev:>12}{'this tree':>12}{'ratio':>8}", file=out)
+    print(f"{'case':<40}{rev:>12}{'this tree':>12}{'ratio':>8}{'runs':>16}", file=out)
     for name, both in rates.items():
         old, new = statistics.median(both["old"]), statistics.median(both["new"])
-        print(f"{name:<40}{old:>12.0f}{new:>12.0f}{new / old:>7.2f}x", file=out)
+        pairs = [n / o for o, n in zip(both["old"], both["new"], strict=True)]
+        spread = f"{min(pairs):.2f}-{max(pairs):.2f}x"
+        print(f"{name:<40}{old:>12.0f}{new:>12.0f}{new / old:>7.2f}x{spread:>16}", file=out)
     return rates

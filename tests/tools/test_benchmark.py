@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from gln_jax.tools import benchmark
@@ -125,6 +126,24 @@ def test_compare_against_head_prints_ratios(capsys):
     name = compare.CASES[-2][0]
     assert len(rates[name]["old"]) == len(rates[name]["new"]) == 1
     assert name in out.getvalue() and "x" in out.getvalue().splitlines()[-1]
+
+
+def test_compare_prints_medians_and_the_spread_of_paired_runs(monkeypatch):
+    """Two alternated runs (old, new, old, new): medians, their ratio, and the lowest and
+    highest ratio of one run's pair (the timing script itself is stubbed)."""
+    import io
+
+    from gln_jax.tools import compare
+
+    case = compare.CASES[0]
+    figures = iter([100.0, 150.0, 200.0, 500.0])  # old, new of run 1, then of run 2
+    monkeypatch.setattr(compare, "_run", lambda root, spec: {case[0]: next(figures)})
+    monkeypatch.setattr(compare, "_mnist", lambda n: (np.zeros((n, 784), np.float32), np.zeros(n)))
+    out = io.StringIO()
+    rates = compare.compare("HEAD", runs=2, cases=(case,), out=out)
+    assert rates[case[0]] == {"old": [100.0, 200.0], "new": [150.0, 500.0]}
+    line = out.getvalue().splitlines()[-1].split()
+    assert line[-4:] == ["150", "325", "2.17x", "1.50-2.50x"]
 
 
 def test_compare_cases_option_selects_by_name(monkeypatch):
