@@ -140,6 +140,19 @@ void AddScaled(T* __restrict d, const T* __restrict x, T g, int64_t n) {
   for (int64_t i = 0; i < n; ++i) d[i] = d[i] + g * x[i];
 }
 
+// Prefetches a row the next neuron reads (and, when `write`, then updates), one cache line at a
+// time, while the current neuron's dot runs.
+template <typename T>
+inline void PrefetchRow(const T* row, int64_t width, bool write) {
+  const char* ahead = reinterpret_cast<const char*>(row);
+  const int64_t bytes = width * int64_t(sizeof(T));
+  if (write) {
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 1);
+  } else {
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 0);
+  }
+}
+
 // Bytes of first-layer inputs per block of steps (about a quarter of a 1 MiB L2 cache).
 constexpr int64_t kBlockBytes = 256 * 1024;
 // Bytes of weight tables per tile of classes (about half of a 1-2 MiB L2 cache).
@@ -206,15 +219,8 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
       T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
       for (int64_t k = 0; k < k_count; ++k) {
         T* row = table + (k * layer.rows + ctx[k]) * width;
-        if (k + 1 < k_count) {
-          const T* next_row = table + ((k + 1) * layer.rows + ctx[k + 1]) * width;
-          const char* ahead = reinterpret_cast<const char*>(next_row);
-          const int64_t bytes = width * int64_t(sizeof(T));
-          if (learn) {  // the row will be written
-            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 1);
-          } else {
-            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 0);
-          }
+        if (k + 1 < k_count) {  // learning writes the row right after its dot
+          PrefetchRow(table + ((k + 1) * layer.rows + ctx[k + 1]) * width, width, learn);
         }
         const T z = Dot(row, in, width);
         if (!learn && !output_layer && z > z_inner_lo && z < z_inner_hi) {
@@ -277,12 +283,8 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
         const T* table = static_cast<const T*>(layer.weights) + c * k_count * layer.rows * width;
         for (int64_t k = 0; k < k_count; ++k) {
           const T* row = table + (k * layer.rows + ctx[k]) * width;
-          if (k + 1 < k_count) {
-            const char* ahead =
-                reinterpret_cast<const char*>(table + ((k + 1) * layer.rows + ctx[k + 1]) * width);
-            for (int64_t o = 0; o < width * int64_t(sizeof(T)); o += 64) {
-              __builtin_prefetch(ahead + o, 0);
-            }
+          if (k + 1 < k_count) {  // read now, written only after the whole batch
+            PrefetchRow(table + ((k + 1) * layer.rows + ctx[k + 1]) * width, width, false);
           }
           const T z = Dot(row, in, width);
           p = std::min(std::max(T(1) / (T(1) + std::exp(-z)), eps_lo), eps_hi);
@@ -568,6 +570,22 @@ int64_t BlockUnion(const T* x, int64_t block, int64_t inputs, uint8_t* nonzero, 
   return count;
 }
 
+// The context indices of neurons [n0, n1) of example b from its projections (columns from c0):
+// bit t of neuron n is projection[n * m + t] > thresholds[n * m + t].
+template <typename T>
+void StoreIndices(const T* projection, const T* thresholds, int64_t c0, int64_t n0, int64_t n1,
+                  int64_t m, int64_t b, const std::vector<GateOutput>& outputs) {
+  for (int64_t n = n0; n < n1; ++n) {
+    int32_t index = 0;
+    for (int64_t t = 0; t < m; ++t) {
+      const int64_t column = n * m + t;
+      index |= int32_t(projection[column - c0] > thresholds[column]) << t;
+    }
+    const GateOutput& out = outputs[n];
+    out.base[b * out.stride + out.column] = index;
+  }
+}
+
 // Vectors of columns per pass of a lone example: 16 accumulators, each non-zero entry's value
 // broadcast once for all of them (a block of kGateBlock spends three quarters of its products
 // on the padding examples when only one is real, and reads each hyperplane row in four times as
@@ -617,14 +635,7 @@ void GateOne(int64_t b, const T* x, int64_t inputs, const T* planes_t, const T* 
     GatePassOne<T, kGateVectors>(values.get(), idx.get(), count, planes_t, columns, j0,
                                  projection.get() + j0);
   }
-  for (int64_t n = 0; n < neurons; ++n) {
-    int32_t index = 0;
-    for (int64_t t = 0; t < m; ++t) {
-      index |= int32_t(projection[n * m + t] > thresholds[n * m + t]) << t;
-    }
-    const GateOutput& out = outputs[n];
-    out.base[b * out.stride + out.column] = index;
-  }
+  StoreIndices<T>(projection.get(), thresholds, 0, 0, neurons, m, b, outputs);
 }
 
 // Examples [first, last) in groups of kGateGroup: each group's block unions once, then the
@@ -671,16 +682,8 @@ void GateExamples(int64_t first, int64_t last, const T* side_info, int64_t input
                       counts[k], planes_t, columns, j0, projections.get() + (j0 - c0), tile);
         }
         for (int64_t e = 0; e < std::min<int64_t>(kGateBlock, g1 - b0); ++e) {
-          const T* projection = projections.get() + e * tile;  // columns from c0
-          for (int64_t n = n0; n < n1; ++n) {
-            int32_t index = 0;
-            for (int64_t t = 0; t < m; ++t) {
-              const int64_t column = n * m + t;
-              index |= int32_t(projection[column - c0] > thresholds[column]) << t;
-            }
-            const GateOutput& out = outputs[n];
-            out.base[(b0 + e) * out.stride + out.column] = index;
-          }
+          StoreIndices<T>(projections.get() + e * tile, thresholds, c0, n0, n1, m, b0 + e,
+                          outputs);
         }
       }
     }
