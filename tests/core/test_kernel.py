@@ -106,6 +106,20 @@ def test_kernel_equals_scan_update_in_float64(compiled, x64, name):
     assert np.sum(first != start) > 0
 
 
+def _widened(state):
+    """A float32 state in float64 (the same values): the start of a float64 truth."""
+    return jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, state)
+
+
+def _assert_float32_rule(got_want_truth):
+    """The port harness's float32 rule on ``(got, want, truth)`` triples: 2e-5 relative, 2e-6
+    absolute, plus four times the reference's own rounding error against the float64 truth."""
+    for got, want, truth in got_want_truth:
+        got, want, truth = (np.asarray(a, np.float64) for a in (got, want, truth))
+        allowed = 2e-6 + 2e-5 * np.abs(want) + 4 * np.abs(want - truth)
+        assert np.all(np.abs(got - want) <= allowed), np.max(np.abs(got - want))
+
+
 _SCAN_BATCHES = jax.jit(stream.scan_batch_update, static_argnames="config")
 _KERNEL_BATCHES = jax.jit(
     kernel.kernel_scan_update, static_argnames=("config", "threads", "batch_size")
@@ -171,12 +185,8 @@ def test_kernel_batches_in_float32_and_on_any_thread_count(compiled, x64):
     def wide(a):
         return np.asarray(a, np.float64)[:steps].reshape(-1, 8, *np.shape(a)[1:])
 
-    start = jax.tree.map(
-        lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
-        gln_jax.init(jax.random.key(0), config),
-    )
     truth_state, truth_p = _SCAN_BATCHES(
-        start,
+        _widened(gln_jax.init(jax.random.key(0), config)),
         wide(x),
         wide(x),
         y[:steps].reshape(-1, 8),
@@ -187,13 +197,10 @@ def test_kernel_batches_in_float32_and_on_any_thread_count(compiled, x64):
     truth_p = np.asarray(truth_p).reshape(-1, config.num_models)
     real = int(mask.sum())
     width = config.num_models
-    pairs = [
-        (np.asarray(p)[:real], np.asarray(want_p).reshape(-1, width)[:real], truth_p[:real])
-    ] + list(zip(_weights(state), _weights(want_state), _weights(truth_state), strict=True))
-    for got, want, truth in pairs:
-        got, want, truth = (np.asarray(a, np.float64) for a in (got, want, truth))
-        allowed = 2e-6 + 2e-5 * np.abs(want) + 4 * np.abs(want - truth)
-        assert np.all(np.abs(got - want) <= allowed), np.max(np.abs(got - want))
+    _assert_float32_rule(
+        [(np.asarray(p)[:real], np.asarray(want_p).reshape(-1, width)[:real], truth_p[:real])]
+        + list(zip(_weights(state), _weights(want_state), _weights(truth_state), strict=True))
+    )
     for threads in (2, 3):  # the classes split otherwise: the same bits
         (other, other_p), _, _, _ = _batches(config, 0.2, 8, threads=threads)
         np.testing.assert_array_equal(np.asarray(other_p), np.asarray(p))
@@ -227,10 +234,8 @@ def test_float32_within_the_parity_tolerance(compiled, x64):
     (state, p), (want_state, want_p) = _both(config, 0.2)
     truth_config = config._replace(dtype="float64")
     x, y, rates, mask = _stream(config, 0.2)
-    start = gln_jax.init(jax.random.key(0), config)
-    wide = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, start)
     truth_state, truth_p = _SCAN(
-        wide,
+        _widened(gln_jax.init(jax.random.key(0), config)),
         x.astype(np.float64),
         x.astype(np.float64),
         y,
@@ -239,15 +244,10 @@ def test_float32_within_the_parity_tolerance(compiled, x64):
         mask=mask,
     )
     assert p.dtype == jnp.float32
-    pairs = [(p, want_p, truth_p)] + list(
-        zip(_weights(state), _weights(want_state), _weights(truth_state), strict=True)
+    _assert_float32_rule(
+        [(p, want_p, truth_p)]
+        + list(zip(_weights(state), _weights(want_state), _weights(truth_state), strict=True))
     )
-    for got, want, truth in pairs:
-        got, want, truth = (np.asarray(a, np.float64) for a in (got, want, truth))
-        # the port harness's float32 rule: 2e-5 relative, 2e-6 absolute, plus four times the
-        # reference's own rounding error against the float64 truth
-        allowed = 2e-6 + 2e-5 * np.abs(want) + 4 * np.abs(want - truth)
-        assert np.all(np.abs(got - want) <= allowed), np.max(np.abs(got - want))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
