@@ -260,6 +260,64 @@ def test_results_do_not_depend_on_the_thread_count(compiled, x64, dtype):
             np.testing.assert_array_equal(got, want)
 
 
+# A first layer of 101 inputs and a hidden one of 41: both wider than 32 and not whole vectors,
+# so a call of at least 16 steps per row (LONG against 4 rows) runs on the kernel's aligned,
+# padded working copies of the tables and tracks row bounds (updates that skip a clip that
+# cannot fire); a call of a few steps does neither.
+WIDE, LONG = 100, 160
+
+
+def _wide_stream(config, rate, seed=3):
+    rng = np.random.default_rng(seed)
+    pool = rng.random((24, WIDE))  # rows are revisited often
+    x = pool[rng.integers(0, 24, LONG)].astype(config.dtype)
+    y = rng.integers(0, config.num_classes, LONG)
+    rates = (rate * rng.uniform(0.2, 1.0, LONG)).astype(config.dtype)
+    return x, y, rates
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("rate", [0.05, 30.0], ids=["clip rarely fires", "clip fires"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_long_calls_give_the_bits_of_short_calls(compiled, x64, dtype, rate, batch):
+    """One call over the stream equals one call per batch bit for bit: the working copies and
+    the skipped clips change no bit, in float32 and float64, online and in batches."""
+    config = make_config([40, 3, 1], WIDE, context_map_size=2, num_classes=3, dtype=dtype)
+    state = gln_jax.init(jax.random.key(3), config)
+    x, y, rates = _wide_stream(config, rate)
+    long_state, long_p = _KERNEL_BATCHES(
+        state, x, x, y, rates, config=config, threads=2, batch_size=batch
+    )
+    short, ps = state, []
+    for t in range(0, LONG, batch):
+        part = slice(t, t + batch)
+        short, p = _KERNEL_BATCHES(
+            short, x[part], x[part], y[part], rates[part], config=config, threads=2, batch_size=batch
+        )
+        ps.append(np.asarray(p))
+    chex.assert_trees_all_equal(long_state, short)
+    np.testing.assert_array_equal(np.asarray(long_p), np.concatenate(ps))
+    fired = [np.max(np.abs(w)) == config.weight_clipping for w in _weights(long_state)[:2]]
+    assert fired == ([True, True] if rate > 1 else [False, False])
+
+
+def test_long_calls_equal_scan_update_in_float64(compiled, x64):
+    """The working copies and the row bounds (first and hidden layer), against the reference:
+    within 1e-12 at every step, a low clip firing (high rates make float64 streams this wide drift
+    apart by more than 1e-12 in either route)."""
+    config = make_config(
+        [40, 3, 1], WIDE, context_map_size=2, num_classes=3, dtype="float64", weight_clipping=0.3
+    )
+    state = gln_jax.init(jax.random.key(3), config)
+    x, y, rates = _wide_stream(config, 0.1)
+    got_state, got_p = _KERNEL(state, x, x, y, rates, config=config, threads=2)
+    want_state, want_p = _SCAN(state, x, x, y, rates, config=config)
+    np.testing.assert_allclose(np.asarray(got_p), np.asarray(want_p), rtol=0, atol=1e-12)
+    for got, want in zip(_weights(got_state), _weights(want_state), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.max(np.abs(_weights(want_state)[0])) == config.weight_clipping
+
+
 def _count_kernel_chunks(monkeypatch):
     """Records every chunk ``fit_stream`` runs in the kernel (``kernel_threads > 0``)."""
     calls = []

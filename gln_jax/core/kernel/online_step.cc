@@ -128,6 +128,88 @@ void Update(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
   }
 }
 
+// Update without the clip, for a row whose every updated entry is known to stay within
+// [lo, hi] (see RowBounds): the clip would return each entry unchanged, so the bits are
+// Update's, for half its vector operations (a subtraction and a product instead of four).
+template <typename T>
+void UpdateUnclipped(T* __restrict w, const T* __restrict x, T g, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) w[i] = w[i] - g * x[i];
+}
+
+// Update that also returns the largest |entry| of the updated row (NaN entries are skipped).
+template <typename T>
+T UpdateMax(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) {
+  constexpr int V = kVec<T>;
+  Vec<T> gv, lov, hiv, zero = {}, top = {};
+  for (int j = 0; j < V; ++j) {
+    gv[j] = g;
+    lov[j] = lo;
+    hiv[j] = hi;
+  }
+  int64_t i = 0;
+  for (; i + V <= n; i += V) {
+    VecU<T>* row = reinterpret_cast<VecU<T>*>(w + i);
+    Vec<T> v = *row - gv * *reinterpret_cast<const VecU<T>*>(x + i);
+    v = v < lov ? lov : v;  // std::max(v, lo)
+    v = hiv < v ? hiv : v;  // std::min(v, hi)
+    *row = v;
+    const Vec<T> a = v < zero ? -v : v;
+    top = top < a ? a : top;
+  }
+  T largest = T(0);
+  for (int j = 0; j < V; ++j) largest = std::max(largest, top[j]);
+  for (; i < n; ++i) {
+    const T v = std::min(std::max(w[i] - g * x[i], lo), hi);
+    w[i] = v;
+    largest = std::max(largest, std::abs(v));
+  }
+  return largest;
+}
+
+// The largest |x[i]| (NaN entries skipped).
+template <typename T>
+T LargestAbs(const T* x, int64_t n) {
+  constexpr int V = kVec<T>;
+  Vec<T> zero = {}, top = {};
+  int64_t i = 0;
+  for (; i + V <= n; i += V) {
+    const Vec<T> v = *reinterpret_cast<const VecU<T>*>(x + i);
+    const Vec<T> a = v < zero ? -v : v;
+    top = top < a ? a : top;
+  }
+  T largest = T(0);
+  for (int j = 0; j < V; ++j) largest = std::max(largest, top[j]);
+  for (; i < n; ++i) largest = std::max(largest, std::abs(x[i]));
+  return largest;
+}
+
+// Upper bounds of |w| per row of the wide layers' tables within one call, so that most online
+// updates can skip the weight clip exactly. A row's bound starts unknown (+inf); an update
+// that may clip (UpdateMax) sets it to the row's largest |entry|; an update g * x of a row with
+// bound b moves no entry past b + |g| max|x|, and with the rounding of the products and
+// differences (relative 2u each, u the unit roundoff), past est = (b + |g| max|x|)(1 + 8 eps)
+// as computed: where est <= the clip, the clip cannot fire, the update runs unclipped and est
+// becomes the bound. With GLN's small rates a row's bound grows slowly (1e-4 * 7 per update
+// on MNIST against a clip of 5), so almost every update of a chunk skips the clip.
+template <typename T>
+struct RowBounds {
+  std::vector<T> bound;  // [classes of the thread, K, R] when tracked, else empty
+  int64_t rows_per_class = 0;
+};
+
+// Update of row w (of bound b, see RowBounds) by g * x, clipped to [-hi, hi]: the same bits.
+template <typename T>
+void BoundedUpdate(T& b, T* w, const T* x, T g, T x_largest, T hi, int64_t n) {
+  constexpr T grow = T(1) + T(8) * std::numeric_limits<T>::epsilon();
+  const T est = (b + std::abs(g) * x_largest) * grow;
+  if (est <= hi) {  // false for an unknown (+inf) or NaN bound
+    UpdateUnclipped(w, x, g, n);
+    b = est;
+  } else {
+    b = UpdateMax(w, x, g, -hi, hi, n);
+  }
+}
+
 // A row's summed deltas in a batch: d = g * x for its first example, then d += g * x for
 // each later one (in example order, as the reference's product sums them).
 template <typename T>
@@ -153,6 +235,46 @@ inline void PrefetchRow(const T* row, int64_t width, bool write) {
   }
 }
 
+// 64-byte aligned scratch of n entries of T (a std::vector aligns for T only), uninitialised.
+template <typename T>
+class Aligned {
+ public:
+  explicit Aligned(int64_t n = 0) {
+    if (n > 0) {
+      const size_t bytes = (size_t(n) * sizeof(T) + 63) / 64 * 64;
+      data_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
+      if (data_ == nullptr) throw std::bad_alloc();
+    }
+  }
+  T* data() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> data_;
+};
+
+// Where one thread reads and updates a layer's rows: the caller's tables, or a working copy
+// whose rows are padded to whole 64-byte vectors and aligned (a row of 785 floats is never
+// aligned, and an unaligned vector load or store spans two cache lines: aligned rows made the
+// dot products and updates of a fit about 12% faster), copied in at the start of the call and
+// out at its end. A call with too few steps to revisit its rows keeps the caller's tables.
+template <typename T>
+struct Tables {
+  T* weights = nullptr;  // the caller's [C, K, R, I]
+  Aligned<T> copy;       // [the thread's classes, K, R, stride] when copied
+  int64_t first = 0, rows_per_class = 0, width = 0, stride = 0;
+
+  T* of(int64_t c) const {  // class c's [K, R, stride] table
+    return copy.data() != nullptr ? copy.data() + (c - first) * rows_per_class * stride
+                                  : weights + c * rows_per_class * width;
+  }
+};
+
+// Most bytes of working copies of the tables (see Tables) per thread and call: a model far
+// larger runs on the caller's tables (a fit's peak memory grows by at most this per thread).
+constexpr int64_t kCopyBytes = int64_t(64) << 20;
 // Bytes of first-layer inputs per block of steps (about a quarter of a 1 MiB L2 cache).
 constexpr int64_t kBlockBytes = 256 * 1024;
 // Bytes of weight tables per tile of classes (about half of a 1-2 MiB L2 cache).
@@ -190,7 +312,6 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
   const T z_inner_lo = logit_lo + margin, z_inner_hi = logit_hi - margin;
   int64_t widest = 0;
   for (const Layer& layer : layers) widest = std::max(widest, layer.inputs);
-  std::vector<T> x(widest), next(widest);
   // Steps in blocks, classes in tiles: a tile's weight tables fit in L2 and a block's input
   // rows too. Within a tile, each step runs every class of the tile before the next step, so
   // the step's input row is read into L1 once for all of them (and each row's dot and update
@@ -205,22 +326,96 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
     model_bytes += layer.neurons * layer.rows * layer.inputs * int64_t(sizeof(T));
   }
   const int64_t tile = std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, model_bytes));
+  // Online learning over enough steps to revisit rows tracks the wide layers' row bounds
+  // (RowBounds): a row's updates after its first in this call then skip the clip. A call with
+  // fewer steps than rows per neuron (the per-call step) keeps plain Update.
+  std::vector<RowBounds<T>> bounds(layers.size());
+  std::vector<T> x0_largest;  // max |x0[t]| per step, when the first layer is tracked
+  if (learn && !batched) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const Layer& layer = layers[l];
+      if (layer.inputs <= 32 || steps < layer.rows) continue;
+      bounds[l].rows_per_class = layer.neurons * layer.rows;
+      bounds[l].bound.assign((last - first) * bounds[l].rows_per_class,
+                             std::numeric_limits<T>::infinity());
+    }
+    if (!bounds[0].bound.empty()) {
+      x0_largest.resize(steps);
+      for (int64_t t = 0; t < steps; ++t) {
+        x0_largest[t] = LargestAbs(x0 + t * layers[0].inputs, layers[0].inputs);
+      }
+    }
+  }
+  // Working copies of the wide layers' tables (see Tables), when each row is visited often
+  // enough on average to pay for its copy (learning: 16 visits, each saving an unaligned dot
+  // and update, against a row read and written twice; predicting: 64, each saving a dot,
+  // against one copy in), and the copies of the thread's classes stay within kCopyBytes.
+  std::vector<Tables<T>> tables(layers.size());
+  int64_t copied_bytes = 0;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const Layer& layer = layers[l];
+    Tables<T>& own = tables[l];
+    own.weights = static_cast<T*>(layer.weights);
+    own.first = first;
+    own.rows_per_class = layer.neurons * layer.rows;
+    own.width = own.stride = layer.inputs;
+    const int64_t padded = (layer.inputs + kVec<T> - 1) / kVec<T> * kVec<T>;
+    const int64_t bytes = (last - first) * own.rows_per_class * padded * int64_t(sizeof(T));
+    if (layer.inputs <= 32 || layer.inputs == padded || steps < (learn ? 16 : 64) * layer.rows ||
+        copied_bytes + bytes > kCopyBytes) {
+      continue;
+    }
+    copied_bytes += bytes;
+    own.stride = padded;
+    own.copy = Aligned<T>((last - first) * own.rows_per_class * own.stride);
+    for (int64_t r = 0; r < (last - first) * own.rows_per_class; ++r) {
+      T* to = own.copy.data() + r * own.stride;
+      std::memcpy(to, own.weights + (first * own.rows_per_class + r) * own.width,
+                  own.width * sizeof(T));
+      std::fill(to + own.width, to + own.stride, T(0));
+    }
+  }
+  // the first layer's inputs of the current steps, copied to aligned rows (shared by the
+  // classes of a tile)
+  const int64_t x0_stride = (layers[0].inputs + kVec<T> - 1) / kVec<T> * kVec<T>;
+  Aligned<T> x0_rows(unit * x0_stride);
+  // 64-byte aligned hidden inputs
+  Aligned<T> x_buffer(widest), next_buffer(widest);
+  T* x = x_buffer.data();
+  T* next = next_buffer.data();
   // One step of one class: every layer forward, each row updated right after its dot.
   auto step = [&](int64_t c, int64_t t) {
     const T y = learn ? targets[t * classes + c] : T(0);
     const T lr = !learn ? T(0) : rate_per_class ? rates[t * classes + c] : rates[t];
-    const T* in = x0 + t * layers[0].inputs;
+    const T* in = x0_rows.data();  // step t's first-layer inputs
     T p = T(0);
     for (size_t l = 0; l < layers.size(); ++l) {
       const Layer& layer = layers[l];
-      const int64_t k_count = layer.neurons, width = layer.inputs;
+      const int64_t k_count = layer.neurons, width = layer.inputs, stride = tables[l].stride;
       const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
       const bool output_layer = l + 1 == layers.size();
-      T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
+      T* table = tables[l].of(c);
+      RowBounds<T>& tracked = bounds[l];
+      const T in_largest = tracked.bound.empty() ? T(0)
+                           : l == 0                ? x0_largest[t]
+                                                   : LargestAbs(in, width);
+      T* bound_base =
+          tracked.bound.empty() ? nullptr : &tracked.bound[(c - first) * tracked.rows_per_class];
+      // a row's update: w - g * in, clipped (BoundedUpdate skips a clip that cannot fire)
+      auto update = [&](T* row, T g, T* bound) {
+        if (bound == nullptr) {
+          Update(row, in, g, w_lo, w_hi, width);
+        } else {
+          BoundedUpdate(*bound, row, in, g, in_largest, w_hi, width);
+        }
+      };
+      T* pending_row = nullptr;
+      T pending_g = T(0);
+      T* pending_bound = nullptr;
       for (int64_t k = 0; k < k_count; ++k) {
-        T* row = table + (k * layer.rows + ctx[k]) * width;
+        T* row = table + (k * layer.rows + ctx[k]) * stride;
         if (k + 1 < k_count) {  // learning writes the row right after its dot
-          PrefetchRow(table + ((k + 1) * layer.rows + ctx[k + 1]) * width, width, learn);
+          PrefetchRow(table + ((k + 1) * layer.rows + ctx[k + 1]) * stride, width, learn);
         }
         const T z = Dot(row, in, width);
         if (!learn && !output_layer && z > z_inner_lo && z < z_inner_hi) {
@@ -240,11 +435,18 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
         } else {
           next[k] = z;
         }
-        if (learn) Update(row, in, lr * (p - y), w_lo, w_hi, width);
+        if (!learn) continue;
+        // the previous neuron's update runs now, while this neuron's sigmoid and logit resolve
+        // (run before them, its operations would wait on them, which stalled the core)
+        if (k > 0) update(pending_row, pending_g, pending_bound);
+        pending_row = row;
+        pending_g = lr * (p - y);
+        pending_bound = bound_base == nullptr ? nullptr : &bound_base[k * layer.rows + ctx[k]];
       }
+      if (learn && k_count > 0) update(pending_row, pending_g, pending_bound);
       if (bias) next[k_count] = T(1);
       std::swap(x, next);
-      in = x.data();
+      in = x;
     }
     predictions[t * classes + c] = p;  // the single output neuron of the last layer
   };
@@ -276,15 +478,16 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
       T p = T(0);
       for (size_t l = 0; l < layers.size(); ++l) {
         const Layer& layer = layers[l];
-        const int64_t k_count = layer.neurons, width = layer.inputs;
-        const T* in = l == 0 ? x0 + t * width : hidden.data() + b * hidden_width + hidden_at[l];
+        const int64_t k_count = layer.neurons, width = layer.inputs, stride = tables[l].stride;
+        const T* in = l == 0 ? x0_rows.data() + b * x0_stride
+                             : hidden.data() + b * hidden_width + hidden_at[l];
         T* out = l == last_layer ? nullptr : hidden.data() + b * hidden_width + hidden_at[l + 1];
         const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
-        const T* table = static_cast<const T*>(layer.weights) + c * k_count * layer.rows * width;
+        const T* table = tables[l].of(c);
         for (int64_t k = 0; k < k_count; ++k) {
-          const T* row = table + (k * layer.rows + ctx[k]) * width;
+          const T* row = table + (k * layer.rows + ctx[k]) * stride;
           if (k + 1 < k_count) {  // read now, written only after the whole batch
-            PrefetchRow(table + ((k + 1) * layer.rows + ctx[k + 1]) * width, width, false);
+            PrefetchRow(table + ((k + 1) * layer.rows + ctx[k + 1]) * stride, width, false);
           }
           const T z = Dot(row, in, width);
           p = std::min(std::max(T(1) / (T(1) + std::exp(-z)), eps_lo), eps_hi);
@@ -300,10 +503,11 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
     // the online update
     for (size_t l = 0; l < layers.size(); ++l) {
       const Layer& layer = layers[l];
-      const int64_t k_count = layer.neurons, width = layer.inputs;
-      T* table = static_cast<T*>(layer.weights) + c * k_count * layer.rows * width;
-      auto input = [&](int64_t b) {
-        return l == 0 ? x0 + (t0 + b) * width : hidden.data() + b * hidden_width + hidden_at[l];
+      const int64_t k_count = layer.neurons, width = layer.inputs, stride = tables[l].stride;
+      T* table = tables[l].of(c);
+      auto input = [&](int64_t b) -> const T* {
+        return l == 0 ? x0_rows.data() + b * x0_stride
+                      : hidden.data() + b * hidden_width + hidden_at[l];
       };
       auto context = [&](int64_t b, int64_t k) {
         return layer.contexts[((t0 + b) * classes + c) * k_count + k];
@@ -314,7 +518,7 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
           bool first_hit = true;
           for (int64_t e = 0; e < b && first_hit; ++e) first_hit = context(e, k) != r;
           if (!first_hit) continue;  // summed with the row's first example
-          T* row = table + (k * layer.rows + r) * width;
+          T* row = table + (k * layer.rows + r) * stride;
           const T g = gs[b * all_neurons + g_at[l] + k];
           int64_t next = b + 1;
           while (next < unit && context(next, k) != r) ++next;
@@ -338,6 +542,10 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
     for (int64_t c0 = first; c0 < last; c0 += tile) {
       const int64_t c1 = std::min(last, c0 + tile);
       for (int64_t t = start; t < stop; t += unit) {
+        for (int64_t b = 0; b < unit; ++b) {
+          std::memcpy(x0_rows.data() + b * x0_stride, x0 + (t + b) * layers[0].inputs,
+                      layers[0].inputs * sizeof(T));
+        }
         for (int64_t c = c0; c < c1; ++c) {
           if (batched) {
             batch_step(c, t);
@@ -346,6 +554,14 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
           }
         }
       }
+    }
+  }
+  if (!learn) return;
+  for (const Tables<T>& own : tables) {  // the working copies' rows back to the caller's tables
+    if (own.copy.data() == nullptr) continue;
+    for (int64_t r = 0; r < (last - first) * own.rows_per_class; ++r) {
+      std::memcpy(own.weights + (first * own.rows_per_class + r) * own.width,
+                  own.copy.data() + r * own.stride, own.width * sizeof(T));
     }
   }
 }
