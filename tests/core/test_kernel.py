@@ -292,7 +292,14 @@ def test_long_calls_give_the_bits_of_short_calls(compiled, x64, dtype, rate, bat
     for t in range(0, LONG, batch):
         part = slice(t, t + batch)
         short, p = _KERNEL_BATCHES(
-            short, x[part], x[part], y[part], rates[part], config=config, threads=2, batch_size=batch
+            short,
+            x[part],
+            x[part],
+            y[part],
+            rates[part],
+            config=config,
+            threads=2,
+            batch_size=batch,
         )
         ps.append(np.asarray(p))
     chex.assert_trees_all_equal(long_state, short)

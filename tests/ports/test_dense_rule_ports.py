@@ -10,7 +10,7 @@ import gln_jax
 from gln_jax import make_config
 from gln_jax.core import types
 
-RULED = [b for b in PORTS if b.name in ("pytorch", "tf")]  # the ports that switch on the rule
+RULED = PORTS  # every port switches on the rule
 
 
 @pytest.mark.parametrize("backend", params(RULED))
@@ -41,6 +41,8 @@ def test_ports_follow_the_rule_and_match_on_both_branches(
         return types.dense_scoring(rows, batch)
 
     monkeypatch.setattr(network, "dense_scoring", spy)
+    if hasattr(network, "DENSE_BLOCK_ENTRIES"):  # NumPy scores in blocks: two examples each
+        monkeypatch.setattr(network, "DENSE_BLOCK_ENTRIES", 2 * config.num_models * 4 * 4)
     state = backend.from_reference(reference)
     for count in (1, 5):  # a batch of one gathers; five examples follow the rows
         got = network.batch_apply(
