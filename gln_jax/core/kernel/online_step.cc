@@ -39,6 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -236,23 +238,47 @@ inline void PrefetchRow(const T* row, int64_t width, bool write) {
 }
 
 // 64-byte aligned scratch of n entries of T (a std::vector aligns for T only), uninitialised.
+// Large buffers are mapped and unmapped directly: from malloc, a call's working copies (see
+// Tables) freed by a thread of one call stayed in that thread's arena while the next call's
+// threads took others, and a fit's peak memory grew by several copies instead of one.
 template <typename T>
 class Aligned {
  public:
   explicit Aligned(int64_t n = 0) {
-    if (n > 0) {
-      const size_t bytes = (size_t(n) * sizeof(T) + 63) / 64 * 64;
-      data_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
-      if (data_ == nullptr) throw std::bad_alloc();
+    if (n <= 0) return;
+    bytes_ = (size_t(n) * sizeof(T) + 63) / 64 * 64;
+    void* p = nullptr;
+    if (bytes_ >= kMapBytes) {
+      p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+    } else {
+      p = std::aligned_alloc(64, bytes_);
+      if (p == nullptr) throw std::bad_alloc();
+    }
+    data_ = static_cast<T*>(p);
+  }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  Aligned(Aligned&& other) noexcept { *this = std::move(other); }
+  Aligned& operator=(Aligned&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  ~Aligned() {
+    if (data_ == nullptr) return;
+    if (bytes_ >= kMapBytes) {
+      munmap(data_, bytes_);
+    } else {
+      std::free(data_);
     }
   }
-  T* data() const { return data_.get(); }
+  T* data() const { return data_; }
 
  private:
-  struct Free {
-    void operator()(T* p) const { std::free(p); }
-  };
-  std::unique_ptr<T, Free> data_;
+  static constexpr size_t kMapBytes = size_t(1) << 20;
+  T* data_ = nullptr;
+  size_t bytes_ = 0;
 };
 
 // Where one thread reads and updates a layer's rows: the caller's tables, or a working copy
@@ -273,9 +299,8 @@ struct Tables {
 };
 
 // Most bytes of working copies of the tables (see Tables) per thread and call: a larger model
-// runs on the caller's tables, so a call's memory grows by at most this per thread (10 classes
-// of [32, 32, 1] on MNIST fit; [128, 128, 1], whose copies took 200-290 MB more peak memory in
-// a fit and prediction over MNIST, runs in place).
+// runs on the caller's tables, so a call's memory grows by at most this per thread (the first
+// layer of 10 classes of [64, 64, 1] on MNIST fits; [128, 128, 1] runs in place).
 constexpr int64_t kCopyBytes = int64_t(16) << 20;
 // Bytes of first-layer inputs per block of steps (about a quarter of a 1 MiB L2 cache).
 constexpr int64_t kBlockBytes = 256 * 1024;
