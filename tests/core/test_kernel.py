@@ -48,15 +48,16 @@ def _config(sizes, classes, *, dtype="float64", bias=True, context_bias=True, m=
     )
 
 
-def _stream(config, rate, seed=0):
-    """A stream drawn from 16 examples (rows are shared), rates varying per step, 5 masked."""
+def _stream(config, rate, seed=0, *, width=WIDTH, steps=STEPS, pool=16):
+    """A stream drawn from ``pool`` examples (rows are shared), rates varying per step, the
+    last ``STEPS - REAL`` masked."""
     rng = np.random.default_rng(seed)
-    pool = rng.random((16, WIDTH))
-    pick = rng.integers(0, 16, STEPS)
-    x = pool[pick].astype(config.dtype)
-    y = rng.integers(0, config.num_classes, STEPS)
-    rates = (rate * rng.uniform(0.2, 1.0, STEPS)).astype(config.dtype)
-    return x, y, rates, np.arange(STEPS) < REAL
+    examples = rng.random((pool, width))
+    pick = rng.integers(0, pool, steps)
+    x = examples[pick].astype(config.dtype)
+    y = rng.integers(0, config.num_classes, steps)
+    rates = (rate * rng.uniform(0.2, 1.0, steps)).astype(config.dtype)
+    return x, y, rates, np.arange(steps) < steps - (STEPS - REAL)
 
 
 _SCAN = jax.jit(gln_jax.scan_update, static_argnames="config")
@@ -267,15 +268,6 @@ def test_results_do_not_depend_on_the_thread_count(compiled, x64, dtype):
 WIDE, LONG = 100, 160
 
 
-def _wide_stream(config, rate, seed=3):
-    rng = np.random.default_rng(seed)
-    pool = rng.random((24, WIDE))  # rows are revisited often
-    x = pool[rng.integers(0, 24, LONG)].astype(config.dtype)
-    y = rng.integers(0, config.num_classes, LONG)
-    rates = (rate * rng.uniform(0.2, 1.0, LONG)).astype(config.dtype)
-    return x, y, rates
-
-
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("rate", [0.05, 30.0], ids=["clip rarely fires", "clip fires"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -284,7 +276,7 @@ def test_long_calls_give_the_bits_of_short_calls(compiled, x64, dtype, rate, bat
     the skipped clips change no bit, in float32 and float64, online and in batches."""
     config = make_config([40, 3, 1], WIDE, context_map_size=2, num_classes=3, dtype=dtype)
     state = gln_jax.init(jax.random.key(3), config)
-    x, y, rates = _wide_stream(config, rate)
+    x, y, rates, _ = _stream(config, rate, seed=3, width=WIDE, steps=LONG, pool=24)
     long_state, long_p = _KERNEL_BATCHES(
         state, x, x, y, rates, config=config, threads=2, batch_size=batch
     )
@@ -316,7 +308,7 @@ def test_long_calls_equal_scan_update_in_float64(compiled, x64):
         [40, 3, 1], WIDE, context_map_size=2, num_classes=3, dtype="float64", weight_clipping=0.3
     )
     state = gln_jax.init(jax.random.key(3), config)
-    x, y, rates = _wide_stream(config, 0.1)
+    x, y, rates, _ = _stream(config, 0.1, seed=3, width=WIDE, steps=LONG, pool=24)
     got_state, got_p = _KERNEL(state, x, x, y, rates, config=config, threads=2)
     want_state, want_p = _SCAN(state, x, x, y, rates, config=config)
     np.testing.assert_allclose(np.asarray(got_p), np.asarray(want_p), rtol=0, atol=1e-12)
