@@ -138,11 +138,26 @@ void UpdateUnclipped(T* __restrict w, const T* __restrict x, T g, int64_t n) {
   for (int64_t i = 0; i < n; ++i) w[i] = w[i] - g * x[i];
 }
 
+// top = max(top, |v|) lane by lane (a NaN lane leaves top as it was), and top's largest lane.
+template <typename T>
+inline Vec<T> KeepLargest(Vec<T> top, Vec<T> v) {
+  const Vec<T> zero = {};
+  const Vec<T> a = v < zero ? -v : v;
+  return top < a ? a : top;
+}
+
+template <typename T>
+inline T LargestLane(Vec<T> top) {
+  T largest = T(0);
+  for (int j = 0; j < kVec<T>; ++j) largest = std::max(largest, top[j]);
+  return largest;
+}
+
 // Update that also returns the largest |entry| of the updated row (NaN entries are skipped).
 template <typename T>
 T UpdateMax(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) {
   constexpr int V = kVec<T>;
-  Vec<T> gv, lov, hiv, zero = {}, top = {};
+  Vec<T> gv, lov, hiv, top = {};
   for (int j = 0; j < V; ++j) {
     gv[j] = g;
     lov[j] = lo;
@@ -155,11 +170,9 @@ T UpdateMax(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
     v = v < lov ? lov : v;  // std::max(v, lo)
     v = hiv < v ? hiv : v;  // std::min(v, hi)
     *row = v;
-    const Vec<T> a = v < zero ? -v : v;
-    top = top < a ? a : top;
+    top = KeepLargest<T>(top, v);
   }
-  T largest = T(0);
-  for (int j = 0; j < V; ++j) largest = std::max(largest, top[j]);
+  T largest = LargestLane<T>(top);
   for (; i < n; ++i) {
     const T v = std::min(std::max(w[i] - g * x[i], lo), hi);
     w[i] = v;
@@ -172,15 +185,12 @@ T UpdateMax(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
 template <typename T>
 T LargestAbs(const T* x, int64_t n) {
   constexpr int V = kVec<T>;
-  Vec<T> zero = {}, top = {};
+  Vec<T> top = {};
   int64_t i = 0;
   for (; i + V <= n; i += V) {
-    const Vec<T> v = *reinterpret_cast<const VecU<T>*>(x + i);
-    const Vec<T> a = v < zero ? -v : v;
-    top = top < a ? a : top;
+    top = KeepLargest<T>(top, *reinterpret_cast<const VecU<T>*>(x + i));
   }
-  T largest = T(0);
-  for (int j = 0; j < V; ++j) largest = std::max(largest, top[j]);
+  T largest = LargestLane<T>(top);
   for (; i < n; ++i) largest = std::max(largest, std::abs(x[i]));
   return largest;
 }
