@@ -131,7 +131,7 @@ void Update(T* __restrict w, const T* __restrict x, T g, T lo, T hi, int64_t n) 
 }
 
 // Update without the clip, for a row whose every updated entry is known to stay within
-// [lo, hi] (see RowBounds): the clip would return each entry unchanged, so the bits are
+// [lo, hi] (see BoundedUpdate): the clip would return each entry unchanged, so the bits are
 // Update's, for half its vector operations (a subtraction and a product instead of four).
 template <typename T>
 void UpdateUnclipped(T* __restrict w, const T* __restrict x, T g, int64_t n) {
@@ -195,7 +195,8 @@ T LargestAbs(const T* x, int64_t n) {
   return largest;
 }
 
-// Upper bounds of |w| per row of the wide layers' tables within one call, so that most online
+// Upper bounds of |w| per row of the wide layers' tables within one call (Tables::bound), so
+// that most online
 // updates can skip the weight clip exactly. A row's bound starts unknown (+inf); an update
 // that may clip (UpdateMax) sets it to the row's largest |entry|; an update g * x of a row with
 // bound b moves no entry past b + |g| max|x|, and with the rounding of the products and
@@ -203,13 +204,7 @@ T LargestAbs(const T* x, int64_t n) {
 // as computed: where est <= the clip, the clip cannot fire, the update runs unclipped and est
 // becomes the bound. With GLN's small rates a row's bound grows slowly (1e-4 * 7 per update
 // on MNIST against a clip of 5), so almost every update of a chunk skips the clip.
-template <typename T>
-struct RowBounds {
-  std::vector<T> bound;  // [classes of the thread, K, R] when tracked, else empty
-  int64_t rows_per_class = 0;
-};
-
-// Update of row w (of bound b, see RowBounds) by g * x, clipped to [-hi, hi]: the same bits.
+// Update of row w (of bound b, see above) by g * x, clipped to [-hi, hi]: the same bits.
 template <typename T>
 void BoundedUpdate(T& b, T* w, const T* x, T g, T x_largest, T hi, int64_t n) {
   constexpr T grow = T(1) + T(8) * std::numeric_limits<T>::epsilon();
@@ -300,13 +295,23 @@ template <typename T>
 struct Tables {
   T* weights = nullptr;  // the caller's [C, K, R, I]
   Aligned<T> copy;       // [the thread's classes, K, R, stride] when copied
+  std::vector<T> bound;  // [the thread's classes, K, R] row bounds when tracked, else empty
   int64_t first = 0, rows_per_class = 0, width = 0, stride = 0;
 
   T* of(int64_t c) const {  // class c's [K, R, stride] table
     return copy.data() != nullptr ? copy.data() + (c - first) * rows_per_class * stride
                                   : weights + c * rows_per_class * width;
   }
+  T* bounds_of(int64_t c) {  // class c's [K, R] row bounds, or nullptr when not tracked
+    return bound.empty() ? nullptr : &bound[(c - first) * rows_per_class];
+  }
 };
+
+// n rounded up to whole vectors of T.
+template <typename T>
+constexpr int64_t Padded(int64_t n) {
+  return (n + kVec<T> - 1) / kVec<T> * kVec<T>;
+}
 
 // Most bytes of working copies of the tables (see Tables) per thread and call: a larger model
 // runs on the caller's tables, so a call's memory grows by at most this per thread (the first
@@ -363,26 +368,6 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
     model_bytes += layer.neurons * layer.rows * layer.inputs * int64_t(sizeof(T));
   }
   const int64_t tile = std::max<int64_t>(1, kTileBytes / std::max<int64_t>(1, model_bytes));
-  // Online learning over enough steps to revisit rows tracks the wide layers' row bounds
-  // (RowBounds): a row's updates after its first in this call then skip the clip. A call with
-  // fewer steps than rows per neuron (the per-call step) keeps plain Update.
-  std::vector<RowBounds<T>> bounds(layers.size());
-  std::vector<T> x0_largest;  // max |x0[t]| per step, when the first layer is tracked
-  if (learn && !batched) {
-    for (size_t l = 0; l < layers.size(); ++l) {
-      const Layer& layer = layers[l];
-      if (layer.inputs <= 32 || steps < layer.rows) continue;
-      bounds[l].rows_per_class = layer.neurons * layer.rows;
-      bounds[l].bound.assign((last - first) * bounds[l].rows_per_class,
-                             std::numeric_limits<T>::infinity());
-    }
-    if (!bounds[0].bound.empty()) {
-      x0_largest.resize(steps);
-      for (int64_t t = 0; t < steps; ++t) {
-        x0_largest[t] = LargestAbs(x0 + t * layers[0].inputs, layers[0].inputs);
-      }
-    }
-  }
   // Working copies of the wide layers' tables (see Tables), when each row is visited often
   // enough on average to pay for its copy (learning: 16 visits, each saving an unaligned dot
   // and update, against a row read and written twice; predicting: 64, each saving a dot,
@@ -396,7 +381,7 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
     own.first = first;
     own.rows_per_class = layer.neurons * layer.rows;
     own.width = own.stride = layer.inputs;
-    const int64_t padded = (layer.inputs + kVec<T> - 1) / kVec<T> * kVec<T>;
+    const int64_t padded = Padded<T>(layer.inputs);
     const int64_t bytes = (last - first) * own.rows_per_class * padded * int64_t(sizeof(T));
     if (layer.inputs <= 32 || layer.inputs == padded || steps < (learn ? 16 : 64) * layer.rows ||
         copied_bytes + bytes > kCopyBytes) {
@@ -412,15 +397,32 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
       std::fill(to + own.width, to + own.stride, T(0));
     }
   }
+  // Online learning over enough steps to revisit rows tracks the wide layers' row bounds (see
+  // BoundedUpdate): a row's updates after its first in this call then skip the clip. A call
+  // with fewer steps than rows per neuron (the per-call step) keeps plain Update.
+  std::vector<T> x0_largest;  // max |x0[t]| per step, when the first layer is tracked
+  if (learn && !batched) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      if (layers[l].inputs <= 32 || steps < layers[l].rows) continue;
+      tables[l].bound.assign((last - first) * tables[l].rows_per_class,
+                             std::numeric_limits<T>::infinity());
+    }
+    if (!tables[0].bound.empty()) {
+      x0_largest.resize(steps);
+      for (int64_t t = 0; t < steps; ++t) {
+        x0_largest[t] = LargestAbs(x0 + t * layers[0].inputs, layers[0].inputs);
+      }
+    }
+  }
   // the first layer's inputs of the current steps, copied to aligned rows (shared by the
   // classes of a tile)
-  const int64_t x0_stride = (layers[0].inputs + kVec<T> - 1) / kVec<T> * kVec<T>;
+  const int64_t x0_stride = Padded<T>(layers[0].inputs);
   Aligned<T> x0_rows(unit * x0_stride);
   // 64-byte aligned hidden inputs
   Aligned<T> x_buffer(widest), next_buffer(widest);
   T* x = x_buffer.data();
   T* next = next_buffer.data();
-  // One step of one class: every layer forward, each row updated right after its dot.
+  // One step of one class: every layer forward, each row updated after the next neuron's dot.
   auto step = [&](int64_t c, int64_t t) {
     const T y = learn ? targets[t * classes + c] : T(0);
     const T lr = !learn ? T(0) : rate_per_class ? rates[t * classes + c] : rates[t];
@@ -432,12 +434,10 @@ void RunClasses(int64_t first, int64_t last, int64_t steps, int64_t classes, con
       const int32_t* ctx = layer.contexts + (t * classes + c) * k_count;
       const bool output_layer = l + 1 == layers.size();
       T* table = tables[l].of(c);
-      RowBounds<T>& tracked = bounds[l];
-      const T in_largest = tracked.bound.empty() ? T(0)
-                           : l == 0                ? x0_largest[t]
-                                                   : LargestAbs(in, width);
-      T* bound_base =
-          tracked.bound.empty() ? nullptr : &tracked.bound[(c - first) * tracked.rows_per_class];
+      T* bound_base = tables[l].bounds_of(c);
+      const T in_largest = bound_base == nullptr ? T(0)
+                           : l == 0              ? x0_largest[t]
+                                                 : LargestAbs(in, width);
       // a row's update: w - g * in, clipped (BoundedUpdate skips a clip that cannot fire)
       auto update = [&](T* row, T g, T* bound) {
         if (bound == nullptr) {
