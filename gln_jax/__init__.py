@@ -24,14 +24,14 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "LayerState": ("gln_jax.core.types", "LayerState"),
     "Saliency": ("gln_jax.core.saliency", "Saliency"),
     "apply": ("gln_jax.core.network", "apply"),
-    "backend_names": ("gln_jax.api.registry", "backend_names"),
+    "backend_names": ("gln_jax.api.backends", "backend_names"),
     "base_predictions": ("gln_jax.core.network", "base_predictions"),
     "batch_apply": ("gln_jax.core.network", "batch_apply"),
     "batch_context_indices": ("gln_jax.core.gating", "batch_context_indices"),
     "batch_update": ("gln_jax.core.network", "batch_update"),
     "class_targets": ("gln_jax.core.multiclass", "class_targets"),
     "context_indices": ("gln_jax.core.gating", "context_indices"),
-    "datasets": ("gln_jax.data.registry", None),
+    "datasets": ("gln_jax.data.datasets", None),
     "fit_stream": ("gln_jax.core.stream", "fit_stream"),
     "init": ("gln_jax.core.network", "init"),
     "make_config": ("gln_jax.core.types", "make_config"),
@@ -65,9 +65,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax import utils as utils
+    from gln_jax.api.backends import backend_names as backend_names
     from gln_jax.api.facade import GLN as GLN
     from gln_jax.api.gaussian_facade import GaussianGLN as GaussianGLN
-    from gln_jax.api.registry import backend_names as backend_names
     from gln_jax.core.gating import batch_context_indices as batch_context_indices
     from gln_jax.core.gating import context_indices as context_indices
     from gln_jax.core.gaussian_types import GaussianConfig as GaussianConfig
@@ -89,4 +89,4 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax.core.types import GLNState as GLNState
     from gln_jax.core.types import LayerState as LayerState
     from gln_jax.core.types import make_config as make_config
-    from gln_jax.data import registry as datasets  # noqa: F401
+    from gln_jax.data import datasets  # noqa: F401

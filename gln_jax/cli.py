@@ -20,17 +20,17 @@ import sys
 import tempfile
 import time
 
-from gln_jax.api import registry as backends
+from gln_jax.api import backends
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_LEARNING_RATE,
+    MNIST_LAYER_SIZES,
 )
-from gln_jax.data import registry as datasets
+from gln_jax.data import datasets
 
 PROG = "gln-jax"
 TRAIN_CHUNK = 2000  # examples per fit call: the progress bar's granularity
 TEST_BATCH = 1000
-DEFAULT_LAYER_SIZES = (4, 4, 1)
 
 #: Python keyword -> command-line option, for messages raised by the library.
 _OPTIONS = {
@@ -105,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--layer-sizes",
         type=int,
         nargs="+",
-        default=list(DEFAULT_LAYER_SIZES),
+        default=list(MNIST_LAYER_SIZES),
         metavar="K",
         help="neurons per layer, a final 1 appended when missing (default: "
-        + " ".join(map(str, DEFAULT_LAYER_SIZES))
+        + " ".join(map(str, MNIST_LAYER_SIZES))
         + ")",
     )
     parser.add_argument(
@@ -129,13 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--context-map-size",
         type=int,
         default=DEFAULT_CONTEXT_MAP_SIZE,
-        help="gating halfspaces per neuron (2**m weight rows)",
+        help="gating hyperplanes per neuron (2**m weight rows)",
     )
     parser.add_argument(
         "--context-bias",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="random non-zero gating thresholds",
+        help="random non-zero hyperplane offsets",
     )
     parser.add_argument(
         "--deskew",

@@ -2,7 +2,7 @@
 
 :class:`GLN` holds the reference state in NNX variables of the module's own types:
 :class:`GLNWeights` (the learned weight tables), :class:`GLNGating` (the fixed hyperplanes and
-thresholds) and :class:`GLNStep` (the update counter). None of them is an ``nnx.Param``, so an
+their offsets) and :class:`GLNStep` (the update counter). None of them is an ``nnx.Param``, so an
 optimiser built on ``nnx.Param`` (``nnx.Optimizer(model, tx, wrt=nnx.Param)``) never touches
 them: a GLN learns only through its own closed-form local update, :meth:`GLN.update`.
 
@@ -40,6 +40,7 @@ from gln_jax.core.types import (
     GLNState,
     LayerState,
     make_config,
+    renamed_argument,
 )
 
 __all__ = ["GLN", "GLNGating", "GLNStep", "GLNWeights"]
@@ -50,7 +51,7 @@ class GLNWeights(nnx.Variable):
 
 
 class GLNGating(nnx.Variable):
-    """Fixed gating of one layer: hyperplanes ``[C, K, M, N]`` or thresholds ``[C, K, M]``."""
+    """Fixed gating of one layer: hyperplanes ``[C, K, H, N]`` or their offsets ``[C, K, H]``."""
 
 
 class GLNStep(nnx.Variable):
@@ -62,14 +63,15 @@ class GLN(nnx.Module):
 
     Args:
         layer_sizes: neurons per layer; the output neuron is appended when it does not end in 1.
-        input_size: width ``N`` of the side information the gates look at.
-        context_map_size: halfspaces per neuron.
+        side_info_size: width ``N`` of the side information the gating looks at.
+        context_map_size: hyperplanes per neuron.
         num_classes: 2 for a binary model, ``> 2`` for one-vs-all.
         base_prediction_size: width ``P`` of the base predictions; ``None`` means ``N``.
         bias, context_bias, pred_clipping, weight_clipping, dtype: as :func:`gln_jax.make_config`.
         rngs: ``nnx.Rngs``; the gating is drawn from its ``params`` stream (one key).
         state: instead of ``rngs``, a functional-API state of this configuration to start from
             (copied); see :meth:`from_state`.
+        input_size: deprecated name of ``side_info_size`` (warns).
 
     Attributes:
         config: the static :class:`~gln_jax.GLNConfig`.
@@ -85,7 +87,7 @@ class GLN(nnx.Module):
     def __init__(
         self,
         layer_sizes,
-        input_size: int,
+        side_info_size: int | None = None,
         *,
         context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE,
         num_classes: int = DEFAULT_NUM_CLASSES,
@@ -97,10 +99,14 @@ class GLN(nnx.Module):
         dtype: str = DEFAULT_DTYPE,
         rngs: nnx.Rngs | None = None,
         state: GLNState | None = None,
+        input_size: int | None = None,
     ):
+        side_info_size = renamed_argument(
+            side_info_size, input_size, "side_info_size", "input_size"
+        )
         config = make_config(
             layer_sizes,
-            input_size,
+            side_info_size,
             context_map_size=context_map_size,
             num_classes=num_classes,
             base_prediction_size=base_prediction_size,
@@ -137,7 +143,7 @@ class GLN(nnx.Module):
         """
         return cls(
             config.layer_sizes,
-            config.input_size,
+            config.side_info_size,
             context_map_size=config.context_map_size,
             num_classes=config.num_classes,
             base_prediction_size=config.base_prediction_size,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from gln_jax.core.transforms import make_transform
 
-#: Scale of the centred side information: a larger scale makes the gates' random thresholds
-#: (``N(0, 1)``) small next to the projections, so the halfspaces cut through the data's mean.
+#: Scale of the centred side information: a larger scale makes the hyperplanes' random offsets
+#: (``N(0, 1)``) small next to the projections, so the hyperplanes cut through the data's mean.
 MNIST_SIDE_INFO_SCALE = 30.0
 #: Gain of the base predictions ``sigmoid(gain * (x - running mean))``: a pixel at its mean
 #: predicts 1/2 (logit 0, nothing added to a neuron's mixture); one well above or below it

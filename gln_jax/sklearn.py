@@ -39,7 +39,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gln_jax.api import validation
-from gln_jax.api.registry import make_engine
+from gln_jax.api.backends import make_engine
 from gln_jax.core import gaussian_network
 from gln_jax.core.gaussian_types import (
     DEFAULT_BIAS_LEN,
@@ -57,11 +57,10 @@ from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_PRED_CLIPPING,
     DEFAULT_WEIGHT_CLIPPING,
+    ESTIMATOR_LAYER_SIZES,
     make_config,
 )
 
-#: Default layers of the estimator: two hidden layers and the output neuron.
-DEFAULT_LAYER_SIZES = (32, 16, 1)
 #: Default rate of the estimator: one pass over a few hundred examples must learn something,
 #: so it is larger than the facade's MNIST default (1e-4).
 DEFAULT_SKLEARN_LEARNING_RATE = 0.03
@@ -295,12 +294,12 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
 
     Args:
         layer_sizes: neurons per layer; the output neuron is appended when it does not end in 1.
-        context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
+        context_map_size: hyperplanes per neuron (``2**context_map_size`` weight rows).
         learning_rate: positive float, or a schedule ``step -> rate`` stepped once per example.
         pred_clipping: probabilities are clipped into ``[p, 1 - p]`` at every layer.
         weight_clipping: weights are clipped into ``[-w, w]``.
         bias: a constant bias input in every layer.
-        context_bias: random non-zero thresholds for the gating halfspaces.
+        context_bias: random non-zero offsets for the gating hyperplanes.
         backend: any name of :func:`gln_jax.backend_names` (``"jax"`` by default).
         random_state: seed (int, ``RandomState`` or ``None``) of the gating hyperplanes and of
             the shuffling in ``fit``.
@@ -334,7 +333,7 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
 
     def __init__(
         self,
-        layer_sizes=DEFAULT_LAYER_SIZES,
+        layer_sizes=ESTIMATOR_LAYER_SIZES,
         context_map_size=DEFAULT_CONTEXT_MAP_SIZE,
         learning_rate=DEFAULT_SKLEARN_LEARNING_RATE,
         pred_clipping=DEFAULT_PRED_CLIPPING,
@@ -512,7 +511,7 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
 
     Args:
         layer_sizes: neurons per layer; the output neuron is appended when it does not end in 1.
-        context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
+        context_map_size: hyperplanes per neuron (``2**context_map_size`` weight rows).
         learning_rate: positive float, or a schedule ``step -> rate`` stepped once per example.
             The Gaussian family's default, 3e-3; rates of 1e-2 and above can make one pass
             diverge (the log-loss gradient grows with the squared error), so raise it with care.
@@ -521,7 +520,7 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
             (``bias_len`` of them, means spread over ``[-bias_max_mu, bias_max_mu]``).
         min_sigma_sq, max_sigma_sq: range of every neuron's variance (standardised targets).
         weight_clipping: weights are clipped into ``[-w, w]``.
-        context_bias: random non-zero thresholds for the gating halfspaces.
+        context_bias: random non-zero offsets for the gating hyperplanes.
         backend: any name of :func:`gln_jax.backend_names` (``"jax"`` by default).
         random_state: seed (int, ``RandomState`` or ``None``) of the gating hyperplanes and of
             the shuffling in ``fit``.
@@ -562,7 +561,7 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
 
     def __init__(
         self,
-        layer_sizes=DEFAULT_LAYER_SIZES,
+        layer_sizes=ESTIMATOR_LAYER_SIZES,
         context_map_size=DEFAULT_CONTEXT_MAP_SIZE,
         learning_rate=DEFAULT_GAUSSIAN_LEARNING_RATE,
         input_sigma_sq=DEFAULT_INPUT_SIGMA_SQ,

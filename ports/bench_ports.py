@@ -105,10 +105,10 @@ def profile(backend: str, train: int) -> None:
 
 
 def main(argv=None) -> int:
-    from gln_jax.api import registry  # imports JAX but starts no thread pool
+    from gln_jax.api import backends  # imports JAX but starts no thread pool
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("backends", nargs="*", default=[*registry.canonical_names()[1:], "jax"])
+    parser.add_argument("backends", nargs="*", default=[*backends.canonical_names()[1:], "jax"])
     parser.add_argument("--train", type=int, default=3000, help="examples learned per timing")
     parser.add_argument("--infer", type=int, default=5000, help="examples predicted per timing")
     parser.add_argument("--repeats", type=int, default=3)

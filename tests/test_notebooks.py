@@ -3,7 +3,7 @@
 Each notebook is executed in a fresh Jupyter kernel by nbclient with ``GLN_JAX_SMALL_DATA=1``
 and its own folder as working directory. Skipped, with the reason, when the notebook tools
 (``pip install 'gln-jax[notebooks]'``) or the MNIST files (``$GLN_JAX_DATA_DIR`` or the user
-cache of :mod:`gln_jax.data.registry`) are missing: the tests never download anything.
+cache of :mod:`gln_jax.data.datasets`) are missing: the tests never download anything.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gln_jax.api import registry as backends
-from gln_jax.data import registry as datasets
+from gln_jax.api import backends
+from gln_jax.data import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"

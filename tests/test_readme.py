@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gln_jax.data import registry as datasets
+from gln_jax.data import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

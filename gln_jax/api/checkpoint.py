@@ -20,12 +20,17 @@ expected number of bytes is ever decompressed.
 
 Version 2 adds, for side information (all optional; a version-1 file reads with the defaults):
 
-- config key ``example_size``: the facade's example width (default: the config's
-  ``input_size``, the gates' width, which version 1 always equals);
+- config key ``example_size``: the facade's example width (default: the side information's
+  width, which version 1 always equals);
 - config key ``side_info_transform``: the transform's settings as a JSON object, or ``null``
   (default ``null``);
 - ``side_info/count``, ``side_info/mean``, ``side_info/m2``: its running statistics, present
   exactly when the transform is.
+
+Version 3 gives each width one name, as the library does: the config key ``side_info_size`` is
+the side information's width ``N`` (``input_size`` in versions 1 and 2) and ``input_size`` is
+the facade's example width (``example_size`` in version 2). Files of versions 1 and 2 are read
+with their keys renamed.
 """
 
 from __future__ import annotations
@@ -45,10 +50,10 @@ from gln_jax.core import transforms
 from gln_jax.core.gaussian_types import make_gaussian_config
 from gln_jax.core.types import GLNConfig, GLNState, LayerState, make_config
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions this gln-jax reads; version 1 predates the ``family`` field (always Bernoulli) and
-#: the side-information block (defaults apply).
-READABLE_VERSIONS = (1, 2)
+#: the side-information block (defaults apply); versions 1 and 2 name the widths differently.
+READABLE_VERSIONS = (1, 2, 3)
 #: The neuron families a checkpoint may hold, with the function that rebuilds their config.
 FAMILIES = {"bernoulli": make_config, "gaussian": make_gaussian_config}
 _FIELDS = LayerState._fields
@@ -62,17 +67,17 @@ _TEMPORARY = re.compile(r"\.gln-[A-Za-z0-9_]+\.npz\.tmp")
 
 
 class SideInfo(NamedTuple):
-    """The facade's side-information settings (format version 2).
+    """The facade's side-information settings (format version 2 and later).
 
     Attributes:
-        example_size: width of an example (``predict``'s input).
+        input_size: width of an example (``predict``'s input).
         transform: the transform's :class:`~gln_jax.core.transforms.TransformConfig`, or
             ``None``.
         transform_state: its :class:`~gln_jax.core.transforms.TransformState` (NumPy), or
             ``None``.
     """
 
-    example_size: int
+    input_size: int
     transform: transforms.TransformConfig | None = None
     transform_state: transforms.TransformState | None = None
 
@@ -90,22 +95,22 @@ def _side_info_arrays(side_info: SideInfo | None) -> dict:
 def _read_side_info(
     path, meta: dict, contents: dict, config: GLNConfig, has_base_predictor: bool
 ) -> SideInfo:
-    """The version-2 side-information block, checked; defaults for a version-1 file."""
-    example_size = meta.pop("example_size", config.input_size)
+    """The side-information block, checked; defaults for a version-1 file."""
+    input_size = meta.pop("input_size", config.side_info_size)
     settings = meta.pop("side_info_transform", None)
-    if isinstance(example_size, bool) or not isinstance(example_size, int) or example_size < 1:
-        raise _bad(path, f"example_size {example_size!r} is not a positive int")
-    if not has_base_predictor and example_size != config.base_prediction_size:
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+        raise _bad(path, f"input_size {input_size!r} is not a positive int")
+    if not has_base_predictor and input_size != config.base_prediction_size:
         raise _bad(
             path,
-            f"example_size {example_size} differs from base_prediction_size "
+            f"input_size {input_size} differs from base_prediction_size "
             f"{config.base_prediction_size} without a base_predictor",
         )
     present = [key for key in _SIDE_KEYS if key in contents]
     if settings is None:
         if present:
             raise _bad(path, f"entries {present} without a side_info_transform")
-        return SideInfo(example_size)
+        return SideInfo(input_size)
     try:
         transform = transforms.make_transform(**settings)
     except (TypeError, ValueError) as err:
@@ -113,7 +118,7 @@ def _read_side_info(
     if len(present) != len(_SIDE_KEYS):
         raise _bad(path, f"side_info_transform without all of {list(_SIDE_KEYS)}")
     count, mean, m2 = (contents[key] for key in _SIDE_KEYS)
-    n = (config.input_size,)
+    n = (config.side_info_size,)
     if count.shape != () or not np.issubdtype(count.dtype, np.integer) or count < 0:
         raise _bad(path, "'side_info/count' is not a non-negative integer scalar")
     for key, array in (("side_info/mean", mean), ("side_info/m2", m2)):
@@ -128,7 +133,7 @@ def _read_side_info(
     if (m2 < 0).any():
         raise _bad(path, "'side_info/m2' has negative entries")
     state = transforms.TransformState(np.asarray(count, np.int32), mean, m2)
-    return SideInfo(example_size, transform, state)
+    return SideInfo(input_size, transform, state)
 
 
 class Checkpoint(NamedTuple):
@@ -143,7 +148,7 @@ class Checkpoint(NamedTuple):
 
 def expected_shapes(config: GLNConfig) -> list[dict[str, tuple[int, ...]]]:
     """Shape of every state array of ``config``, per layer and field."""
-    c, m, n = config.num_models, config.context_map_size, config.input_size
+    c, m, n = config.num_models, config.context_map_size, config.side_info_size
     return [
         {
             "weights": (c, k, config.num_contexts, inputs),
@@ -172,7 +177,7 @@ def expected_members(config: GLNConfig) -> dict[str, tuple[np.dtype, tuple[int, 
 def side_info_members(config: GLNConfig) -> dict:
     """The optional side-information members (version 2): ``{name: (dtype check, shape)}``."""
     dtype = np.dtype(config.dtype)
-    n = (config.input_size,)
+    n = (config.side_info_size,)
     return {
         "side_info/count": (lambda d: d.kind in "iu" and d.itemsize <= 8, ()),
         "side_info/mean": (lambda d, t=dtype: d == t, n),
@@ -197,18 +202,18 @@ def save_checkpoint(
         state: the model's state in the reference layout, any array type ``np.asarray`` reads.
         learning_rate: the constant rate, or ``None`` for a schedule.
         has_base_predictor: whether the model used a ``base_predictor``.
-        side_info: the facade's example width and side-information transform (version 2);
-            ``None``: examples are the side information, no transform.
+        side_info: the facade's example width and side-information transform; ``None``:
+            examples are the side information, no transform.
     """
     meta = dict(config._asdict(), layer_sizes=list(config.layer_sizes))
     meta.update(
         format_version=FORMAT_VERSION,
-        family=getattr(config, "family", "bernoulli"),
+        family=config.family,
         learning_rate=None if learning_rate is None else float(learning_rate),
         has_base_predictor=bool(has_base_predictor),
     )
     if side_info is not None:
-        meta["example_size"] = int(side_info.example_size)
+        meta["input_size"] = int(side_info.input_size)
         meta["side_info_transform"] = (
             None if side_info.transform is None else side_info.transform._asdict()
         )
@@ -356,10 +361,13 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     newer = sorted(k for k in ("family", "example_size", "side_info_transform") if k in meta)
     if version == 1 and newer:
         raise _bad(path, f"version-1 file with version-2 keys {newer}")
+    if version == 3 and "example_size" in meta:
+        raise _bad(path, "version-3 file with the version-2 key 'example_size'")
+    meta = _renamed_widths(path, meta) if version < 3 else meta
     family = meta.pop("family", "bernoulli")
     if not isinstance(family, str) or family not in FAMILIES:
         raise _bad(path, f"unknown family {family!r}; known: {sorted(FAMILIES)}")
-    side_keys = ("example_size", "side_info_transform")
+    side_keys = ("input_size", "side_info_transform")
     side_meta = {key: meta.pop(key) for key in side_keys if key in meta}
     try:
         config = FAMILIES[family](**meta)
@@ -404,6 +412,19 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     side_info = _read_side_info(path, side_meta, contents, config, has_base_predictor)
     state = GLNState(layers=layers, step=np.asarray(step, np.int32))
     return Checkpoint(config, state, learning_rate, has_base_predictor, side_info)
+
+
+def _renamed_widths(path, meta: dict) -> dict:
+    """A version-1 or -2 config with version 3's names: ``input_size`` (the side information's
+    width then) becomes ``side_info_size``, ``example_size`` becomes ``input_size``."""
+    if "side_info_size" in meta:
+        raise _bad(path, "a version-1 or -2 file with the version-3 key 'side_info_size'")
+    renamed = dict(meta)
+    if "input_size" in renamed:
+        renamed["side_info_size"] = renamed.pop("input_size")
+    if "example_size" in renamed:
+        renamed["input_size"] = renamed.pop("example_size")
+    return renamed
 
 
 def _is_config(dtype: np.dtype) -> bool:

@@ -21,8 +21,8 @@ import jax
 import numpy as np
 
 from gln_jax.api import streaming, validation
+from gln_jax.api.backends import get_backend
 from gln_jax.api.checkpoint import SideInfo, load_checkpoint, save_checkpoint
-from gln_jax.api.registry import get_backend
 from gln_jax.api.sharded_engine import make_facade_engine
 from gln_jax.core import multiclass
 from gln_jax.core import transforms as side_transforms
@@ -180,7 +180,7 @@ class GLNBase(abc.ABC):
             layer_sizes: neurons per layer; a final one-neuron layer is appended when the list
                 does not end in 1.
             input_size: width of an example (entries expected in [0, 1]).
-            context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
+            context_map_size: hyperplanes per neuron (``2**context_map_size`` weight rows).
             num_classes: 2 for a binary classifier; ``> 2`` trains one binary GLN per class
                 (one-vs-all) and predicts the argmax.
             base_predictor: optional host-side NumPy callable ``[B, input_size] -> [B, P]``
@@ -191,7 +191,7 @@ class GLNBase(abc.ABC):
             pred_clipping: probabilities are clipped into ``[p, 1 - p]`` at every layer.
             weight_clipping: weights are clipped into ``[-w, w]`` after every update.
             bias: add a constant bias input (logit 1.0) to every layer.
-            context_bias: random non-zero thresholds for the gating halfspaces.
+            context_bias: random non-zero offsets for the gating hyperplanes.
             seed: integer seed of the gating hyperplanes (explicit; no global random state).
             dtype: ``"float32"`` (default) or ``"float64"`` (the JAX backend needs
                 ``jax_enable_x64``).
@@ -295,7 +295,7 @@ class GLNBase(abc.ABC):
 
     #: The neuron family this class serves (checked when loading a checkpoint).
     _family = "bernoulli"
-    #: Width of an example (``predict``'s ``input``); ``None`` until bound: ``config.input_size``.
+    #: Width of an example (``predict``'s ``input``); ``None`` until bound.
     input_size: int | None = None
     #: The side-information transform's settings, or ``None`` (the side information as given).
     side_info_transform: side_transforms.TransformConfig | None = None
@@ -381,24 +381,24 @@ class GLNBase(abc.ABC):
                     "a side_info_transform with base_gain gives the base predictions: "
                     "pass no base_predictor"
                 )
-            if self.config.base_prediction_size != self.config.input_size:
+            if self.config.base_prediction_size != self.config.side_info_size:
                 raise ValueError(
                     "a side_info_transform with base_gain needs side information as wide as "
                     f"the examples ({self.config.base_prediction_size}), got side_info_size "
-                    f"{self.config.input_size}"
+                    f"{self.config.side_info_size}"
                 )
         self.input_size = int(input_size)
         self.side_info_transform = transform
         if self.side_info_transform is None:
             self.side_info_state = None
         elif transform_state is None:
-            fresh = side_transforms.init(self.config.input_size, self.config.dtype)
+            fresh = side_transforms.init(self.config.side_info_size, self.config.dtype)
             self.side_info_state = jax.tree.map(np.asarray, fresh)
         else:
             self.side_info_state = jax.tree.map(np.asarray, transform_state)
 
     def _example_size(self) -> int:
-        return self.config.input_size if self.input_size is None else self.input_size
+        return self.config.side_info_size if self.input_size is None else self.input_size
 
     def _prepare(self, input, target, side_info=None, learn=False):
         """Checks and converts one call's arguments; touches no state.
@@ -417,9 +417,9 @@ class GLNBase(abc.ABC):
             max_abs=limit if side_info is None else None,  # the examples are the side info
         )
         if side_info is None:
-            if self._example_size() != config.input_size:
+            if self._example_size() != config.side_info_size:
                 raise ValueError(
-                    f"this model's gates take side information of width {config.input_size} "
+                    f"this model's gates take side information of width {config.side_info_size} "
                     f"(side_info_size) and its examples have width {self._example_size()}: "
                     "pass side_info="
                 )
@@ -427,7 +427,7 @@ class GLNBase(abc.ABC):
         else:
             raw, _ = validation.check_examples(
                 side_info,
-                width=config.input_size,
+                width=config.side_info_size,
                 dtype=config.dtype,
                 name="side_info",
                 max_abs=limit,
@@ -473,7 +473,7 @@ class GLNBase(abc.ABC):
         config = self.config
         probs = self._predict_probs(
             np.full((1, config.base_prediction_size), 0.5, config.dtype),
-            np.zeros((1, config.input_size), config.dtype),
+            np.zeros((1, config.side_info_size), config.dtype),
         )
         return self._output(probs[:0], return_probs)
 
@@ -588,13 +588,13 @@ class GLNBase(abc.ABC):
         """
         checkpoint = load_checkpoint(path)
         config = checkpoint.config
-        family = getattr(config, "family", "bernoulli")
+        family = config.family
         if family != cls._family:
             raise ValueError(
                 f"{path!s} holds a {family}-family GLN; {cls.__name__} loads {cls._family} "
                 "models (use GaussianGLN.load for Gaussian ones, GLN.load for Bernoulli ones)"
             )
-        example_size = checkpoint.side_info.example_size
+        example_size = checkpoint.side_info.input_size
         if checkpoint.has_base_predictor and base_predictor is None:
             raise ValueError(
                 f"{path!s} was saved with a base_predictor, which is code and not stored; "
@@ -713,7 +713,10 @@ class EngineGLN(GLNBase):
             if (chunk_size, checkpoint_path, checkpoint_every) != (None, None, None):
                 raise ValueError("chunk_size and checkpoints apply to streams (iterators, memmaps)")
             return super().fit(X, y, *args, **kwargs)
-        if self.side_info_transform is not None or self._example_size() != self.config.input_size:
+        if (
+            self.side_info_transform is not None
+            or self._example_size() != self.config.side_info_size
+        ):
             raise ValueError(
                 "fit on a stream feeds each example to the gates as it is: a model with "
                 "side_info_size or side_info_transform trains on arrays (fit(X, y, side_info=))"
@@ -733,7 +736,7 @@ class EngineGLN(GLNBase):
         c = self.config
         return (
             f"{type(self).__name__}(backend={self.backend!r}, layer_sizes={list(c.layer_sizes)}, "
-            f"input_size={c.input_size}, context_map_size={c.context_map_size}, "
+            f"input_size={self.input_size}, context_map_size={c.context_map_size}, "
             f"num_classes={c.num_classes}, dtype={c.dtype!r}, step={self.step})"
         )
 

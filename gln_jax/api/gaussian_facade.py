@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 from gln_jax.api import validation
+from gln_jax.api.backends import get_backend, make_engine
 from gln_jax.api.facade import EngineGLN, reference_precision
-from gln_jax.api.registry import get_backend, make_engine
 from gln_jax.core import gaussian_network
 from gln_jax.core.gaussian_types import (
     DEFAULT_BIAS_LEN,
@@ -73,14 +73,14 @@ class GaussianGLN(EngineGLN):
         layer_sizes: neurons per layer; a one-neuron output layer is appended when the list does
             not end in 1.
         input_size: width ``N`` of an example (standardised features).
-        context_map_size: halfspaces per neuron (``2**context_map_size`` weight rows).
+        context_map_size: hyperplanes per neuron (``2**context_map_size`` weight rows).
         num_outputs: targets per example; each output is its own GLN (vmapped).
         learning_rate: positive float, or a schedule ``step -> rate``, stepped per example.
         input_sigma_sq: the variance given to every input feature.
         bias_len, bias_max_mu, bias_sigma_sq: the bias Gaussians of every layer.
         min_sigma_sq, max_sigma_sq: range of every neuron's predicted variance.
         weight_clipping: weights are clipped into ``[-w, w]`` after every update.
-        context_bias: random non-zero thresholds for the gating halfspaces.
+        context_bias: random non-zero offsets for the gating hyperplanes.
         base_predictor: optional host-side callable ``[B, N] -> [B, P]`` giving the input means
             instead of the example itself.
         seed: integer seed of the gating hyperplanes.
@@ -162,7 +162,7 @@ class GaussianGLN(EngineGLN):
             )
         config = self.config
         side_info, _ = validation.check_examples(
-            input, width=config.input_size, dtype=config.dtype, max_abs=self._side_info_limit()
+            input, width=config.side_info_size, dtype=config.dtype, max_abs=self._side_info_limit()
         )
         inputs = validation.base_predictions(self.base_predictor, side_info, config)
         targets = None
@@ -217,6 +217,6 @@ class GaussianGLN(EngineGLN):
         c = self.config
         return (
             f"{type(self).__name__}(backend={self.backend!r}, layer_sizes={list(c.layer_sizes)}, "
-            f"input_size={c.input_size}, context_map_size={c.context_map_size}, "
+            f"input_size={self.input_size}, context_map_size={c.context_map_size}, "
             f"num_outputs={c.num_outputs}, dtype={c.dtype!r}, step={self.step})"
         )

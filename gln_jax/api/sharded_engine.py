@@ -103,7 +103,7 @@ class ShardedJaxEngine:
 
 def make_facade_engine(backend: str, config: GLNConfig, devices=None, mesh: Mesh | None = None):
     """The engine of ``GLN(backend, ..., devices=, mesh=)``: sharded when either is given."""
-    from gln_jax.api.registry import get_backend, make_engine
+    from gln_jax.api.backends import get_backend, make_engine
 
     if devices is None and mesh is None:
         return make_engine(backend, config)

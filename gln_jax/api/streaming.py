@@ -85,7 +85,7 @@ def _pieces(chunks: Iterable, *, config, base_predictor, piece: int, every, posi
         if not (isinstance(chunk, tuple) and len(chunk) == 2):
             raise TypeError(f"chunk {index} must be an (X, y) tuple, got {type(chunk).__name__}")
         side_info, _ = validation.check_examples(
-            chunk[0], width=config.input_size, dtype=config.dtype, name=f"X of chunk {index}"
+            chunk[0], width=config.side_info_size, dtype=config.dtype, name=f"X of chunk {index}"
         )
         targets = validation.check_targets(
             chunk[1],

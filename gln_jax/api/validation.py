@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gln_jax.api.registry import get_backend
+from gln_jax.api.backends import get_backend
 from gln_jax.core.types import GLNConfig, largest_finite, max_logit
 
 #: Bytes of bookkeeping per one-vs-all model on top of the state while a model is built
@@ -121,8 +121,8 @@ def side_info_limit(config: GLNConfig, hyperplanes, hyperplane_bias) -> float:
 
     Args:
         config: the model's config.
-        hyperplanes: per layer ``[C, K, M, N]`` gating directions (NumPy).
-        hyperplane_bias: per layer ``[C, K, M]`` thresholds.
+        hyperplanes: per layer ``[C, K, H, N]`` hyperplane normals (NumPy).
+        hyperplane_bias: per layer ``[C, K, H]`` hyperplane offsets.
 
     Returns:
         The bound on ``max|z|`` (``inf`` for a model without gating).
@@ -188,7 +188,7 @@ def check_update_size(rate: float, batch: int, config: GLNConfig, name: str) -> 
     finite, or the update writes inf and then NaN. The bound is the Bernoulli family's; other
     families (Gaussian) only need the rate itself to be finite in the dtype.
     """
-    if getattr(config, "family", "bernoulli") != "bernoulli":
+    if config.family != "bernoulli":
         return
     worst = batch * rate * max_logit(config) + config.weight_clipping
     if not worst < largest_finite(config.dtype):
@@ -417,8 +417,18 @@ def check_fit_size(config: GLNConfig, count: int, num_epochs: int) -> None:
         )
 
 
+def check_input_size(input_size) -> int:
+    """The width of an example, a positive int (the facades' ``input_size``)."""
+    if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)):
+        raise TypeError(f"input_size must be a positive int, got {input_size!r}")
+    if input_size < 1:
+        raise ValueError(f"input_size must be positive, got {input_size}")
+    return int(input_size)
+
+
 def check_side_info_size(side_info_size, input_size) -> int:
-    """Width of the gates' side information: ``side_info_size``, or ``input_size`` if ``None``."""
+    """Width of the side information: ``side_info_size``, or ``input_size`` if ``None``."""
+    input_size = check_input_size(input_size)
     if side_info_size is None:
         return input_size
     if isinstance(side_info_size, bool) or not isinstance(side_info_size, (int, np.integer)):

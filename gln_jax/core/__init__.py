@@ -1,7 +1,7 @@
 """The reference maths: pure JAX functions over NamedTuple pytrees, and their stream drivers.
 
 ``types`` (config, state, shape letters, defaults, the dense-versus-gather rule), ``numerics``
-(eps and clip arithmetic), ``gating`` (halfspace contexts), ``bernoulli`` (the neuron family:
+(eps and clip arithmetic), ``gating`` (hyperplane contexts), ``bernoulli`` (the neuron family:
 forward and closed-form update), ``network`` (init and the per-example / batch functions over
 layers and classes), ``multiclass`` (one-vs-all), ``stream`` (``lax.scan`` drivers and the
 host-side chunk loop of ``fit_stream``), ``chunked`` (exact online learning in Gram chunks),

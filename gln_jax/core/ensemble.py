@@ -5,7 +5,7 @@ An ensemble state is a :class:`~gln_jax.GLNState` whose every leaf has a leading
 (:func:`init_ensemble`) or by their learning rates (:func:`init_sweep` plus ``[E, T]`` rates).
 Training is one compiled scan: ``jax.vmap`` over the member axis of the stream drivers of
 :mod:`gln_jax.core.stream`, so each member's result equals a separate fit of that member (in
-float32 up to a gate whose projection lies within rounding of its threshold: the vmapped
+float32 up to a gate whose projection lies within rounding of its offset: the vmapped
 product sums in another order). On one CPU device at batch size 1, where
 :func:`gln_jax.core.kernel.use_kernel` says so, every member's classes run in one call of the
 fused kernel per chunk instead, every member's gates from one call of the kernel's gating,
@@ -126,7 +126,7 @@ def _member_chunk(states, inputs, side_info, targets, rates, mask, *, config, ba
 
 
 def shares_gates(states: GLNState) -> bool:
-    """Whether every member has member 0's hyperplanes and thresholds (a sweep's members do).
+    """Whether every member has member 0's hyperplanes and offsets (a sweep's members do).
 
     The gates never learn, so members that start with the same ones keep them; their context
     indices are then computed once per chunk for all members. Compares values on the host

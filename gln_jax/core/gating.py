@@ -1,6 +1,6 @@
-"""Halfspace gating: side information -> one context index per neuron.
+"""Hyperplane gating: side information -> one context index per neuron.
 
-Each neuron owns ``context_map_size`` halfspaces ``(v_j, b_j)`` over the raw example ``z``;
+Each neuron owns ``context_map_size`` hyperplanes ``(v_j, b_j)`` over the side information ``z``;
 its context index is ``sum_j 2**j * [v_j . z > b_j]``. The gates depend only on the example and
 the fixed hyperplanes, so the indices of a whole batch come from one matrix product.
 """
@@ -27,7 +27,7 @@ def context_indices(
     """Context index of every neuron for one example.
 
     Args:
-        layers: the state's layers (hyperplanes ``[C, K, m, N]``, biases ``[C, K, m]``).
+        layers: the state's layers (hyperplanes ``[C, K, H, N]``, offsets ``[C, K, H]``).
         side_info: ``[N]`` raw example.
         config: the network's config.
 

@@ -9,6 +9,7 @@ The leading axis of every state array runs over the ``C`` outputs of a multi-out
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +21,7 @@ from gln_jax.core.types import (
     _is_real,
     _memory_limit_bytes,
     make_config,
+    renamed_argument,
 )
 
 # Named defaults of the Gaussian family, for standardised features and targets (the paper's
@@ -41,8 +43,8 @@ class GaussianConfig(NamedTuple):
 
     Attributes:
         layer_sizes: neurons per layer; always ends in 1.
-        input_size: width ``N`` of a raw example (the side information of the gates).
-        context_map_size: halfspaces per neuron; ``2**context_map_size`` rows per neuron.
+        side_info_size: width ``N`` of the side information the gating looks at.
+        context_map_size: hyperplanes per neuron ``H``; ``2**H`` rows per neuron.
         num_outputs: ``C``, regression targets per example (one GLN each, vmapped).
         base_prediction_size: width ``P`` of the input means fed to the first layer.
         input_sigma_sq: the constant variance given to every input mean.
@@ -51,14 +53,14 @@ class GaussianConfig(NamedTuple):
         bias_sigma_sq: their variance.
         min_sigma_sq, max_sigma_sq: every neuron's output variance is kept in this range by
             projecting its active weight row.
-        context_bias: random unit directions with ``N(0, 1)`` thresholds if true; Gaussian
-            directions with zero thresholds if false.
+        context_bias: random unit normals with ``N(0, 1)`` offsets if true; Gaussian normals
+            with zero offsets if false.
         weight_clipping: weights are clipped into ``[-weight_clipping, weight_clipping]``.
         dtype: ``"float32"`` or ``"float64"``.
     """
 
     layer_sizes: tuple[int, ...]
-    input_size: int
+    side_info_size: int
     context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE
     num_outputs: int = 1
     base_prediction_size: int = 0
@@ -76,6 +78,17 @@ class GaussianConfig(NamedTuple):
     def family(self) -> str:
         """The neuron family, as recorded in checkpoints."""
         return "gaussian"
+
+    @property
+    def input_size(self) -> int:
+        """Deprecated name of :attr:`side_info_size`."""
+        warnings.warn(
+            "GaussianConfig.input_size is deprecated: the side information's width is "
+            "GaussianConfig.side_info_size",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.side_info_size
 
     @property
     def num_models(self) -> int:
@@ -99,7 +112,7 @@ class GaussianConfig(NamedTuple):
         for neurons, inputs in zip(self.layer_sizes, self.layer_input_sizes(), strict=True):
             rows = neurons * self.num_models
             total += rows * self.num_contexts * inputs
-            total += rows * self.context_map_size * (self.input_size + 1)
+            total += rows * self.context_map_size * (self.side_info_size + 1)
         return total * itemsize
 
 
@@ -113,7 +126,7 @@ def _positive(name: str, value) -> float:
 
 def make_gaussian_config(
     layer_sizes,
-    input_size,
+    side_info_size=None,
     context_map_size=DEFAULT_CONTEXT_MAP_SIZE,
     num_outputs=1,
     base_prediction_size=None,
@@ -126,6 +139,8 @@ def make_gaussian_config(
     context_bias=True,
     weight_clipping=DEFAULT_GAUSSIAN_WEIGHT_CLIPPING,
     dtype=DEFAULT_DTYPE,
+    *,
+    input_size=None,
 ) -> GaussianConfig:
     """Validates hyperparameters and builds a :class:`GaussianConfig`.
 
@@ -135,16 +150,17 @@ def make_gaussian_config(
     Args:
         layer_sizes: sequence of positive ints; a one-neuron output layer is appended when it
             does not end in 1.
-        input_size: positive int, width of a raw example.
-        context_map_size: non-negative int, halfspaces per neuron.
+        side_info_size: positive int, width ``N`` of the side information (the example).
+        context_map_size: non-negative int, hyperplanes per neuron.
         num_outputs: positive int, targets per example.
-        base_prediction_size: width of the input means; ``None`` means ``input_size``.
+        base_prediction_size: width of the input means; ``None`` means ``side_info_size``.
         input_sigma_sq, bias_max_mu, bias_sigma_sq: positive floats (see the attributes).
         bias_len: non-negative int.
         min_sigma_sq, max_sigma_sq: positive floats, ``min_sigma_sq < max_sigma_sq``.
-        context_bias: random non-zero gating thresholds.
+        context_bias: random non-zero hyperplane offsets.
         weight_clipping: positive float.
         dtype: "float32" or "float64".
+        input_size: deprecated name of ``side_info_size`` (warns).
 
     Returns:
         The validated config.
@@ -156,9 +172,10 @@ def make_gaussian_config(
         >>> make_gaussian_config([8, 8], 10).layer_sizes
         (8, 8, 1)
     """
+    side_info_size = renamed_argument(side_info_size, input_size, "side_info_size", "input_size")
     shared = make_config(
         layer_sizes,
-        input_size,
+        side_info_size,
         context_map_size=context_map_size,
         base_prediction_size=base_prediction_size,
         context_bias=context_bias,
@@ -189,7 +206,7 @@ def make_gaussian_config(
         )
     config = GaussianConfig(
         layer_sizes=shared.layer_sizes,
-        input_size=shared.input_size,
+        side_info_size=shared.side_info_size,
         context_map_size=shared.context_map_size,
         num_outputs=int(num_outputs),
         base_prediction_size=shared.base_prediction_size,

@@ -62,27 +62,26 @@ def _standard_normal_range(key: PRNGKey, start, count: int, dtype) -> jax.Array:
     return jax.lax.dynamic_slice(draws.reshape(-1), (start - first * _NORMAL_BLOCK,), (count,))
 
 
-def _layer_state(planes, thresholds, inputs: int, config: GLNConfig) -> LayerState:
+def _layer_state(planes, offsets, inputs: int, config: GLNConfig) -> LayerState:
     """A layer's initial state from its raw normal draws (:func:`init`'s rule, written once).
 
     Args:
-        planes: ``[C, K, m, N]`` standard normal draws.
-        thresholds: ``[C, K, m]`` standard normal draws.
+        planes: ``[C, K, H, N]`` standard normal draws (the hyperplanes' normals).
+        offsets: ``[C, K, H]`` standard normal draws (the hyperplanes' offsets).
         inputs: the layer's input width (bias included).
         config: the model's config.
 
     Returns:
         The layer: weights ``min(1 / inputs, weight_clipping)``; with ``context_bias``
-        unit-norm directions and the drawn thresholds, else the raw directions and zero
-        thresholds.
+        unit-norm normals and the drawn offsets, else the raw normals and zero offsets.
     """
     if config.context_bias:
         planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
     else:
-        thresholds = jnp.zeros_like(thresholds)
+        offsets = jnp.zeros_like(offsets)
     start = min(1.0 / inputs, config.weight_clipping)
     shape = (*planes.shape[:2], config.num_contexts, inputs)
-    return LayerState(jnp.full(shape, start, planes.dtype), planes, thresholds)
+    return LayerState(jnp.full(shape, start, planes.dtype), planes, offsets)
 
 
 def init_class_range(key: PRNGKey, config: GLNConfig, first, count: int) -> GLNState:
@@ -101,7 +100,7 @@ def init_class_range(key: PRNGKey, config: GLNConfig, first, count: int) -> GLNS
         A state whose leaves have a leading class axis of size ``count``; ``step`` is 0.
     """
     dtype = jnp.dtype(config.dtype)
-    c, m, n = config.num_models, config.context_map_size, config.input_size
+    c, m, n = config.num_models, config.context_map_size, config.side_info_size
     if c * sum(config.layer_sizes) * m * n >= 2**31:
         raise ValueError(
             "init_class_range addresses the hyperplane draws with int32 offsets: this model has "
@@ -116,11 +115,11 @@ def init_class_range(key: PRNGKey, config: GLNConfig, first, count: int) -> GLNS
         planes = _standard_normal_range(
             plane_key, plane_start + first * per_plane, count * per_plane, dtype
         ).reshape(count, neurons, m, n)
-        thresholds = _standard_normal_range(
+        offsets = _standard_normal_range(
             bias_key, bias_start + first * per_bias, count * per_bias, dtype
         ).reshape(count, neurons, m)
         plane_start, bias_start = plane_start + c * per_plane, bias_start + c * per_bias
-        layer = _layer_state(planes, thresholds, inputs, config)
+        layer = _layer_state(planes, offsets, inputs, config)
         layers.append(
             LayerState(
                 *(
@@ -137,8 +136,8 @@ def init(key: PRNGKey, config: GLNConfig) -> GLNState:
 
     Weight rows start at ``1 / inputs`` (the bias input counted), clipped into
     ``[-weight_clipping, weight_clipping]`` so that every weight always lies inside the clip.
-    With ``context_bias`` the gating directions are unit-norm Gaussian and the thresholds
-    ``N(0, 1)``; without it the directions are Gaussian and the thresholds zero.
+    With ``context_bias`` the gating directions are unit-norm Gaussian and the offsets
+    ``N(0, 1)``; without it the directions are Gaussian and the offsets zero.
 
     Args:
         key: a ``jax.random`` key.
@@ -156,20 +155,20 @@ def init(key: PRNGKey, config: GLNConfig) -> GLNState:
             "dtype='float64' needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) "
             "before building the model"
         )
-    c, m, n = config.num_models, config.context_map_size, config.input_size
+    c, m, n = config.num_models, config.context_map_size, config.side_info_size
     plane_key, bias_key = jax.random.split(key)
     plane_sizes = [c * k * m * n for k in config.layer_sizes]
     planes_flat = _standard_normal(plane_key, sum(plane_sizes), dtype)
-    thresholds_flat = _standard_normal(bias_key, c * m * sum(config.layer_sizes), dtype)
+    offsets_flat = _standard_normal(bias_key, c * m * sum(config.layer_sizes), dtype)
     layers, plane_start, bias_start = [], 0, 0
     for neurons, inputs, size in zip(
         config.layer_sizes, config.layer_input_sizes(), plane_sizes, strict=True
     ):
         planes = planes_flat[plane_start : plane_start + size].reshape(c, neurons, m, n)
-        thresholds = thresholds_flat[bias_start : bias_start + c * neurons * m]
-        thresholds = thresholds.reshape(c, neurons, m)
+        offsets = offsets_flat[bias_start : bias_start + c * neurons * m]
+        offsets = offsets.reshape(c, neurons, m)
         plane_start, bias_start = plane_start + size, bias_start + c * neurons * m
-        layers.append(_layer_state(planes, thresholds, inputs, config))
+        layers.append(_layer_state(planes, offsets, inputs, config))
     return GLNState(layers=tuple(layers), step=jnp.zeros((), jnp.int32))
 
 

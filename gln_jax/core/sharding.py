@@ -13,7 +13,7 @@ Padding: the class axis must be a multiple of ``D``, so a :class:`ClassSharding`
 *padded* config (``num_classes`` rounded up to a multiple of ``D``, and to at least 3 classes per
 device so that the local config stays one-vs-all) and the real class count. Labels are always
 below the real count, so the padded classes' one-vs-all targets are always 0; their weights,
-hyperplanes and thresholds start at zero; their outputs are sliced off inside the jitted
+hyperplanes and their offsets start at zero; their outputs are sliced off inside the jitted
 functions; :func:`unshard_state` drops them. No padded class reaches an output or a checkpoint.
 
 A binary model has a single model on its class axis and is not class-sharded (shard an ensemble
@@ -136,7 +136,7 @@ def init_sharded(key: PRNGKey, config: GLNConfig, mesh: Mesh, axis: str = CLASS_
     """:func:`gln_jax.init` drawn straight onto the mesh (never whole on one device).
 
     The real classes equal ``init(key, config)``'s (to rounding of the hyperplane norms); the
-    padded classes are zero. Each device draws only its own classes' hyperplanes and thresholds
+    padded classes are zero. Each device draws only its own classes' hyperplanes and offsets
     (:func:`gln_jax.core.network.init_class_range` inside ``shard_map``: the blocks of
     :func:`init`'s normal draws that hold them, at most two blocks of 32,768 numbers more), so
     no device ever holds more than its share of the state plus those blocks.

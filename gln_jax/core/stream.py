@@ -191,7 +191,7 @@ def _check_stream(inputs, side_info, targets, learning_rates, batch_size, config
     total = targets.shape[0]
     for name, value, width in (
         ("inputs", inputs, config.base_prediction_size),
-        ("side_info", side_info, config.input_size),
+        ("side_info", side_info, config.side_info_size),
     ):
         if tuple(np.shape(value)) != (total, width):
             raise ValueError(

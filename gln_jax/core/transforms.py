@@ -1,8 +1,8 @@
 """Online side-information transforms: a running per-feature mean (and scale), by Welford.
 
-The gates of a GLN compare side information against fixed random halfspaces, so where the
+The gates of a GLN compare side information against fixed random hyperplanes, so where the
 side information sits matters: raw images in [0, 1] all lie in one orthant, and centring them
-on their mean makes the halfspaces split the data (see the README's recipe). These transforms
+on their mean makes the hyperplanes split the data (see the README's recipe). These transforms
 keep learning online and honest: the statistics are estimated from the stream itself, one
 example at a time, never from data the model has not seen.
 

@@ -1,8 +1,25 @@
-"""Static configuration and state pytrees of a Gated Linear Network.
+"""Static configuration and state pytrees of a Gated Linear Network, and the project's glossary.
 
 The config is a hashable NamedTuple of Python scalars (it is a static argument of every jitted
 function); the state is a NamedTuple pytree of arrays. Field names are shared verbatim by every
 port, so one checkpoint format serves all of them.
+
+Glossary (one word per concept, in code, kernel and docs):
+
+- **example** and **input size**: what the user passes to a facade's ``predict`` and ``fit``,
+  ``input_size`` wide (the facade's argument).
+- **base predictions** (width ``P``, ``base_prediction_size``): the probabilities the first
+  layer mixes; the clipped example itself unless a base predictor gives them.
+- **side information** (width ``N``, ``side_info_size``): the vector the gating looks at; the
+  example itself unless ``side_info=`` is given, after the optional online transform.
+- **hyperplane**: each neuron owns ``H = context_map_size`` fixed random hyperplanes over the
+  side information, normals ``hyperplanes`` and offsets ``hyperplane_bias``; bit ``h`` of a
+  neuron is ``hyperplanes[h] . side_info > hyperplane_bias[h]``.
+- **context map**: a neuron's ``H`` hyperplanes; **context**: the integer in ``[0, R)`` their
+  bits form, which picks the neuron's active weight row. **Gating** is the mechanism as a whole
+  (:mod:`gln_jax.core.gating`).
+- **class axis** (``C``): the leading axis of every state leaf: one binary GLN per class for a
+  one-vs-all model, one for a binary model.
 """
 
 from __future__ import annotations
@@ -11,6 +28,7 @@ import functools
 import math
 import numbers
 import os
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,12 +39,14 @@ PRNGKey = Any
 #: The dtypes a GLN may hold its weights and probabilities in.
 DTYPES = ("float32", "float64")
 
-# Shape letters, one meaning each everywhere in the code and docstrings:
+# Shape letters, one meaning each everywhere in the code, the kernel and the docstrings:
 #   C  one-vs-all models (``config.num_models``: 1 for a binary model, else ``num_classes``)
 #   K  neurons of a layer                 R  weight rows per neuron, ``2**context_map_size``
-#   I  inputs of a neuron (bias counted)  N  side-information width (``input_size``)
+#   H  hyperplanes per neuron (``context_map_size``)
+#   I  inputs of a neuron (bias counted)  N  side-information width (``side_info_size``)
 #   P  base predictions (``base_prediction_size``)
-#   B  examples of a batch                T  examples of a stream
+#   E  members of an ensemble             B  examples of a batch
+#   T  examples of a stream
 
 # Named defaults: the one place where the classic interface's defaults are written.
 DEFAULT_CONTEXT_MAP_SIZE = 4
@@ -35,6 +55,13 @@ DEFAULT_LEARNING_RATE = 1e-4
 DEFAULT_PRED_CLIPPING = 1e-3
 DEFAULT_WEIGHT_CLIPPING = 5.0
 DEFAULT_DTYPE = "float32"
+# Two default architectures, for two kinds of data:
+#: The command line's default layers: the classic README's MNIST model (two hidden layers of
+#: four neurons), a pass of MNIST in seconds.
+MNIST_LAYER_SIZES = (4, 4, 1)
+#: The scikit-learn estimators' default layers: tabular problems of tens of features and a few
+#: hundred examples need wider layers than MNIST's pixels to learn in one pass.
+ESTIMATOR_LAYER_SIZES = (32, 16, 1)
 #: Up to this many rows per neuron, a batch scores every row of a layer with one matrix product
 #: and then picks the active one; above it, it gathers the active rows (see :func:`dense_scoring`).
 DENSE_ROWS_MAX = 64
@@ -95,9 +122,9 @@ class LayerState(NamedTuple):
     Attributes:
         weights: ``[classes, neurons, 2**context_map_size, inputs]`` learned weight tables;
             ``inputs`` counts the bias input (appended last) when ``config.bias``.
-        hyperplanes: ``[classes, neurons, context_map_size, input_size]`` fixed gating
-            directions over the side information.
-        hyperplane_bias: ``[classes, neurons, context_map_size]`` fixed gating thresholds.
+        hyperplanes: ``[C, K, H, N]`` fixed normals of the hyperplanes over the side
+            information.
+        hyperplane_bias: ``[C, K, H]`` fixed offsets of the hyperplanes.
     """
 
     weights: Array
@@ -122,20 +149,20 @@ class GLNConfig(NamedTuple):
 
     Attributes:
         layer_sizes: neurons per layer; always ends in 1 (see :func:`make_config`).
-        input_size: width ``N`` of a raw example (the side information of the gates).
-        context_map_size: halfspaces per neuron; each neuron has ``2**context_map_size`` rows.
+        side_info_size: width ``N`` of the side information the gating looks at.
+        context_map_size: hyperplanes per neuron ``H``; each neuron has ``2**H`` weight rows.
         num_classes: 2 for a binary model, ``> 2`` for one-vs-all.
         base_prediction_size: width ``P`` of the base predictions fed to the first layer.
         bias: whether every layer gets a constant extra input whose logit is 1.0.
-        context_bias: random unit directions with ``N(0, 1)`` thresholds if true; Gaussian
-            directions with zero thresholds if false.
+        context_bias: random unit normals with ``N(0, 1)`` offsets if true; Gaussian normals
+            with zero offsets if false.
         pred_clipping: ``eps``; every probability is clipped into ``[eps, 1 - eps]``.
         weight_clipping: weights are clipped into ``[-weight_clipping, weight_clipping]``.
         dtype: ``"float32"`` or ``"float64"``.
     """
 
     layer_sizes: tuple[int, ...]
-    input_size: int
+    side_info_size: int
     context_map_size: int = DEFAULT_CONTEXT_MAP_SIZE
     num_classes: int = DEFAULT_NUM_CLASSES
     base_prediction_size: int = 0
@@ -144,6 +171,22 @@ class GLNConfig(NamedTuple):
     pred_clipping: float = DEFAULT_PRED_CLIPPING
     weight_clipping: float = DEFAULT_WEIGHT_CLIPPING
     dtype: str = DEFAULT_DTYPE
+
+    @property
+    def family(self) -> str:
+        """The neuron family, ``"bernoulli"`` (checkpoints and engines dispatch on it)."""
+        return "bernoulli"
+
+    @property
+    def input_size(self) -> int:
+        """Deprecated name of :attr:`side_info_size`."""
+        warnings.warn(
+            "GLNConfig.input_size is deprecated: the side information's width is "
+            "GLNConfig.side_info_size",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.side_info_size
 
     @property
     def num_models(self) -> int:
@@ -168,8 +211,28 @@ class GLNConfig(NamedTuple):
         for neurons, inputs in zip(self.layer_sizes, self.layer_input_sizes(), strict=True):
             rows = neurons * self.num_models
             total += rows * self.num_contexts * inputs  # weights
-            total += rows * self.context_map_size * (self.input_size + 1)  # gating
+            total += rows * self.context_map_size * (self.side_info_size + 1)  # gating
         return total * itemsize
+
+
+def renamed_argument(value, old_value, name: str, old_name: str):
+    """The value of an argument that ``old_name`` used to name (warns when the old name is used).
+
+    Raises:
+        TypeError: both names given, or neither.
+    """
+    if old_value is None:
+        if value is None:
+            raise TypeError(f"missing required argument {name!r}")
+        return value
+    if value is not None:
+        raise TypeError(f"pass {name}= only ({old_name}= is its deprecated name)")
+    warnings.warn(
+        f"{old_name}= is deprecated here: it is now called {name}=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
 
 
 def _is_int(value: Any) -> bool:
@@ -215,7 +278,7 @@ def max_logit(config: GLNConfig) -> float:
 
 def make_config(
     layer_sizes,
-    input_size,
+    side_info_size=None,
     context_map_size=DEFAULT_CONTEXT_MAP_SIZE,
     num_classes=DEFAULT_NUM_CLASSES,
     base_prediction_size=None,
@@ -224,6 +287,8 @@ def make_config(
     pred_clipping=DEFAULT_PRED_CLIPPING,
     weight_clipping=DEFAULT_WEIGHT_CLIPPING,
     dtype=DEFAULT_DTYPE,
+    *,
+    input_size=None,
 ) -> GLNConfig:
     """Validates hyperparameters and builds a :class:`GLNConfig`.
 
@@ -232,16 +297,18 @@ def make_config(
 
     Args:
         layer_sizes: sequence of positive ints, neurons per layer.
-        input_size: positive int, width of a raw example.
-        context_map_size: non-negative int, halfspaces per neuron.
+        side_info_size: positive int, width ``N`` of the side information.
+        context_map_size: non-negative int, hyperplanes per neuron.
         num_classes: int >= 2.
-        base_prediction_size: width of the base predictions; ``None`` means ``input_size``.
+        base_prediction_size: width of the base predictions; ``None`` means
+            ``side_info_size``.
         bias: add a constant bias input to every layer.
-        context_bias: random non-zero gating thresholds.
+        context_bias: random non-zero hyperplane offsets.
         pred_clipping: float in (0, 0.5), at least :func:`smallest_pred_clipping` of ``dtype``.
         weight_clipping: positive float; a neuron's largest weighted sum,
             ``weight_clipping * inputs * max_logit``, must be finite in ``dtype``.
         dtype: "float32" or "float64" (or the numpy dtype).
+        input_size: deprecated name of ``side_info_size`` (warns).
 
     Returns:
         The validated config.
@@ -266,10 +333,11 @@ def make_config(
     sizes = tuple(int(s) for s in sizes)
     if sizes[-1] != 1:
         sizes = (*sizes, 1)
-    if not _is_int(input_size):
-        raise TypeError(f"input_size must be an int, got {input_size!r}")
-    if input_size < 1:
-        raise ValueError(f"input_size must be positive, got {input_size}")
+    side_info_size = renamed_argument(side_info_size, input_size, "side_info_size", "input_size")
+    if not _is_int(side_info_size):
+        raise TypeError(f"side_info_size must be an int, got {side_info_size!r}")
+    if side_info_size < 1:
+        raise ValueError(f"side_info_size must be positive, got {side_info_size}")
     if not _is_int(context_map_size):
         raise TypeError(f"context_map_size must be an int, got {context_map_size!r}")
     if context_map_size < 0:
@@ -284,7 +352,7 @@ def make_config(
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if base_prediction_size is None:
-        base_prediction_size = input_size
+        base_prediction_size = side_info_size
     if not _is_int(base_prediction_size) or base_prediction_size < 1:
         raise ValueError(
             f"base_prediction_size must be a positive int, got {base_prediction_size!r}"
@@ -315,7 +383,7 @@ def make_config(
         raise ValueError(f"weight_clipping must be a positive finite float, got {weight_clipping}")
     config = GLNConfig(
         layer_sizes=sizes,
-        input_size=int(input_size),
+        side_info_size=int(side_info_size),
         context_map_size=int(context_map_size),
         num_classes=int(num_classes),
         base_prediction_size=int(base_prediction_size),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gln_jax.data import registry as datasets
+from gln_jax.data import datasets
 from gln_jax.data.deskew import DESKEW_VERSION, deskew
 from gln_jax.data.download import cache_lock
 
@@ -34,7 +34,7 @@ def get_mnist(
 
     The four IDX files are looked up in ``data_dir``, then ``$GLN_JAX_DATA_DIR``, then the user
     cache (downloaded there when missing) and verified against their canonical checksums; see
-    :mod:`gln_jax.data.registry`. Deskewed images are cached as ``.npz`` in the user cache, keyed
+    :mod:`gln_jax.data.datasets`. Deskewed images are cached as ``.npz`` in the user cache, keyed
     by the dataset and its checksums, so only the first call pays for deskewing; a cache file
     whose arrays have the wrong shape or dtype, or values outside ``[0, 1]`` (NaN included), is
     rebuilt. Nothing is ever written into a data directory, and no lock file is left behind.

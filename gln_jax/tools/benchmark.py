@@ -26,12 +26,12 @@ from importlib import metadata
 
 import numpy as np
 
-from gln_jax.api import registry
+from gln_jax.api import backends
 from gln_jax.tools.memory import peak_rss_mib
 from gln_jax.tools.readme import update_readme as _update_readme
 
 #: Every registered backend, plus "jax-scan" (the functional ``fit_stream`` driver, no facade).
-BACKENDS = ("jax", "jax-scan", *registry.canonical_names()[1:])
+BACKENDS = ("jax", "jax-scan", *backends.canonical_names()[1:])
 SIZES = {"4,4,1": [4, 4, 1], "16,16,1": [16, 16, 1]}
 SWEEP = ([8, 8, 1], [32, 32, 1], [64, 64, 1], [128, 128, 1])
 TASKS = ("10class", "digit3")
@@ -186,7 +186,7 @@ def _versions() -> dict:
 
 
 def _available(backend: str) -> bool:
-    return registry.is_available("jax" if backend == "jax-scan" else backend)
+    return backends.is_available("jax" if backend == "jax-scan" else backend)
 
 
 def plan(args) -> list[dict]:
@@ -200,11 +200,11 @@ def plan(args) -> list[dict]:
         "seed": 0,
         "accuracy_subset": 10000 if quick else None,
     }
-    backends = [b for b in args.backends if _available(b)]
+    chosen = [b for b in args.backends if _available(b)]
     specs = []
     for sizes_name in args.sizes:
         for task in ("10class",) if quick else TASKS:
-            for backend in backends:
+            for backend in chosen:
                 specs.append(
                     dict(
                         base,

@@ -182,7 +182,7 @@ def variants(phase: str) -> list[dict]:
     if phase == "gates":
         return [
             {**recipe, "scale": 100.0},
-            {**recipe, "context_bias": False},  # thresholds zero: planes through the mean
+            {**recipe, "context_bias": False},  # offsets zero: hyperplanes through the mean
         ]
     sharp = {**recipe, "base": "sigmoid", "base_param": 8.0}
     if phase == "sharpen":  # the sigmoid of the centred pixel at larger gains
@@ -244,7 +244,7 @@ def render(path) -> str:
         if len(r["seeds"]) > 1:
             members = ", ".join(f"{a:.2f}" for a in r["member_accuracy"])
             seeds += f" (ensemble; members {members})"
-        side = r["transform"] + ("" if r["context_bias"] else ", zero thresholds")
+        side = r["transform"] + ("" if r["context_bias"] else ", zero offsets")
         base = r.get("base", "pixel")
         if base != "pixel":
             base += f" {r['base_param']:g}"

@@ -1,4 +1,4 @@
-"""The ``"numpy"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.registry`).
+"""The ``"numpy"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.backends`).
 
 The engine's state is a :class:`~gln_jax.GLNState` of NumPy arrays owned by the engine; every
 training call copies the weights, learns on the copy and returns a new state, so a call that

@@ -1,8 +1,8 @@
-"""Halfspace gating in NumPy: side information -> one context index per neuron.
+"""Hyperplane gating in NumPy: side information -> one context index per neuron.
 
-Each neuron owns ``context_map_size`` halfspaces ``(v_j, b_j)`` over the raw example ``z``; its
-context index is ``sum_j 2**j * [v_j . z > b_j]`` (strict ``>``). The indices of a whole batch,
-every layer and class, come from one matrix product.
+Each neuron owns ``context_map_size`` hyperplanes ``(v_j, b_j)`` over the side information
+``z``; its context index is ``sum_j 2**j * [v_j . z > b_j]`` (strict ``>``). The indices of a
+whole batch, every layer and class, come from one matrix product.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def batch_context_indices(
     """Context indices of a batch, all layers and classes from one matrix product.
 
     Args:
-        layers: the state's layers (hyperplanes ``[C, K, m, N]``, biases ``[C, K, m]``).
+        layers: the state's layers (hyperplanes ``[C, K, H, N]``, offsets ``[C, K, H]``).
         side_info: ``[B, N]`` raw examples.
         config: the network's config.
 
@@ -42,13 +42,16 @@ def batch_context_indices(
     if config.context_map_size == 0:
         return tuple(np.zeros((batch, config.num_models, k), np.int32) for k in config.layer_sizes)
     planes = np.concatenate(
-        [np.asarray(layer.hyperplanes, dtype).reshape(-1, config.input_size) for layer in layers]
+        [
+            np.asarray(layer.hyperplanes, dtype).reshape(-1, config.side_info_size)
+            for layer in layers
+        ]
     )
-    thresholds = np.concatenate(
+    offsets = np.concatenate(
         [np.asarray(layer.hyperplane_bias, dtype).reshape(-1) for layer in layers]
     )
     projections = matmul(side_info, planes.T)  # [B, sum C*K*m]
-    bits = projections > thresholds[None, :]
+    bits = projections > offsets[None, :]
     out, start = [], 0
     for layer in layers:
         shape = np.shape(layer.hyperplane_bias)  # [C, K, m]

@@ -1,4 +1,4 @@
-"""The ``"tf"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.registry`).
+"""The ``"tf"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.backends`).
 
 The engine's state is a :class:`~gln_tf.module.GLNModule` (variables on the default device:
 a GPU when TensorFlow sees one). Its compiled methods are traced once per module; training

@@ -1,8 +1,8 @@
-"""Halfspace gating in TensorFlow: side information -> one context index per neuron.
+"""Hyperplane gating in TensorFlow: side information -> one context index per neuron.
 
-Each neuron owns ``context_map_size`` halfspaces ``(v_j, b_j)`` over the raw example ``z``; its
-context index is ``sum_j 2**j * [v_j . z > b_j]`` (strict ``>``). The indices of a whole batch,
-every layer and class, come from one matrix product.
+Each neuron owns ``context_map_size`` hyperplanes ``(v_j, b_j)`` over the side information
+``z``; its context index is ``sum_j 2**j * [v_j . z > b_j]`` (strict ``>``). The indices of a
+whole batch, every layer and class, come from one matrix product.
 
 The gates must be computed at full precision (the reference asks for ``Precision.HIGHEST``).
 TensorFlow runs float32 matrix products on recent GPUs in TF32 unless
@@ -48,7 +48,7 @@ def batch_context_indices(
     """Context indices of a batch, all layers and classes from one matrix product.
 
     Args:
-        layers: the state's layers (hyperplanes ``[C, K, m, N]``, biases ``[C, K, m]``).
+        layers: the state's layers (hyperplanes ``[C, K, H, N]``, offsets ``[C, K, H]``).
         side_info: ``[B, N]`` raw examples.
         config: the network's config.
 
@@ -69,16 +69,16 @@ def batch_context_indices(
         )
     planes = tf.concat(
         [
-            tf.reshape(tf.cast(layer.hyperplanes, dtype), [-1, config.input_size])
+            tf.reshape(tf.cast(layer.hyperplanes, dtype), [-1, config.side_info_size])
             for layer in layers
         ],
         axis=0,
     )
-    thresholds = tf.concat(
+    offsets = tf.concat(
         [tf.reshape(tf.cast(layer.hyperplane_bias, dtype), [-1]) for layer in layers], axis=0
     )
     product = projections(planes, side_info)
-    bits = product > tf.cast(thresholds, product.dtype)[None, :]
+    bits = product > tf.cast(offsets, product.dtype)[None, :]
     out, start = [], 0
     for k in config.layer_sizes:
         size = config.num_models * k * m

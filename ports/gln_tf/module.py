@@ -268,6 +268,6 @@ class GLNModule(tf.Module):
         c = self.config
         return (
             f"{type(self).__name__}(layer_sizes={list(c.layer_sizes)}, "
-            f"input_size={c.input_size}, context_map_size={c.context_map_size}, "
+            f"input_size={self.input_size}, context_map_size={c.context_map_size}, "
             f"num_classes={c.num_classes}, dtype={c.dtype!r}, step={int(self.step.numpy())})"
         )

@@ -154,7 +154,12 @@ def _concat(probs: tf.TensorArray, config: GLNConfig) -> tf.Tensor:
 def state_signature(config: GLNConfig) -> GLNState:
     """The ``tf.TensorSpec`` structure of a state of ``config`` (for input signatures)."""
     dtype = tf_dtype(config)
-    c, m, n, r = config.num_models, config.context_map_size, config.input_size, config.num_contexts
+    c, m, n, r = (
+        config.num_models,
+        config.context_map_size,
+        config.side_info_size,
+        config.num_contexts,
+    )
     layers = tuple(
         LayerState(
             tf.TensorSpec([c, k, r, i], dtype),
@@ -172,7 +177,7 @@ def stream_signature(config: GLNConfig, *leading) -> list[tf.TensorSpec]:
     leading = list(leading)
     return [
         tf.TensorSpec([*leading, config.base_prediction_size], dtype),
-        tf.TensorSpec([*leading, config.input_size], dtype),
+        tf.TensorSpec([*leading, config.side_info_size], dtype),
         tf.TensorSpec(leading, tf.int32),
         tf.TensorSpec(leading, dtype),
     ]
@@ -223,7 +228,7 @@ def _stream(config: GLNConfig, inputs, side_info, targets, rates, mask):
     """The stream's arrays as flat tensors of the config's dtypes, and a mask."""
     dtype = tf_dtype(config)
     inputs = tf.reshape(tf.cast(inputs, dtype), [-1, config.base_prediction_size])
-    side_info = tf.reshape(tf.cast(side_info, dtype), [-1, config.input_size])
+    side_info = tf.reshape(tf.cast(side_info, dtype), [-1, config.side_info_size])
     targets = tf.reshape(tf.cast(targets, tf.int32), [-1])
     rates = tf.reshape(tf.cast(rates, dtype), [-1])
     if mask is None:

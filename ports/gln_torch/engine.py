@@ -1,4 +1,4 @@
-"""The ``"pytorch"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.registry`).
+"""The ``"pytorch"`` backend of the :class:`gln_jax.GLN` facade (see :mod:`gln_jax.api.backends`).
 
 The engine's state is a :class:`~gln_torch.module.GLNModule` (buffers on CUDA when available,
 else the CPU). Training computes the new weights on a clone and copies them into the buffers

@@ -1,8 +1,8 @@
-"""Halfspace gating in PyTorch: side information -> one context index per neuron.
+"""Hyperplane gating in PyTorch: side information -> one context index per neuron.
 
-Each neuron owns ``context_map_size`` halfspaces ``(v_j, b_j)`` over the raw example ``z``; its
-context index is ``sum_j 2**j * [v_j . z > b_j]`` (strict ``>``). The indices of a whole batch,
-every layer and class, come from one matrix product on the device of the hyperplanes.
+Each neuron owns ``context_map_size`` hyperplanes ``(v_j, b_j)`` over the side information
+``z``; its context index is ``sum_j 2**j * [v_j . z > b_j]`` (strict ``>``). The indices of a
+whole batch, every layer and class, come from one matrix product on the device of the hyperplanes.
 
 The gates must be computed at full precision (as the reference asks for
 ``Precision.HIGHEST``): when float32 matrix products on CUDA may use TF32
@@ -48,7 +48,7 @@ def batch_context_indices(
     """Context indices of a batch, all layers and classes from one matrix product.
 
     Args:
-        layers: the state's layers (hyperplanes ``[C, K, m, N]``, biases ``[C, K, m]``).
+        layers: the state's layers (hyperplanes ``[C, K, H, N]``, offsets ``[C, K, H]``).
         side_info: ``[B, N]`` raw examples (moved to the hyperplanes' device).
         config: the network's config.
 
@@ -69,10 +69,10 @@ def batch_context_indices(
             for k in config.layer_sizes
         )
     planes = torch.cat(
-        [layer.hyperplanes.to(dtype).reshape(-1, config.input_size) for layer in layers]
+        [layer.hyperplanes.to(dtype).reshape(-1, config.side_info_size) for layer in layers]
     )
-    thresholds = torch.cat([layer.hyperplane_bias.to(dtype).reshape(-1) for layer in layers])
-    bits = projections(planes, side_info) > thresholds[None, :]
+    offsets = torch.cat([layer.hyperplane_bias.to(dtype).reshape(-1) for layer in layers])
+    bits = projections(planes, side_info) > offsets[None, :]
     out, start = [], 0
     for layer in layers:
         shape = tuple(layer.hyperplane_bias.shape)  # [C, K, m]

@@ -9,7 +9,7 @@ import pytest
 
 from gln_jax import GLN
 from gln_jax.cli import main
-from gln_jax.data import registry as datasets
+from gln_jax.data import datasets
 
 needs_mnist = pytest.mark.skipif(
     not os.environ.get("GLN_JAX_DATA_DIR"),
@@ -184,7 +184,7 @@ def majority_percent(limit: int, digit: int | None = None, seed: int = 0) -> flo
     """
     import numpy as np
 
-    from gln_jax.data import registry as datasets
+    from gln_jax.data import datasets
 
     labels = datasets.load_dataset("mnist", download=False).test_labels.astype(np.int64)
     rng = np.random.default_rng(seed)

@@ -94,7 +94,7 @@ def test_save_load_across_backends_records_the_family(tmp_path):
     m.save(path)
     with np.load(path) as data:
         meta = json.loads(str(data["config"]))
-    assert meta["format_version"] == FORMAT_VERSION == 2 and meta["family"] == "gaussian"
+    assert meta["format_version"] == FORMAT_VERSION == 3 and meta["family"] == "gaussian"
     assert load_checkpoint(path).config == m.config
     for backend in ("jax", "numpy"):
         loaded = GaussianGLN.load(path, backend)

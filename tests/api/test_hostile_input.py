@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gln_jax import GLN
-from gln_jax.api import registry, validation
+from gln_jax.api import backends, validation
 from gln_jax.core.types import make_config, max_logit, smallest_pred_clipping
 
 N = 4
@@ -35,16 +35,16 @@ LABELS = RNG.integers(0, 2, 8)
 BACKENDS = [
     pytest.param(
         b,
-        marks=pytest.mark.skipif(not registry.is_available(b), reason=f"{b} not installed"),
+        marks=pytest.mark.skipif(not backends.is_available(b), reason=f"{b} not installed"),
     )
-    for b in registry.canonical_names()
+    for b in backends.canonical_names()
 ]
 PORTS = [
     pytest.param(
         b.port,
-        marks=pytest.mark.skipif(not registry.is_available(b.name), reason=f"{b} missing"),
+        marks=pytest.mark.skipif(not backends.is_available(b.name), reason=f"{b} missing"),
     )
-    for b in registry.BACKENDS
+    for b in backends.BACKENDS
     if b.port is not None
 ]
 
@@ -401,7 +401,7 @@ def _inject(kind: str, model, monkeypatch, fail_at: int):
 
         return failing
 
-    backend = registry.get_backend(kind).name if not kind.startswith("gln_") else kind
+    backend = backends.get_backend(kind).name if not kind.startswith("gln_") else kind
     if backend == "jax":
         from gln_jax.core import stream
 
@@ -506,7 +506,7 @@ def test_15_copies_get_their_own_lock(kind):
     context_bias=st.booleans(),
 )
 def test_random_hyperparameters_raise_at_construction_or_train_finitely(**hyper):
-    kinds = [b for b in registry.canonical_names() if registry.is_available(b)]
+    kinds = [b for b in backends.canonical_names() if backends.is_available(b)]
     rng = np.random.default_rng(0)
     x = rng.random((200, N), dtype=np.float32)
     y = rng.integers(0, hyper["num_classes"], 200)

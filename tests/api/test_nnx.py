@@ -26,7 +26,7 @@ predict = nnx.jit(lambda m, a, b: m(a, b))
 
 def stream(n=16, seed=0):
     key_x, key_y = jax.random.split(jax.random.key(seed))
-    x = jax.random.uniform(key_x, (n, CONFIG.input_size), minval=0.05, maxval=0.95)
+    x = jax.random.uniform(key_x, (n, CONFIG.side_info_size), minval=0.05, maxval=0.95)
     y = jax.random.randint(key_y, (n,), 0, CONFIG.num_classes)
     return x, y
 

@@ -151,7 +151,7 @@ def test_checkpoint_round_trips_width_and_statistics(tmp_path, data, source, tar
     path = tmp_path / "m.npz"
     m.save(path)
     loaded = GLN.load(path, target)
-    assert loaded.input_size == 12 and loaded.config.input_size == 5
+    assert loaded.input_size == 12 and loaded.config.side_info_size == 5
     assert loaded.side_info_transform == transform
     jax.tree.map(np.testing.assert_array_equal, loaded.side_info_state, m.side_info_state)
     assert int(loaded.side_info_state.count) == 7
@@ -163,15 +163,15 @@ def test_checkpoint_round_trips_width_and_statistics(tmp_path, data, source, tar
     )
     with np.load(path) as contents:
         meta = json.loads(str(contents["config"]))
-        assert meta["format_version"] == FORMAT_VERSION == 2
-        assert meta["example_size"] == 12
+        assert meta["format_version"] == FORMAT_VERSION == 3
+        assert meta["input_size"] == 12 and meta["side_info_size"] == 5
         assert set(contents.files) >= {"side_info/count", "side_info/mean", "side_info/m2"}
 
 
 def test_version_1_file_still_loads():
     """A file written by the version-1 code (commit 1a867d9's save_checkpoint)."""
     checkpoint = load_checkpoint(DATA / "checkpoint-v1.npz")
-    assert checkpoint.side_info.example_size == 6 and checkpoint.side_info.transform is None
+    assert checkpoint.side_info.input_size == 6 and checkpoint.side_info.transform is None
     m = GLN.load(DATA / "checkpoint-v1.npz")
     assert m.input_size == 6 and m.side_info_transform is None and m.learning_rate == 0.05
     with np.load(DATA / "checkpoint-v1-inputs.npz") as arrays:
@@ -201,8 +201,8 @@ def test_corrupt_side_info_blocks_are_refused(tmp_path, data):
     bad = tmp_path / "bad.npz"
     cases = [
         ({"meta_change": {"format_version": 1}}, "version-2 keys"),
-        ({"meta_change": {"example_size": 0}}, "example_size"),
-        ({"meta_change": {"example_size": 11}}, "example_size"),
+        ({"meta_change": {"input_size": 0}}, "input_size"),
+        ({"meta_change": {"input_size": 11}}, "input_size"),
         ({"meta_change": {"side_info_transform": {"kind": "whiten"}}}, "side_info_transform"),
         ({"meta_change": {"side_info_transform": None}}, "without a side_info_transform"),
         ({"drop": ("side_info/m2",)}, "without all"),

@@ -24,7 +24,7 @@ jit_update = jax.jit(gln_jax.update, static_argnames="config")
 jit_batch_update = jax.jit(gln_jax.batch_update, static_argnames="config")
 
 
-def tiny_state(weights, planes, thresholds, step=0):
+def tiny_state(weights, planes, offsets, step=0):
     """A one-model state from nested lists (per layer: [K, R, I], [K, m, N], [K, m])."""
     layers = tuple(
         LayerState(
@@ -32,17 +32,17 @@ def tiny_state(weights, planes, thresholds, step=0):
             jnp.asarray([v], jnp.float32),
             jnp.asarray([b], jnp.float32),
         )
-        for w, v, b in zip(weights, planes, thresholds, strict=True)
+        for w, v, b in zip(weights, planes, offsets, strict=True)
     )
     return GLNState(layers, jnp.asarray(step, jnp.int32))
 
 
-# One neuron, two inputs, one halfspace (x0 > 0.5), no bias input.
+# One neuron, two inputs, one hyperplane (x0 > 0.5), no bias input.
 ONE = make_config([1], 2, context_map_size=1, bias=False, pred_clipping=1e-3)
 ONE_STATE = tiny_state(
     weights=[[[[0.5, 0.5], [0.2, -0.4]]]],
     planes=[[[[1.0, 0.0]]]],
-    thresholds=[[[0.5]]],
+    offsets=[[[0.5]]],
 )
 
 
@@ -77,7 +77,7 @@ def test_update_clips_weights_and_probabilities():
     np.testing.assert_allclose(np.asarray(p), [1e-3], rtol=1e-5)  # clipped at eps
 
 
-# Two layers: two neurons then one, a bias input, one halfspace per neuron.
+# Two layers: two neurons then one, a bias input, one hyperplane per neuron.
 TWO = make_config([2, 1], 2, context_map_size=1, bias=True, pred_clipping=1e-3)
 TWO_STATE = tiny_state(
     weights=[
@@ -85,7 +85,7 @@ TWO_STATE = tiny_state(
         [[[0.6, 0.3, -0.1], [0.2, 0.2, 0.2]]],
     ],
     planes=[[[[1.0, 0.0]], [[0.0, 1.0]]], [[[1.0, 1.0]]]],
-    thresholds=[[[0.5], [0.5]], [[0.9]]],
+    offsets=[[[0.5], [0.5]], [[0.9]]],
 )
 
 

@@ -23,13 +23,13 @@ def _logit(p):
 def _state(config, seed, weight_scale=None):
     """A state built in NumPy, laid out as :func:`gln_jax.init` lays it out.
 
-    Unit-norm gating directions and ``N(0, 1)`` thresholds; weights ``1 / inputs`` as at
+    Unit-norm hyperplane normals and ``N(0, 1)`` offsets; weights ``1 / inputs`` as at
     initialisation, or uniform in ``[-weight_scale, weight_scale]``. (Building it in NumPy
     keeps the tests free of the compile time of ``jax.random`` samplers.)
     """
     rng = np.random.default_rng(seed)
     dtype = np.dtype(config.dtype)
-    c, m, n = config.num_models, config.context_map_size, config.input_size
+    c, m, n = config.num_models, config.context_map_size, config.side_info_size
     layers = []
     for neurons, inputs in zip(config.layer_sizes, config.layer_input_sizes(), strict=True):
         planes = rng.normal(size=(c, neurons, m, n))
@@ -39,9 +39,9 @@ def _state(config, seed, weight_scale=None):
             weights = np.full(shape, 1.0 / inputs)
         else:
             weights = rng.uniform(-weight_scale, weight_scale, shape)
-        thresholds = rng.normal(size=(c, neurons, m))
+        offsets = rng.normal(size=(c, neurons, m))
         layers.append(
-            gln_jax.LayerState(*(jnp.asarray(a, dtype) for a in (weights, planes, thresholds)))
+            gln_jax.LayerState(*(jnp.asarray(a, dtype) for a in (weights, planes, offsets)))
         )
     return gln_jax.GLNState(layers=tuple(layers), step=jnp.zeros((), jnp.int32))
 
@@ -117,7 +117,7 @@ def _finite_differences(state, x, step, *, config):
 
 def _unclipped_examples(config, state, count=8):
     """``[count, N]`` fresh examples at which no neuron of any class is at its clip."""
-    x, _ = _data(config.num_classes, config.input_size, 200, seed=7, dtype=config.dtype)
+    x, _ = _data(config.num_classes, config.side_info_size, 200, seed=7, dtype=config.dtype)
     clipped = np.asarray(_batch_saliency(state, x, config=config).num_clipped)  # [B, C]
     found = x[clipped.max(axis=1) == 0]
     assert len(found) >= count, "the fixture model clips too often for this test"
@@ -257,7 +257,7 @@ def _reproduction(state, x, *, config):
     seed=st.integers(0, 2**16),
 )
 def test_map_reproduces_any_network(index, scale, seed):
-    config = gln_jax.make_config(input_size=6, dtype="float64", **_CONFIGS[index])
+    config = gln_jax.make_config(side_info_size=6, dtype="float64", **_CONFIGS[index])
     x, _ = _data(config.num_classes, 6, 16, seed=seed, dtype=np.float64)
     state = _state(config, seed, weight_scale=scale)
     modes, out = _reproduction(state, x, config=config)
@@ -278,7 +278,7 @@ def test_jit_traces_once_per_config():
         return saliency(state, inputs, side_info, config=config)
 
     fn = jax.jit(counted)
-    x, _ = _data(5, config.input_size, 3, seed=5)
+    x, _ = _data(5, config.side_info_size, 3, seed=5)
     results = [fn(state, row, row) for row in x]
     assert len(traces) == 1
     batch = _batch_saliency(state, x, config=config)

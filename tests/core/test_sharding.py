@@ -53,7 +53,7 @@ def test_class_sharded_model_equals_unsharded(tmp_path):
     r = run_worker("sharding", tmp_path)
     assert r["devices"] == 8
     assert r["padded_classes"] == 24  # 10 classes, at least 3 per device
-    # Every weight, hyperplane and threshold array: each of the 8 devices holds 1/8 of it.
+    # Every weight, hyperplane and offset array: each of the 8 devices holds 1/8 of it.
     assert r["shard_fractions"] == [1 / 8]
     assert r["shard_devices"] == 8
     assert r["init_sharded_fractions"] == [1 / 8]

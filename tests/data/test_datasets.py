@@ -1,4 +1,4 @@
-"""IDX parsing, the checksum registry and the lookup order of ``gln_jax.data.registry``.
+"""IDX parsing, the checksum registry and the lookup order of ``gln_jax.data.datasets``.
 
 Everything but the real-data checks runs on small IDX files generated here, registered under a
 test-only dataset name (``monkeypatch.setitem`` on the registry, undone after each test).
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gln_jax.data import registry as datasets
+from gln_jax.data import datasets
 
 MNIST_DIR = os.environ.get(datasets.ENV_DATA_DIR)  # read before the fixtures below unset it
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

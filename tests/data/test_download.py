@@ -1,4 +1,4 @@
-"""The downloader of ``gln_jax.data.registry`` against a loopback HTTP server started by each test.
+"""The downloader of ``gln_jax.data.datasets`` against a loopback HTTP server started by each test.
 
 Nothing here reaches beyond 127.0.0.1; every server runs in a daemon thread and is shut down and
 closed by its fixture, and every wait is bounded.
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from gln_jax import utils
-from gln_jax.data import registry as datasets
+from gln_jax.data import datasets
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = (
@@ -356,7 +356,7 @@ def test_get_mnist_downloads_into_the_cache_never_into_a_read_only_data_dir(
 _WORKER = """
 import sys, time
 from pathlib import Path
-from gln_jax.data import registry as datasets
+from gln_jax.data import datasets
 base, cache, ready, me, name, md5 = sys.argv[1:]
 Path(ready, me).touch()
 deadline = time.monotonic() + 60

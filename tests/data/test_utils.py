@@ -20,8 +20,8 @@ import pytest
 from scipy import ndimage
 
 from gln_jax import GLN, utils
+from gln_jax.data import datasets
 from gln_jax.data import mnist as mnist_loader
-from gln_jax.data import registry as datasets
 
 MNIST_DIR = os.environ.get(datasets.ENV_DATA_DIR)  # read before the fixtures below unset it
 needs_mnist = pytest.mark.skipif(
@@ -268,7 +268,7 @@ def test_a_failed_cache_write_warns_and_leaves_no_partial_file(tiny, count_deske
 
 def test_importing_the_utilities_stays_cheap():
     code = (
-        "import sys, gln_jax.utils, gln_jax.data.registry; "
+        "import sys, gln_jax.utils, gln_jax.data.datasets; "
         "print(sorted(m for m in ('scipy.ndimage', 'tqdm') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[2]

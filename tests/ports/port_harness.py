@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import gln_jax
 from gln_jax import GLNConfig, GLNState, LayerState, make_config
-from gln_jax.api import registry
+from gln_jax.api import backends
 
 #: One seed per test session, shared by every parametrization of a test (``hypothesis.seed``),
 #: so each backend meets the same examples and the reference is compiled and run once per
@@ -126,7 +126,7 @@ _TO_NUMPY: dict[str, Callable] = {
 #: Read from the one backend registry of the library (the reference first).
 BACKENDS = tuple(
     Backend(entry.name, entry.port or "gln_jax", entry.framework, entry.extra)
-    for entry in registry.BACKENDS
+    for entry in backends.BACKENDS
 )
 REFERENCE = BACKENDS[0]
 PORTS = BACKENDS[1:]
@@ -196,7 +196,7 @@ def reference_state(case: Case, *, random_weights: bool = True) -> GLNState:
 
 
 def _planes(state: GLNState) -> tuple[np.ndarray, np.ndarray]:
-    """Every hyperplane of the state as float64 ``[P, N]`` and thresholds ``[P]``."""
+    """Every hyperplane of the state as float64 ``[P, N]`` and offsets ``[P]``."""
     n = state.layers[0].hyperplanes.shape[-1]
     planes = np.concatenate(
         [np.asarray(layer.hyperplanes, np.float64).reshape(-1, n) for layer in state.layers]

@@ -85,12 +85,12 @@ def test_context_indices_equal_exactly(backend, case):
         np.testing.assert_array_equal(backend.to_numpy(g), e, err_msg=f"layer {layer}")
 
 
-def _one_plane_state(threshold: float) -> GLNState:
-    """One neuron, one halfspace ``z_0 > threshold`` over two features."""
+def _one_plane_state(offset: float) -> GLNState:
+    """One neuron, one hyperplane ``z_0 > offset`` over two features."""
     layer = LayerState(
         weights=np.zeros((1, 1, 2, 2), np.float32),
         hyperplanes=np.array([[[[1.0, 0.0]]]], np.float32),
-        hyperplane_bias=np.array([[[threshold]]], np.float32),
+        hyperplane_bias=np.array([[[offset]]], np.float32),
     )
     return GLNState(layers=(layer,), step=np.zeros((), np.int32))
 

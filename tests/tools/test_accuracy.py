@@ -37,7 +37,7 @@ import statistics
 import numpy as np
 import pytest
 
-from gln_jax.api import registry as backends
+from gln_jax.api import backends
 from gln_jax.tools import accuracy
 
 MNIST_DIR = os.environ.get("GLN_JAX_DATA_DIR")

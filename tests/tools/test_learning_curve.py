@@ -11,7 +11,7 @@ def test_models_are_the_readme_defaults_and_the_recipe():
     assert [layer.weights.shape[1] for layer in defaults.state.layers] == [4, 4, 1]
     recipe = learning_curve.make_model("recipe", 16, seed=0)
     assert recipe.side_info_transform.kind == "center" and recipe.config.context_map_size == 6
-    assert recipe.config.input_size == 16
+    assert recipe.config.side_info_size == 16
     with pytest.raises(ValueError, match="unknown model 'wide'"):
         learning_curve.make_model("wide", 16, seed=0)
 

@@ -33,7 +33,7 @@ def test_recipe_arguments_build_a_model_in_every_facade():
     recipe = recipes.mnist()
     assert isinstance(recipe["side_info_transform"], TransformConfig)
     model = GLN("numpy", **recipe, seed=3)
-    assert model.config.input_size == 784 and model.config.num_classes == 10
+    assert model.config.side_info_size == 784 and model.config.num_classes == 10
     assert model.side_info_transform.kind == "center"
     assert model.side_info_transform.base_gain == recipes.MNIST_BASE_GAIN == 60.0
     assert recipes.mnist(input_size=10, num_classes=3)["input_size"] == 10

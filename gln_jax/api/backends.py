@@ -135,7 +135,7 @@ def make_engine(backend: str, config: GLNConfig):
     """
     entry = get_backend(backend)
     module_name, engine_name = entry.module, entry.engine
-    if getattr(config, "family", "bernoulli") == "gaussian":
+    if config.family == "gaussian":
         if entry.gaussian is None:
             with_family = [b.name for b in BACKENDS if b.gaussian is not None]
             raise ValueError(
