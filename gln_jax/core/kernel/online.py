@@ -1,89 +1,42 @@
-"""The fused kernel's JAX side: loading it once, and the ``jax.ffi`` calls.
+"""The fused kernel's JAX side: the ``jax.ffi`` calls of online learning and inference.
 
 :func:`kernel_scan_update` is :func:`gln_jax.core.stream.scan_update` with the sequential
 part (every layer and class of every step) in one foreign call; the context indices come
 first from the kernel's gating call (:mod:`gln_jax.core.kernel.gates`, sparse over the
-examples' zeros) and the first layer's input logits from XLA.
-:func:`kernel_ensemble_update` runs every member of an ensemble in one such call, and
-:func:`kernel_batch_apply` is :func:`gln_jax.core.network.batch_apply` by the same kernel
-without learning.
+examples' zeros) and the first layer's input logits from XLA. :func:`kernel_weights_update`
+is the same update on the weights alone (the caller keeps the hyperplanes and their
+:class:`~gln_jax.core.kernel.gates.GateMatrix`). :func:`kernel_ensemble_update` runs every
+member of an ensemble in one such call, and :func:`kernel_batch_apply` is
+:func:`gln_jax.core.network.batch_apply` by the same kernel without learning.
+
+Every call checks its buffers' dtypes and shapes and its attributes in C++ first; a mismatch
+(a state of another dtype than its config's, layer counts that disagree, a config without
+layers) raises ``jax.errors.JaxRuntimeError`` naming it, as does a C++ failure inside the
+call (memory or threads running out): the process lives. Memory of a call beyond its
+arguments and results: on each thread (at most one per class and at most 64) working copies
+of the weight tables of at most 16 MiB, the predictions of its classes and a few rows of
+scratch; the gating call holds one group of examples' scratch per thread.
 """
 
 from __future__ import annotations
 
-import ctypes
-import logging
 import os
-import threading
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gln_jax.core import bernoulli, multiclass
-from gln_jax.core.kernel import build, gates
+from gln_jax.core.kernel import library
 from gln_jax.core.kernel.gates import GateMatrix, gate_matrix, kernel_context_indices
+from gln_jax.core.kernel.library import SWITCH as SWITCH
+from gln_jax.core.kernel.library import enabled as enabled
+from gln_jax.core.kernel.library import load as load
+from gln_jax.core.kernel.library import require as require
 from gln_jax.core.types import Array, GLNConfig, GLNState
 
-logger = logging.getLogger("gln_jax.kernel")
-
 #: The XLA FFI target name of the kernel (CPU).
-TARGET = "gln_jax_online_fit"
-#: Environment variable that turns the kernel off when set to ``0`` (or false/no/off).
-SWITCH = "GLN_JAX_KERNEL"
-
-_lock = threading.Lock()
-_status: bool | None = None  # None: not tried yet in this process
-_registered = False  # the FFI target name is registered once per process
-
-
-def enabled() -> bool:
-    """False when ``$GLN_JAX_KERNEL`` is ``0``, ``false``, ``no`` or ``off``."""
-    return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def load() -> bool:
-    """Builds (or finds in the cache), loads and registers the kernel, once per process.
-
-    Returns:
-        Whether the kernel is ready. A missing compiler or a failed build returns False and
-        leaves one debug-level log record; nothing is raised.
-    """
-    global _status, _registered
-    with _lock:
-        if _status is not None:
-            return _status
-        try:
-            path, compiled = build.build()
-            library = ctypes.cdll.LoadLibrary(str(path))
-            if not _registered:
-                jax.ffi.register_ffi_target(
-                    TARGET, jax.ffi.pycapsule(library.GlnOnlineFit), platform="cpu"
-                )
-                jax.ffi.register_ffi_target(
-                    gates.TARGET, jax.ffi.pycapsule(library.GlnGates), platform="cpu"
-                )
-                _registered = True
-            logger.debug("fused kernel %s %s", "built at" if compiled else "loaded from", path)
-            _status = True
-        except (build.BuildError, OSError, AttributeError) as err:
-            logger.debug("fused kernel unavailable, exact online fit runs in pure JAX: %s", err)
-            _status = False
-        return _status
-
-
-def require() -> None:
-    """Builds or loads the kernel before a foreign call is traced (XLA needs its targets).
-
-    Raises:
-        RuntimeError: when the kernel is not available (see :func:`load`).
-    """
-    if not load():
-        raise RuntimeError(
-            "the fused kernel is not available (no C++ compiler or a failed build: see the "
-            "debug log of 'gln_jax.kernel'); use the pure functions of gln_jax.core "
-            "(scan_update, batch_apply)"
-        )
+TARGET = library.FIT_TARGET
 
 
 def threads(config: GLNConfig, members: int = 1) -> int:
@@ -111,8 +64,14 @@ def _call(
 
     Raises:
         RuntimeError: when the kernel is not available (see :func:`load`).
+        ValueError: when ``contexts`` and ``weights`` count different layers.
     """
     require()
+    if len(contexts) != len(weights):
+        raise ValueError(
+            f"{len(weights)} layers of weights but {len(contexts)} of context indices "
+            "(a state and a config of different networks?)"
+        )
     call = jax.ffi.ffi_call(TARGET, results, input_output_aliases=aliases)
     return call(
         x0,
@@ -231,10 +190,14 @@ def kernel_contexts(
         threads: threads the examples are split over (the indices do not depend on it).
         gates: the layers' :func:`.gates.gate_matrix`, when the caller keeps one (it is a
             transposed copy of every hyperplane; made here otherwise).
-        members: ensemble members in ``layers`` (flattened model-major into ``M = E * C``).
+        members: ensemble members ``E`` in ``layers`` (flattened member-major into the class
+            axis, ``E * C``).
 
     Returns:
-        One int32 array ``[T, M, K_l]`` per layer.
+        One int32 array ``[T, E * C, K_l]`` per layer.
+
+    Raises:
+        ValueError: when ``gates`` is None and ``layers`` hold no hyperplanes.
     """
     if config.context_map_size == 0:  # one context: every index is 0
         return tuple(
@@ -242,6 +205,8 @@ def kernel_contexts(
             for k in config.layer_sizes
         )
     if gates is None:
+        if layers is None or any(layer.hyperplanes is None for layer in layers):
+            raise ValueError("the kernel's gating needs the layers' hyperplanes or their gates")
         gates = gate_matrix(layers)
     return kernel_context_indices(gates, side_info, config=config, members=members, threads=threads)
 
@@ -315,23 +280,109 @@ def kernel_scan_update(
         ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update
         (before its batch's update).
     """
-    dtype = jnp.dtype(config.dtype)
-    targets = jnp.asarray(targets)
-    if mask is None:
-        mask = jnp.ones(targets.shape, bool)
-    contexts = kernel_contexts(state.layers, side_info, config=config, threads=threads, gates=gates)
-    x0 = bernoulli.input_logits(inputs, config)
-    binary = multiclass.batch_class_targets(targets, config).astype(dtype)
-    rates = jnp.where(mask, jnp.asarray(learning_rates, dtype), 0)
     weights = tuple(layer.weights for layer in state.layers)
-    weights, p = online_fit(
-        weights, x0, contexts, binary, rates, config=config, threads=threads, batch_size=batch_size
+    contexts = kernel_contexts(state.layers, side_info, config=config, threads=threads, gates=gates)
+    weights, step, p = _learn(
+        weights,
+        state.step,
+        contexts,
+        inputs,
+        targets,
+        learning_rates,
+        config=config,
+        mask=mask,
+        threads=threads,
+        batch_size=batch_size,
     )
     layers = tuple(
         layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
     )
-    step = state.step + jnp.sum(mask, dtype=jnp.int32)
     return GLNState(layers=layers, step=step), p
+
+
+def kernel_weights_update(
+    weights: tuple[Array, ...],
+    step: Array,
+    gates: GateMatrix | None,
+    inputs: Array,
+    side_info: Array,
+    targets: Array,
+    learning_rates: Array,
+    *,
+    config: GLNConfig,
+    mask: Array | None = None,
+    threads: int = 1,
+    batch_size: int = 1,
+) -> tuple[tuple[jax.Array, ...], jax.Array, jax.Array]:
+    """:func:`kernel_scan_update` on what the update changes: the weights and the step count.
+
+    The caller keeps the hyperplanes and their gate matrix from call to call (the matrix is a
+    transposed copy of every hyperplane, made once by :func:`.gates.gate_matrix`).
+
+    Args:
+        weights: per layer ``[C, K, R, I]``, in ``config.dtype``.
+        step: the state's step count (int32 scalar).
+        gates: the state's :func:`.gates.gate_matrix`; None only when
+            ``config.context_map_size`` is 0 (one context per neuron).
+        inputs: ``[T, P]`` base probabilities.
+        side_info: ``[T, N]`` raw examples.
+        targets: ``[T]`` class labels.
+        learning_rates: ``[T]`` rate of each example.
+        config: the network's config.
+        mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
+        threads: threads the classes (and the gates' examples) are split over.
+        batch_size: examples per update, dividing ``T`` (static); 1 is exact online learning.
+
+    Returns:
+        ``(weights, step, p)``: the updated weights per layer, the step count plus the
+        examples learned, and ``p [T, C]`` the prediction made before each example's update.
+
+    Raises:
+        ValueError: when ``gates`` is None and ``config.context_map_size`` is not 0.
+        jax.errors.JaxRuntimeError: when the weights do not fit the config (the message names
+            the mismatch).
+
+    Example:
+        >>> from gln_jax.core.kernel import gates as kernel_gates  # doctest: +SKIP
+        >>> matrix = kernel_gates.gate_matrix(state.layers)  # doctest: +SKIP
+        >>> weights = tuple(layer.weights for layer in state.layers)  # doctest: +SKIP
+        >>> weights, step, p = kernel_weights_update(  # doctest: +SKIP
+        ...     weights, state.step, matrix, x, x, y, rates, config=config)
+    """
+    contexts = kernel_contexts(None, side_info, config=config, threads=threads, gates=gates)
+    return _learn(
+        tuple(weights),
+        step,
+        contexts,
+        inputs,
+        targets,
+        learning_rates,
+        config=config,
+        mask=mask,
+        threads=threads,
+        batch_size=batch_size,
+    )
+
+
+def _learn(
+    weights, step, contexts, inputs, targets, learning_rates, *, config, mask, threads, batch_size
+):
+    """The update of :func:`kernel_scan_update` once the context indices are known.
+
+    Returns:
+        ``(weights, step, p)`` as :func:`kernel_weights_update`.
+    """
+    dtype = jnp.dtype(config.dtype)
+    targets = jnp.asarray(targets)
+    if mask is None:
+        mask = jnp.ones(targets.shape, bool)
+    x0 = bernoulli.input_logits(inputs, config)
+    binary = multiclass.batch_class_targets(targets, config).astype(dtype)
+    rates = jnp.where(mask, jnp.asarray(learning_rates, dtype), 0)
+    weights, p = online_fit(
+        weights, x0, contexts, binary, rates, config=config, threads=threads, batch_size=batch_size
+    )
+    return weights, step + jnp.sum(mask, dtype=jnp.int32), p
 
 
 def kernel_ensemble_update(
@@ -350,8 +401,8 @@ def kernel_ensemble_update(
     """Exact online learning of every member of an ensemble in one call of the kernel.
 
     The members' one-vs-all classes are independent models like the classes of one member,
-    so the ``E`` members are flattened into the class axis (``E * C`` models, member-major,
-    each with its member's rate) and run by :func:`online_fit`; member ``e`` equals
+    so the ``E`` members are flattened into the class axis (``E * C`` one-vs-all models,
+    member-major, each with its member's rate) and run by :func:`online_fit`; member ``e`` equals
     :func:`kernel_scan_update` of that member alone with its rates.
 
     Args:
@@ -362,7 +413,7 @@ def kernel_ensemble_update(
         learning_rates: ``[E, T]`` rate of each member and example.
         config: the members' config.
         mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
-        threads: threads the ``E * C`` models are split over.
+        threads: threads the ``E * C`` flattened classes are split over.
         shared_gates: every member has member 0's hyperplanes and thresholds (a sweep, see
             :func:`gln_jax.core.ensemble.shares_gates`): the context indices are computed once,
             from member 0, for all members (the same indices, one member's gating instead of
