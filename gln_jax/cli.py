@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 
+from gln_jax import utils
 from gln_jax.api import backends
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
@@ -225,8 +226,6 @@ def _data_error(err: Exception) -> UserError:
 
 
 def _load(args):
-    from gln_jax import utils
-
     try:
         return utils.get_mnist(
             deskewed=args.deskew,
@@ -242,7 +241,7 @@ def _run(args) -> None:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from gln_jax import GLN
+    from gln_jax.api.facade import GLN
 
     spec = datasets.get_spec(args.dataset)
     input_size = math.prod(spec.train_images.shape[1:])

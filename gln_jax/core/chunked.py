@@ -15,7 +15,7 @@ the per-step path of :func:`gln_jax.core.bernoulli.update`.
 
 Clipping breaks the linearity. Each first-layer weight's excursion over the chunk is bounded
 by ``|w| + sum_s |g_s| |x_s|`` (over the examples that hit its row); when that bound may reach
-the clip, the chunk is replayed exactly by :func:`gln_jax.core.stream.scan_update` from its
+the clip, the chunk is replayed exactly by :func:`gln_jax.core.scan.scan_update` from its
 start, so the result is always the exact online one (up to float summation order).
 
 The dense scoring and the one-hot update cost ``R`` times the active rows' arithmetic, which
@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from gln_jax.core import bernoulli, multiclass, numerics
 from gln_jax.core.gating import batch_context_indices
+from gln_jax.core.scan import scan_update
 from gln_jax.core.types import CHUNKED_ROWS_MAX, GRAM_CHUNK, Array, GLNConfig, GLNState
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -168,8 +169,6 @@ def chunked_scan_update(
         >>> state, p, replays = chunked_scan_update(state, x, x, y, rates, config=config)
         ... # doctest: +SKIP
     """
-    from gln_jax.core.stream import scan_update  # the exact replay; stream imports this module
-
     targets = jnp.asarray(targets).astype(jnp.int32)
     total = targets.shape[0]
     if mask is None:

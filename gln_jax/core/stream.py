@@ -1,12 +1,10 @@
-"""``lax.scan`` drivers: exact online learning over a stream of examples.
+"""The host-side driver of exact online and batched learning over a long stream.
 
-The gates depend only on the examples and the fixed hyperplanes, so the context indices of a
-whole chunk come from one matrix product before the scan; inside the scan only the selected
-weight rows are read and written.
-
-:func:`scan_update` and :func:`scan_batch_update` are pure and work under ``jit``/``vmap``;
-:func:`fit_stream` is the host-side driver that feeds a long stream through them in fixed-size
-chunks, so memory stays bounded and only a handful of shapes are ever compiled.
+:func:`fit_stream` feeds a stream through one jitted pass per fixed-size chunk, so memory stays
+bounded and only a handful of shapes are ever compiled. Each pass takes the fastest exact
+route: the fused CPU kernel (:mod:`gln_jax.core.kernel`), Gram chunks
+(:mod:`gln_jax.core.chunked`), or the pure ``lax.scan`` drivers of :mod:`gln_jax.core.scan`,
+:func:`scan_update` and :func:`scan_batch_update`, which this module re-exports.
 """
 
 from __future__ import annotations
@@ -19,93 +17,9 @@ import numpy as np
 
 from gln_jax.core import kernel
 from gln_jax.core.chunked import chunked_scan_update, use_chunked
-from gln_jax.core.gating import batch_context_indices
-from gln_jax.core.network import batch_update_from_contexts, update_from_contexts
+from gln_jax.core.scan import scan_batch_update as scan_batch_update
+from gln_jax.core.scan import scan_update as scan_update
 from gln_jax.core.types import CHUNK_SIZE, Array, GLNConfig, GLNState
-
-
-def scan_update(
-    state: GLNState,
-    inputs: Array,
-    side_info: Array,
-    targets: Array,
-    learning_rates: Array,
-    *,
-    config: GLNConfig,
-    mask: Array | None = None,
-) -> tuple[GLNState, jax.Array]:
-    """Exact online learning over a stream: :func:`gln_jax.update` once per example.
-
-    Args:
-        state: the GLN state.
-        inputs: ``[T, P]`` base probabilities.
-        side_info: ``[T, N]`` raw examples.
-        targets: ``[T]`` class labels.
-        learning_rates: ``[T]`` rate of each example.
-        config: the network's config.
-        mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
-
-    Returns:
-        ``(state, p)`` with ``p [T, C]`` the prediction made before each example's update.
-
-    Example:
-        >>> state, p = scan_update(state, x, x, y, jnp.full(len(y), 1e-3), config=config)
-        ... # doctest: +SKIP
-    """
-    targets = jnp.asarray(targets)
-    if mask is None:
-        mask = jnp.ones(targets.shape, bool)
-    contexts = batch_context_indices(state.layers, side_info, config=config)
-
-    def body(carry, xs):
-        x, ctx, target, lr, keep = xs
-        lr = jnp.where(keep, jnp.asarray(lr, config.dtype), 0)
-        return update_from_contexts(
-            carry, x, ctx, target, lr, config=config, count=keep.astype(jnp.int32)
-        )
-
-    xs = (jnp.asarray(inputs), contexts, targets, jnp.asarray(learning_rates), mask)
-    return jax.lax.scan(body, state, xs)
-
-
-def scan_batch_update(
-    state: GLNState,
-    inputs: Array,
-    side_info: Array,
-    targets: Array,
-    learning_rates: Array,
-    *,
-    config: GLNConfig,
-    mask: Array | None = None,
-) -> tuple[GLNState, jax.Array]:
-    """Batched learning over a stream: :func:`gln_jax.batch_update` once per batch.
-
-    Args:
-        state: the GLN state.
-        inputs: ``[S, B, P]`` base probabilities, ``S`` batches of ``B``.
-        side_info: ``[S, B, N]`` raw examples.
-        targets: ``[S, B]`` class labels.
-        learning_rates: ``[S, B]``.
-        config: the network's config.
-        mask: optional ``[S, B]`` bools; masked-out examples contribute nothing.
-
-    Returns:
-        ``(state, p)`` with ``p [S, B, C]``.
-    """
-    targets = jnp.asarray(targets)
-    side_info = jnp.asarray(side_info)
-    if mask is None:
-        mask = jnp.ones(targets.shape, bool)
-    s, b = targets.shape
-    flat = batch_context_indices(state.layers, side_info.reshape(s * b, -1), config=config)
-    contexts = tuple(c.reshape(s, b, *c.shape[1:]) for c in flat)
-
-    def body(carry, xs):
-        x, ctx, target, lr, keep = xs
-        return batch_update_from_contexts(carry, x, ctx, target, lr, config=config, mask=keep)
-
-    xs = (jnp.asarray(inputs), contexts, targets, jnp.asarray(learning_rates), mask)
-    return jax.lax.scan(body, state, xs)
 
 
 @functools.partial(

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from gln_jax._version import __version__
 from gln_jax.data.idx import (
     GZIP_MAGIC,
     ChecksumError,
@@ -244,8 +245,6 @@ def _sleep(seconds: float, end: float | None) -> None:
 def _fetch(url: str, file: IDXFile, directory: Path, timeout: float, end, progress: bool) -> Path:
     """One attempt: streams ``url`` into a temporary file, verifies it, renames it into place."""
     from tqdm import tqdm
-
-    from gln_jax import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"gln-jax/{__version__}"})
     handle, partial = tempfile.mkstemp(dir=directory, prefix=f".{file.name}.", suffix=".part")
