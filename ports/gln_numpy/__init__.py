@@ -16,9 +16,9 @@ from gln_numpy.network import base_predictions as base_predictions
 from gln_numpy.network import batch_apply as batch_apply
 from gln_numpy.network import batch_update as batch_update
 from gln_numpy.network import update as update
+from gln_numpy.scan import scan_batch_update as scan_batch_update
+from gln_numpy.scan import scan_update as scan_update
 from gln_numpy.stream import fit_stream as fit_stream
-from gln_numpy.stream import scan_batch_update as scan_batch_update
-from gln_numpy.stream import scan_update as scan_update
 from gln_numpy.types import GLNConfig as GLNConfig
 from gln_numpy.types import GLNState as GLNState
 from gln_numpy.types import LayerState as LayerState

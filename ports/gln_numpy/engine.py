@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_jax.api.engine import FunctionalFit
+from gln_jax.api.engine import FunctionalFit, gating_input
 from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
-    _batch_step,
-    _copy_weights,
-    _flat_rows,
-    _flatten,
-    _input_logits,
-    _online_step,
-    _with_weights,
     batch_apply,
+    batch_step,
+    copy_weights,
+    flat_rows,
+    flatten,
+    input_logits,
+    online_step,
+    with_weights,
 )
 from gln_numpy.stream import fit_stream
 from gln_numpy.types import GLNConfig, GLNState, from_reference, to_reference
@@ -51,19 +51,19 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
     """
     dtype = np.dtype(config.dtype)
     contexts = batch_context_indices(state.layers, side_info, config=config)
-    weights = _copy_weights(state, config)
-    flat = _flatten(weights)
-    x0 = _input_logits(inputs, config)
-    rows = _flat_rows(contexts, config)
+    weights = copy_weights(state, config)
+    flat = flatten(weights)
+    x0 = input_logits(inputs, config)
+    rows = flat_rows(contexts, config)
     target_rows = batch_class_targets(targets, config).astype(dtype)
     rates = np.asarray(rates, dtype).reshape(-1)
     if x0.shape[0] == 1:  # the cheaper single-example path, same maths
-        p = _online_step(flat, x0[0], tuple(r[0] for r in rows), target_rows[0], rates[0], config)
+        p = online_step(flat, x0[0], tuple(r[0] for r in rows), target_rows[0], rates[0], config)
         p = p[None]
     else:
-        p = _batch_step(flat, x0, rows, target_rows, rates, config)
+        p = batch_step(flat, x0, rows, target_rows, rates, config)
     step = np.asarray(state.step) + x0.shape[0]
-    return _with_weights(state, weights, step, copy_gating=False), p
+    return with_weights(state, weights, step, copy_gating=False), p
 
 
 class NumpyEngine(FunctionalFit):
@@ -94,8 +94,10 @@ class NumpyEngine(FunctionalFit):
 
     def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
         """Probabilities ``[B, C]`` of ``inputs [B, P]`` with gates on ``side_info [B, N]``."""
+        side_info = gating_input(inputs, side_info)
         return predict_batch(state, inputs, side_info, config=self.config)
 
     def train(self, state: GLNState, inputs, side_info, targets, rates):
         """One batch update; returns ``(state, probs [B, C])``."""
+        side_info = gating_input(inputs, side_info)
         return train_batch(state, inputs, side_info, targets, rates, config=self.config)

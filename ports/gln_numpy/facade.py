@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from gln_jax.api.facade import EngineGLN
+from gln_jax.api.base import PortGLN
+from gln_jax.api.runner import EngineRunner
 from gln_numpy.engine import NumpyEngine
 
 
-class GLN(EngineGLN):
+class GLN(PortGLN):
     """Gated Linear Network trained by the NumPy port.
 
     The interface is :class:`gln_jax.GLN`'s without ``backend``: ``predict``, ``fit``, ``save``
@@ -15,11 +16,14 @@ class GLN(EngineGLN):
     config)``, so one seed gives the same model in every backend (``float64`` is drawn with
     64-bit JAX enabled for that call only).
 
-    The constructor's arguments are :meth:`gln_jax.api.facade.GLNBase.__init__`'s.
+    Example:
+        >>> model = GLN([4, 4, 1], 784, num_classes=10)  # doctest: +SKIP
+        >>> model.fit(x_train, y_train)  # doctest: +SKIP
     """
 
-    backend = "numpy"
+    port_backend = "numpy"
 
-    def _adopt(self, config, state, base_predictor, learning_rate) -> None:
+    @classmethod
+    def _make_runner(cls, config, state) -> EngineRunner:
         engine = NumpyEngine(config)
-        self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+        return EngineRunner(engine, engine.from_reference(state))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gln_jax.api.engine import gating_input
 from gln_numpy import gaussian_network
 from gln_numpy.engine import NumpyEngine
 from gln_numpy.types import GLNState
@@ -24,9 +25,11 @@ class GaussianNumpyEngine(NumpyEngine):
     fit_stream = staticmethod(gaussian_network.fit_stream)
 
     def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
+        side_info = gating_input(inputs, side_info)
         return gaussian_network.batch_apply(state, inputs, side_info, config=self.config)
 
     def train(self, state: GLNState, inputs, side_info, targets, rates):
+        side_info = gating_input(inputs, side_info)
         return gaussian_network.batch_update(
             state, inputs, side_info, targets, rates, config=self.config
         )

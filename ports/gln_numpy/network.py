@@ -48,17 +48,17 @@ def base_predictions(x: Array, *, config: GLNConfig) -> np.ndarray:
     return numerics.clip_probability(np.asarray(x, config.dtype), config.pred_clipping)
 
 
-def _append_bias(x: np.ndarray, config: GLNConfig) -> np.ndarray:
+def append_bias(x: np.ndarray, config: GLNConfig) -> np.ndarray:
     """``[..., K]`` logits -> ``[..., K + 1]`` with the bias input ``1.0`` last (if any)."""
     if not config.bias:
         return x
     return np.concatenate([x, np.ones((*x.shape[:-1], 1), x.dtype)], axis=-1)
 
 
-def _input_logits(inputs: Array, config: GLNConfig) -> np.ndarray:
+def input_logits(inputs: Array, config: GLNConfig) -> np.ndarray:
     """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
     p = numerics.clip_probability(np.asarray(inputs, config.dtype), config.pred_clipping)
-    return _append_bias(numerics.logit(p), config)
+    return append_bias(numerics.logit(p), config)
 
 
 def _row_offsets(config: GLNConfig, neurons: int) -> np.ndarray:
@@ -67,7 +67,7 @@ def _row_offsets(config: GLNConfig, neurons: int) -> np.ndarray:
     return (models * neurons + np.arange(neurons, dtype=np.int64)[None, :]) * config.num_contexts
 
 
-def _flat_rows(contexts, config: GLNConfig) -> tuple[np.ndarray, ...]:
+def flat_rows(contexts, config: GLNConfig) -> tuple[np.ndarray, ...]:
     """Per layer ``[..., C, K]`` context indices -> flat row numbers (int64, same shape)."""
     return tuple(
         _row_offsets(config, k) + np.asarray(c, np.int64)
@@ -75,17 +75,17 @@ def _flat_rows(contexts, config: GLNConfig) -> tuple[np.ndarray, ...]:
     )
 
 
-def _copy_weights(state: GLNState, config: GLNConfig) -> list[np.ndarray]:
+def copy_weights(state: GLNState, config: GLNConfig) -> list[np.ndarray]:
     """Fresh copies of every layer's weights, in ``config.dtype``."""
     return [np.array(layer.weights, dtype=config.dtype, copy=True) for layer in state.layers]
 
 
-def _flatten(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
+def flatten(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Per layer ``[C, K, R, I]`` -> ``[C*K*R, I]`` views (writes go through to ``weights``)."""
     return [w.reshape(-1, w.shape[-1]) for w in weights]  # contiguous copies: always views
 
 
-def _with_weights(state: GLNState, weights, step, *, copy_gating: bool = True) -> GLNState:
+def with_weights(state: GLNState, weights, step, *, copy_gating: bool = True) -> GLNState:
     """A new state with ``weights`` and ``step``; the gating arrays copied unless told not."""
     gating = np.array if copy_gating else np.asarray
     layers = tuple(
@@ -162,11 +162,11 @@ def _forward(
         p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)
         xs.append(x)
         ps.append(p)
-        x = _append_bias(numerics.logit(p), config)
+        x = append_bias(numerics.logit(p), config)
     return xs, ps
 
 
-def _batch_step(
+def batch_step(
     flat_weights: FlatWeights, x0, rows, targets, rates, config: GLNConfig
 ) -> np.ndarray:
     """Batch update in place: predictions from the old weights, deltas added, rows clipped.
@@ -229,7 +229,7 @@ class StepBuffers:
             self.inputs.append(logits)
 
 
-def _online_step(
+def online_step(
     flat_weights: FlatWeights,
     x0,
     rows,
@@ -261,7 +261,7 @@ def _online_step(
     # one guard for the step's products (see numerics.matmul): every operand is finite here
     with np.errstate(invalid="ignore"):
         for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
-            p = _learn_rows(
+            p = learn_rows(
                 wf, r, x, column, rate, config, buffers.active[layer], buffers.delta[layer]
             )
             if layer < last:  # the output layer's logits feed nothing
@@ -270,7 +270,7 @@ def _online_step(
     return p[:, 0]
 
 
-def _learn_rows(wf, r, x, target, rate, config: GLNConfig, active, delta) -> np.ndarray:
+def learn_rows(wf, r, x, target, rate, config: GLNConfig, active, delta) -> np.ndarray:
     """One layer's exact online step in place: its active rows' outputs, then their update.
 
     Args:
@@ -317,8 +317,8 @@ def batch_apply_from_contexts(state: GLNState, inputs: Array, contexts, *, confi
         np.asarray(layer.weights, config.dtype).reshape(-1, layer.weights.shape[-1])
         for layer in state.layers
     ]
-    rows = _flat_rows(contexts, config)
-    _, ps = _forward(flat, _input_logits(inputs, config), rows, config, dense=True)
+    rows = flat_rows(contexts, config)
+    _, ps = _forward(flat, input_logits(inputs, config), rows, config, dense=True)
     return ps[-1][..., 0]
 
 
@@ -371,16 +371,16 @@ def update_from_contexts(
 ):
     """:func:`update` with precomputed context indices; ``count`` (0 or 1) advances ``step``."""
     dtype = np.dtype(config.dtype)
-    weights = _copy_weights(state, config)
-    p = _online_step(
-        _flatten(weights),
-        _input_logits(inputs, config),
-        _flat_rows(contexts, config),
+    weights = copy_weights(state, config)
+    p = online_step(
+        flatten(weights),
+        input_logits(inputs, config),
+        flat_rows(contexts, config),
         class_targets(target, config).astype(dtype),
         np.asarray(learning_rate, dtype),
         config,
     )
-    return _with_weights(state, weights, np.asarray(state.step) + int(count)), p
+    return with_weights(state, weights, np.asarray(state.step) + int(count)), p
 
 
 def update(
@@ -427,16 +427,16 @@ def batch_update_from_contexts(
         mask = np.asarray(mask, bool)
         rates = np.where(mask, rates, dtype.type(0))
         count = int(mask.sum())
-    weights = _copy_weights(state, config)
-    p = _batch_step(
-        _flatten(weights),
-        _input_logits(inputs, config),
-        _flat_rows(contexts, config),
+    weights = copy_weights(state, config)
+    p = batch_step(
+        flatten(weights),
+        input_logits(inputs, config),
+        flat_rows(contexts, config),
         batch_class_targets(targets, config).astype(dtype),
         rates,
         config,
     )
-    return _with_weights(state, weights, np.asarray(state.step) + count), p
+    return with_weights(state, weights, np.asarray(state.step) + count), p
 
 
 def batch_update(

@@ -26,9 +26,9 @@ from gln_tf.network import base_predictions as base_predictions
 from gln_tf.network import batch_apply as batch_apply
 from gln_tf.network import batch_update as batch_update
 from gln_tf.network import update as update
+from gln_tf.scan import scan_batch_update as scan_batch_update
+from gln_tf.scan import scan_update as scan_update
 from gln_tf.stream import fit_stream as fit_stream
-from gln_tf.stream import scan_batch_update as scan_batch_update
-from gln_tf.stream import scan_update as scan_update
 from gln_tf.types import GLNConfig as GLNConfig
 from gln_tf.types import GLNState as GLNState
 from gln_tf.types import LayerState as LayerState

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gln_jax.api.engine import gating_input
 from gln_tf.module import GLNModule
 from gln_tf.types import GLNConfig, GLNState, to_reference
 
@@ -39,10 +40,12 @@ class TFEngine:
 
     def predict(self, module: GLNModule, inputs, side_info) -> np.ndarray:
         """Probabilities ``[B, C]`` of ``inputs [B, P]`` with gates on ``side_info [B, N]``."""
+        side_info = gating_input(inputs, side_info)
         return module.predict_probabilities(inputs, side_info).numpy()
 
     def train(self, module: GLNModule, inputs, side_info, targets, rates):
         """One batch update; returns ``(module, probs [B, C])``."""
+        side_info = gating_input(inputs, side_info)
         return module, module.train(inputs, side_info, targets, rates).numpy()
 
     def fit(
@@ -50,5 +53,6 @@ class TFEngine:
     ):
         """Trains on a stream in order (``num_epochs`` passes, committed at the end); returns
         ``(module, probs [num_epochs * T, C])``."""
+        side_info = gating_input(inputs, side_info)
         probs = module.fit(inputs, side_info, targets, rates, batch_size, num_epochs)
         return module, probs.numpy()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_jax.api.engine import FunctionalFit
+from gln_jax.api.engine import FunctionalFit, gating_input
 from gln_tf import gaussian_network
 from gln_tf.types import GLNState, from_reference, to_reference
 
@@ -33,9 +33,11 @@ class GaussianTFEngine(FunctionalFit):
         return int(state.step)
 
     def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
+        side_info = gating_input(inputs, side_info)
         return gaussian_network.batch_apply(state, inputs, side_info, config=self.config).numpy()
 
     def train(self, state: GLNState, inputs, side_info, targets, rates):
+        side_info = gating_input(inputs, side_info)
         state, out = gaussian_network.batch_update(
             state, inputs, side_info, targets, rates, config=self.config
         )

@@ -21,8 +21,8 @@ import threading
 import tensorflow as tf
 
 from gln_jax.core.types import CHUNK_SIZE
-from gln_tf.network import Tables, _flatten, _unflatten, batch_apply, batch_step, online_step
-from gln_tf.stream import batch_loop, online_loop, prepare, state_signature, stream_signature
+from gln_tf.network import Tables, batch_apply, batch_step, flatten, online_step, unflatten
+from gln_tf.scan import batch_loop, online_loop, prepare, state_signature, stream_signature
 from gln_tf.types import GLNConfig, GLNState, LayerState, from_reference, tf_dtype
 
 #: Most examples per call of the compiled prediction (bounds its intermediate buffers).
@@ -85,7 +85,7 @@ class Compiled:
     def _train(self, state, inputs, side_info, targets, rates):
         config = self.config
         x0, rows, target_rows = prepare(state, inputs, side_info, targets, config)
-        tables = _flatten([layer.weights for layer in state.layers])
+        tables = flatten([layer.weights for layer in state.layers])
 
         def single():
             store = Tables(tables)
@@ -99,7 +99,7 @@ class Compiled:
             return [*store.tables, p]
 
         *new_tables, p = tf.cond(tf.shape(x0)[0] == 1, single, batch)
-        return _unflatten(new_tables, config), p
+        return unflatten(new_tables, config), p
 
     def _online(self, state, inputs, side_info, targets, rates):
         x0, rows, target_rows = prepare(state, inputs, side_info, targets, self.config)
@@ -268,6 +268,6 @@ class GLNModule(tf.Module):
         c = self.config
         return (
             f"{type(self).__name__}(layer_sizes={list(c.layer_sizes)}, "
-            f"input_size={self.input_size}, context_map_size={c.context_map_size}, "
+            f"side_info_size={c.side_info_size}, context_map_size={c.context_map_size}, "
             f"num_classes={c.num_classes}, dtype={c.dtype!r}, step={int(self.step.numpy())})"
         )

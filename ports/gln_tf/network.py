@@ -13,7 +13,7 @@ Each layer's weights ``[C, K, R, I]`` are viewed as a flat table ``[C*K*R, I]`` 
 rows are addressed by flat row numbers ``(c*K + k)*R + context``. The maths reads and writes
 rows through a small store: :class:`Tables` holds tensors and writes make new tensors (the pure
 functional API below, and loop variables of the ``tf.function`` scans in
-:mod:`gln_tf.stream`); :class:`VariableTables` writes into ``tf.Variable``\\ s in place (the
+:mod:`gln_tf.scan`); :class:`VariableTables` writes into ``tf.Variable``\\ s in place (the
 fast path of :class:`gln_tf.module.GLNModule`). The functions run eagerly or inside a
 ``tf.function``.
 """
@@ -72,19 +72,19 @@ def base_predictions(x: Array, *, config: GLNConfig) -> tf.Tensor:
     return numerics.clip_probability(x, config.pred_clipping)
 
 
-def _append_bias(x: tf.Tensor, config: GLNConfig) -> tf.Tensor:
+def append_bias(x: tf.Tensor, config: GLNConfig) -> tf.Tensor:
     """``[..., K]`` logits -> ``[..., K + 1]`` with the bias input ``1.0`` last (if any)."""
     if not config.bias:
         return x
     return tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)
 
 
-def _input_logits(inputs, config: GLNConfig) -> tf.Tensor:
+def input_logits(inputs, config: GLNConfig) -> tf.Tensor:
     """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
-    return _append_bias(numerics.logit(base_predictions(inputs, config=config)), config)
+    return append_bias(numerics.logit(base_predictions(inputs, config=config)), config)
 
 
-def _flat_rows(contexts, config: GLNConfig) -> tuple[tf.Tensor, ...]:
+def flat_rows(contexts, config: GLNConfig) -> tuple[tf.Tensor, ...]:
     """Per layer ``[..., C, K]`` context indices -> int32 flat row numbers, same shape."""
     out = []
     for c, k in zip(contexts, config.layer_sizes, strict=True):
@@ -94,12 +94,12 @@ def _flat_rows(contexts, config: GLNConfig) -> tuple[tf.Tensor, ...]:
     return tuple(out)
 
 
-def _flatten(weights) -> list[tf.Tensor]:
+def flatten(weights) -> list[tf.Tensor]:
     """Per layer ``[C, K, R, I]`` -> ``[C*K*R, I]``."""
     return [tf.reshape(w, [-1, w.shape[-1]]) for w in weights]
 
 
-def _unflatten(tables, config: GLNConfig) -> list[tf.Tensor]:
+def unflatten(tables, config: GLNConfig) -> list[tf.Tensor]:
     """Per layer ``[C*K*R, I]`` -> ``[C, K, R, I]``."""
     return [
         tf.reshape(t, [config.num_models, k, config.num_contexts, i])
@@ -107,7 +107,7 @@ def _unflatten(tables, config: GLNConfig) -> list[tf.Tensor]:
     ]
 
 
-def _with_weights(state: GLNState, weights, step) -> GLNState:
+def with_weights(state: GLNState, weights, step) -> GLNState:
     layers = tuple(
         layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
     )
@@ -160,7 +160,7 @@ def _forward(tables: Tables, x0: tf.Tensor, rows, config: GLNConfig):
         p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)
         xs.append(x)
         ps.append(p)
-        x = _append_bias(numerics.logit(p), config)
+        x = append_bias(numerics.logit(p), config)
     return xs, ps
 
 
@@ -232,7 +232,7 @@ def online_step(tables: Tables, x0, rows, target, rate, config: GLNConfig) -> tf
         step = ((p - target) * rate)[:, :, None] * x_rows
         new_rows = numerics.clip_weights(active - step, config.weight_clipping)
         tables.write(layer, r, tf.reshape(new_rows, [classes * neurons, width]))
-        x = _append_bias(numerics.logit(p), config)
+        x = append_bias(numerics.logit(p), config)
     return p[:, 0]
 
 
@@ -249,8 +249,8 @@ def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLN
 
 def batch_apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):
     """Probabilities ``[B, C]`` of a batch with context indices per layer ``[B, C, K]``."""
-    tables = Tables(_flatten(_weights(state, config)))
-    _, ps = _forward(tables, _input_logits(inputs, config), _flat_rows(contexts, config), config)
+    tables = Tables(flatten(_weights(state, config)))
+    _, ps = _forward(tables, input_logits(inputs, config), flat_rows(contexts, config), config)
     return ps[-1][..., 0]
 
 
@@ -302,13 +302,13 @@ def update_from_contexts(
 ):
     """:func:`update` with precomputed context indices; ``count`` (0 or 1) advances ``step``."""
     dtype = tf_dtype(config)
-    tables = Tables(_flatten(_weights(state, config)))
-    rows = tuple(tf.reshape(r, [-1]) for r in _flat_rows(contexts, config))
+    tables = Tables(flatten(_weights(state, config)))
+    rows = tuple(tf.reshape(r, [-1]) for r in flat_rows(contexts, config))
     target = tf.cast(class_targets(target, config), dtype)[:, None]
     rate = tf.cast(tf.convert_to_tensor(learning_rate), dtype)
-    p = online_step(tables, _input_logits(inputs, config), rows, target, rate, config)
+    p = online_step(tables, input_logits(inputs, config), rows, target, rate, config)
     step = tf.cast(state.step, tf.int32) + tf.cast(count, tf.int32)
-    return _with_weights(state, _unflatten(tables.tables, config), step), p
+    return with_weights(state, unflatten(tables.tables, config), step), p
 
 
 def update(
@@ -354,17 +354,17 @@ def batch_update_from_contexts(
         mask = tf.reshape(tf.cast(tf.convert_to_tensor(mask), tf.bool), [-1])
         rates = tf.where(mask, rates, tf.zeros_like(rates))
         count = tf.reduce_sum(tf.cast(mask, tf.int32))
-    tables = Tables(_flatten(_weights(state, config)))
+    tables = Tables(flatten(_weights(state, config)))
     p = batch_step(
         tables,
-        _input_logits(inputs, config),
-        _flat_rows(contexts, config),
+        input_logits(inputs, config),
+        flat_rows(contexts, config),
         tf.cast(batch_class_targets(targets, config), dtype),
         rates,
         config,
     )
     step = tf.cast(state.step, tf.int32) + count
-    return _with_weights(state, _unflatten(tables.tables, config), step), p
+    return with_weights(state, unflatten(tables.tables, config), step), p
 
 
 def batch_update(

@@ -26,9 +26,9 @@ from gln_torch.network import base_predictions as base_predictions
 from gln_torch.network import batch_apply as batch_apply
 from gln_torch.network import batch_update as batch_update
 from gln_torch.network import update as update
+from gln_torch.scan import scan_batch_update as scan_batch_update
+from gln_torch.scan import scan_update as scan_update
 from gln_torch.stream import fit_stream as fit_stream
-from gln_torch.stream import scan_batch_update as scan_batch_update
-from gln_torch.stream import scan_update as scan_update
 from gln_torch.types import GLNConfig as GLNConfig
 from gln_torch.types import GLNState as GLNState
 from gln_torch.types import LayerState as LayerState

@@ -10,21 +10,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gln_jax.api.engine import gating_input
 from gln_jax.core.types import CHUNK_SIZE
 from gln_torch.gating import batch_context_indices
 from gln_torch.module import GLNModule
 from gln_torch.multiclass import batch_class_targets
 from gln_torch.network import (
-    _batch_step,
-    _clone_weights,
-    _device,
-    _flat_rows,
-    _flatten,
-    _input_logits,
-    _online_step,
-    _tensor,
-    _with_weights,
     batch_apply,
+    batch_step,
+    clone_weights,
+    flat_rows,
+    flatten,
+    input_logits,
+    online_step,
+    state_device,
+    to_tensor,
+    with_weights,
 )
 from gln_torch.stream import fit_chunks
 from gln_torch.types import GLNConfig, GLNState, as_tensor, to_reference, torch_dtype
@@ -56,21 +57,21 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
     Returns:
         ``(state, p [B, C])``.
     """
-    device = _device(state)
+    device = state_device(state)
     contexts = batch_context_indices(state.layers, side_info, config=config)
-    weights = _clone_weights(state, config)
-    flat = _flatten(weights)
-    x0 = _input_logits(_tensor(inputs, config, device), config)
-    rows = _flat_rows(contexts, config)
+    weights = clone_weights(state, config)
+    flat = flatten(weights)
+    x0 = input_logits(to_tensor(inputs, config, device), config)
+    rows = flat_rows(contexts, config)
     target_rows = batch_class_targets(as_tensor(targets, device=device), config)
     target_rows = target_rows.to(torch_dtype(config))
-    rates = _tensor(rates, config, device).reshape(-1)
+    rates = to_tensor(rates, config, device).reshape(-1)
     if x0.shape[0] == 1:  # the cheaper single-example path, same maths
         first = tuple(r[0].reshape(-1) for r in rows)
-        p = _online_step(flat, x0[0], first, target_rows[0][:, None], rates[0], config)[None]
+        p = online_step(flat, x0[0], first, target_rows[0][:, None], rates[0], config)[None]
     else:
-        p = _batch_step(flat, x0, rows, target_rows, rates, config)
-    state = _with_weights(state, weights, state.step + x0.shape[0], copy_gating=False)
+        p = batch_step(flat, x0, rows, target_rows, rates, config)
+    state = with_weights(state, weights, state.step + x0.shape[0], copy_gating=False)
     return state, p
 
 
@@ -93,8 +94,8 @@ def fit_module(
         ``[epochs * T, C]`` predictions made before each update.
     """
     state, config = module.state, module.config
-    weights = _clone_weights(state, config)
-    flat = _flatten(weights)
+    weights = clone_weights(state, config)
+    flat = flatten(weights)
     total = len(targets)
     out = [
         fit_chunks(
@@ -110,7 +111,7 @@ def fit_module(
         )
         for epoch in range(epochs)
     ]
-    module.assign(_with_weights(state, weights, state.step + total * epochs, copy_gating=False))
+    module.assign(with_weights(state, weights, state.step + total * epochs, copy_gating=False))
     return torch.cat(out)
 
 
@@ -146,10 +147,12 @@ class TorchEngine:
 
     def predict(self, module: GLNModule, inputs, side_info) -> np.ndarray:
         """Probabilities ``[B, C]`` of ``inputs [B, P]`` with gates on ``side_info [B, N]``."""
+        side_info = gating_input(inputs, side_info)
         return _numpy(predict_batch(module.state, inputs, side_info, config=module.config))
 
     def train(self, module: GLNModule, inputs, side_info, targets, rates):
         """One batch update, then the buffers are assigned; returns ``(module, probs)``."""
+        side_info = gating_input(inputs, side_info)
         state, p = train_batch(
             module.state, inputs, side_info, targets, rates, config=module.config
         )
@@ -161,5 +164,6 @@ class TorchEngine:
     ):
         """Trains on a stream in order (``num_epochs`` passes, committed at the end); returns
         ``(module, probs [num_epochs * T, C])``."""
+        side_info = gating_input(inputs, side_info)
         p = fit_module(module, inputs, side_info, targets, rates, batch_size, num_epochs)
         return module, _numpy(p)

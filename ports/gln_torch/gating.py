@@ -23,7 +23,7 @@ def _bits_to_index(bits: torch.Tensor) -> torch.Tensor:
     return torch.sum(bits.to(torch.int32) * powers, dim=-1, dtype=torch.int32)
 
 
-def _tf32_possible(tensor: torch.Tensor) -> bool:
+def tf32_possible(tensor: torch.Tensor) -> bool:
     """Whether a float32 matmul of ``tensor`` might run with reduced (TF32) precision."""
     return (
         tensor.is_cuda
@@ -37,7 +37,7 @@ def _tf32_possible(tensor: torch.Tensor) -> bool:
 
 def projections(planes: torch.Tensor, side_info: torch.Tensor) -> torch.Tensor:
     """``[B, N] @ [P, N].T -> [B, P]`` at full precision (see the module docstring)."""
-    if _tf32_possible(planes):
+    if tf32_possible(planes):
         return torch.matmul(side_info.double(), planes.double().T)
     return torch.matmul(side_info, planes.T)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_jax.api.engine import FunctionalFit
+from gln_jax.api.engine import FunctionalFit, gating_input
 from gln_torch import gaussian_network
 from gln_torch.types import GLNState, from_reference, to_reference, torch_dtype
 
@@ -34,10 +34,12 @@ class GaussianTorchEngine(FunctionalFit):
         return int(state.step)
 
     def predict(self, state: GLNState, inputs, side_info) -> np.ndarray:
+        side_info = gating_input(inputs, side_info)
         out = gaussian_network.batch_apply(state, inputs, side_info, config=self.config)
         return out.cpu().numpy()
 
     def train(self, state: GLNState, inputs, side_info, targets, rates):
+        side_info = gating_input(inputs, side_info)
         state, out = gaussian_network.batch_update(
             state, inputs, side_info, targets, rates, config=self.config
         )

@@ -12,7 +12,7 @@ import torch
 
 from gln_torch import gaussian
 from gln_torch.gating import batch_context_indices
-from gln_torch.network import _device, _tensor, _with_weights
+from gln_torch.network import state_device, to_tensor, with_weights
 from gln_torch.types import Array, GLNState
 
 
@@ -21,16 +21,16 @@ def _contexts(contexts, c: int):
 
 
 def _output_targets(targets, count: int, config, device) -> torch.Tensor:
-    t = _tensor(targets, config, device).reshape(count, -1)
+    t = to_tensor(targets, config, device).reshape(count, -1)
     return t.expand(count, config.num_outputs)
 
 
 @torch.no_grad()
 def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config) -> torch.Tensor:
     """Predictions ``[B, C, 2]`` of ``inputs [B, P]`` gated on ``side_info [B, N]``."""
-    device = _device(state)
+    device = state_device(state)
     contexts = batch_context_indices(state.layers, side_info, config=config)
-    mu0, sigma_sq0 = gaussian.input_gaussians(_tensor(inputs, config, device), config)
+    mu0, sigma_sq0 = gaussian.input_gaussians(to_tensor(inputs, config, device), config)
     out = []
     for c in range(config.num_outputs):
         weights = [layer.weights[c] for layer in state.layers]
@@ -43,8 +43,8 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config) -> 
 
 def apply(state: GLNState, inputs: Array, side_info: Array, *, config) -> torch.Tensor:
     """Predictive Gaussian ``[C, 2]`` of one example."""
-    device = _device(state)
-    batch = _tensor(inputs, config, device)[None], _tensor(side_info, config, device)[None]
+    device = state_device(state)
+    batch = to_tensor(inputs, config, device)[None], to_tensor(side_info, config, device)[None]
     return batch_apply(state, *batch, config=config)[0]
 
 
@@ -71,27 +71,27 @@ def batch_update(state, inputs, side_info, targets, learning_rates, *, config):
     Returns:
         ``(new_state, prediction [B, C, 2])``.
     """
-    device = _device(state)
-    inputs = _tensor(inputs, config, device)
+    device = state_device(state)
+    inputs = to_tensor(inputs, config, device)
     count = inputs.shape[0]
     contexts = batch_context_indices(state.layers, side_info, config=config)
     weights = [layer.weights.clone() for layer in state.layers]
     mu0, sigma_sq0 = gaussian.input_gaussians(inputs, config)
     targets = _output_targets(targets, count, config, device)
-    rates = _tensor(learning_rates, config, device).reshape(count)
+    rates = to_tensor(learning_rates, config, device).reshape(count)
     out = _learn(weights, mu0, sigma_sq0, contexts, targets, rates, config)
-    return _with_weights(state, weights, int(state.step) + count), out
+    return with_weights(state, weights, int(state.step) + count), out
 
 
 def update(state, inputs, side_info, target, learning_rate, *, config):
     """Exact online step on one example; returns ``(new_state, prediction [C, 2])``."""
-    device = _device(state)
+    device = state_device(state)
     new, out = batch_update(
         state,
-        _tensor(inputs, config, device)[None],
-        _tensor(side_info, config, device)[None],
-        _tensor(target, config, device).reshape(1, -1),
-        _tensor(learning_rate, config, device).reshape(1),
+        to_tensor(inputs, config, device)[None],
+        to_tensor(side_info, config, device)[None],
+        to_tensor(target, config, device).reshape(1, -1),
+        to_tensor(learning_rate, config, device).reshape(1),
         config=config,
     )
     return new, out[0]
@@ -104,14 +104,14 @@ def scan_update(state, inputs, side_info, targets, learning_rates, *, config):
     Returns:
         ``(state, prediction [T, C, 2])``.
     """
-    device = _device(state)
-    inputs = _tensor(inputs, config, device)
+    device = state_device(state)
+    inputs = to_tensor(inputs, config, device)
     count = inputs.shape[0]
     contexts = batch_context_indices(state.layers, side_info, config=config)
     weights = [layer.weights.clone() for layer in state.layers]
     mu0, sigma_sq0 = gaussian.input_gaussians(inputs, config)
     targets = _output_targets(targets, count, config, device)
-    rates = _tensor(learning_rates, config, device).reshape(count)
+    rates = to_tensor(learning_rates, config, device).reshape(count)
     out = torch.empty((count, config.num_outputs, 2), dtype=inputs.dtype, device=device)
     for t in range(count):
         out[t] = _learn(
@@ -123,16 +123,16 @@ def scan_update(state, inputs, side_info, targets, learning_rates, *, config):
             rates[t : t + 1],
             config,
         )[0]
-    return _with_weights(state, weights, int(state.step) + count), out
+    return with_weights(state, weights, int(state.step) + count), out
 
 
 def fit_stream(state, inputs, side_info, targets, learning_rates, *, config, batch_size=1):
     """Trains on a whole stream in order; returns ``(state, prediction [T, C, 2])``."""
     if batch_size == 1:
         return scan_update(state, inputs, side_info, targets, learning_rates, config=config)
-    device = _device(state)
-    inputs, side_info = _tensor(inputs, config, device), _tensor(side_info, config, device)
-    targets, rates = _tensor(targets, config, device), _tensor(learning_rates, config, device)
+    device = state_device(state)
+    inputs, side_info = to_tensor(inputs, config, device), to_tensor(side_info, config, device)
+    targets, rates = to_tensor(targets, config, device), to_tensor(learning_rates, config, device)
     outputs = []
     for start in range(0, inputs.shape[0], batch_size):
         sl = slice(start, start + batch_size)

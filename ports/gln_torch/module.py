@@ -111,7 +111,7 @@ class GLNModule(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return (
-            f"layer_sizes={list(c.layer_sizes)}, input_size={self.input_size}, "
+            f"layer_sizes={list(c.layer_sizes)}, side_info_size={c.side_info_size}, "
             f"context_map_size={c.context_map_size}, num_classes={c.num_classes}, "
             f"dtype={c.dtype!r}"
         )

@@ -25,18 +25,18 @@ import torch
 
 from gln_jax.core.types import dense_scoring
 from gln_torch import numerics
-from gln_torch.gating import _tf32_possible, batch_context_indices, context_indices
+from gln_torch.gating import batch_context_indices, context_indices, tf32_possible
 from gln_torch.multiclass import batch_class_targets, class_targets
 from gln_torch.types import Array, GLNConfig, GLNState, as_tensor, torch_dtype
 
 FlatWeights = Sequence[torch.Tensor]  # per layer [C*K*R, I], written in place by the helpers
 
 
-def _device(state: GLNState) -> torch.device:
+def state_device(state: GLNState) -> torch.device:
     return state.layers[0].weights.device
 
 
-def _tensor(value, config: GLNConfig, device, dtype=None) -> torch.Tensor:
+def to_tensor(value, config: GLNConfig, device, dtype=None) -> torch.Tensor:
     """``value`` as a tensor of ``dtype`` (default ``config.dtype``) on ``device``."""
     return as_tensor(value, dtype=dtype or torch_dtype(config), device=device)
 
@@ -60,17 +60,17 @@ def base_predictions(x: Array, *, config: GLNConfig) -> torch.Tensor:
     return numerics.clip_probability(x.to(torch_dtype(config)), config.pred_clipping)
 
 
-def _append_bias(x: torch.Tensor, config: GLNConfig) -> torch.Tensor:
+def append_bias(x: torch.Tensor, config: GLNConfig) -> torch.Tensor:
     """``[..., K]`` logits -> ``[..., K + 1]`` with the bias input ``1.0`` last (if any)."""
     if not config.bias:
         return x
     return torch.cat([x, torch.ones((*x.shape[:-1], 1), dtype=x.dtype, device=x.device)], -1)
 
 
-def _input_logits(inputs: torch.Tensor, config: GLNConfig) -> torch.Tensor:
+def input_logits(inputs: torch.Tensor, config: GLNConfig) -> torch.Tensor:
     """``[..., K]`` base probabilities -> ``[..., K (+1)]`` first-layer input logits."""
     p = numerics.clip_probability(inputs.to(torch_dtype(config)), config.pred_clipping)
-    return _append_bias(numerics.logit(p), config)
+    return append_bias(numerics.logit(p), config)
 
 
 def _row_offsets(config: GLNConfig, neurons: int, device) -> torch.Tensor:
@@ -80,7 +80,7 @@ def _row_offsets(config: GLNConfig, neurons: int, device) -> torch.Tensor:
     return (models * neurons + units) * config.num_contexts
 
 
-def _flat_rows(contexts, config: GLNConfig) -> tuple[torch.Tensor, ...]:
+def flat_rows(contexts, config: GLNConfig) -> tuple[torch.Tensor, ...]:
     """Per layer ``[..., C, K]`` context indices -> flat row numbers (int64, same shape)."""
     return tuple(
         _row_offsets(config, k, c.device) + c.to(torch.int64)
@@ -88,7 +88,7 @@ def _flat_rows(contexts, config: GLNConfig) -> tuple[torch.Tensor, ...]:
     )
 
 
-def _clone_weights(state: GLNState, config: GLNConfig) -> list[torch.Tensor]:
+def clone_weights(state: GLNState, config: GLNConfig) -> list[torch.Tensor]:
     """Fresh contiguous copies of every layer's weights, in ``config.dtype``."""
     dtype = torch_dtype(config)
     return [
@@ -97,12 +97,12 @@ def _clone_weights(state: GLNState, config: GLNConfig) -> list[torch.Tensor]:
     ]
 
 
-def _flatten(weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def flatten(weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Per layer ``[C, K, R, I]`` -> ``[C*K*R, I]`` views (writes go through to ``weights``)."""
     return [w.view(-1, w.shape[-1]) for w in weights]
 
 
-def _with_weights(state: GLNState, weights, step, *, copy_gating: bool = True) -> GLNState:
+def with_weights(state: GLNState, weights, step, *, copy_gating: bool = True) -> GLNState:
     """A new state with ``weights`` and ``step``; the gating tensors cloned unless told not."""
 
     def gating(tensor: torch.Tensor) -> torch.Tensor:
@@ -126,7 +126,7 @@ def _row_dots(rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     A batched matrix product, or an elementwise product and sum where float32 products may run
     in TF32 on CUDA (the reference sums these products at full precision).
     """
-    if _tf32_possible(rows):
+    if tf32_possible(rows):
         return torch.sum(rows * x[:, None, :], dim=-1)
     return torch.bmm(rows, x[:, :, None])[..., 0]
 
@@ -148,7 +148,7 @@ def _first_layer_sums(wf: torch.Tensor, x: torch.Tensor, r: torch.Tensor) -> tor
     """
     batch, classes, neurons = r.shape
     rows_per_neuron = wf.shape[0] // (classes * neurons)
-    if dense_scoring(rows_per_neuron, batch) and not _tf32_possible(wf):
+    if dense_scoring(rows_per_neuron, batch) and not tf32_possible(wf):
         sums = torch.matmul(x, wf.T)  # [B, C*K*R]
         return torch.gather(sums, 1, r.reshape(batch, -1)).view(batch, classes, neurons)
     block = _block(wf.device)
@@ -188,11 +188,11 @@ def _forward(flat_weights: FlatWeights, x0: torch.Tensor, rows, config: GLNConfi
         p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)
         xs.append(x)
         ps.append(p)
-        x = _append_bias(numerics.logit(p), config)
+        x = append_bias(numerics.logit(p), config)
     return xs, ps
 
 
-def _batch_step(
+def batch_step(
     flat_weights: FlatWeights, x0, rows, targets, rates, config: GLNConfig
 ) -> torch.Tensor:
     """Batch update in place: predictions from the old weights, deltas added, rows clipped.
@@ -234,16 +234,14 @@ class StepBuffers:
 
     def __init__(self, flat_weights: FlatWeights, config: GLNConfig):
         first = flat_weights[0]
-        self.tf32 = _tf32_possible(first)
+        self.tf32 = tf32_possible(first)
         self.inputs = []
         for k in config.layer_sizes[:-1]:
             x = first.new_ones((config.num_models, k + 1 if config.bias else k))
             self.inputs.append((x, x[:, :k]))
 
 
-def _online_step(
-    flat_weights: FlatWeights, x0, rows, target, rate, config: GLNConfig, buffers=None
-):
+def online_step(flat_weights: FlatWeights, x0, rows, target, rate, config: GLNConfig, buffers=None):
     """Exact online update of one example in place.
 
     Args:
@@ -265,14 +263,14 @@ def _online_step(
     x = x0
     p = x0
     for layer, (wf, r) in enumerate(zip(flat_weights, rows, strict=True)):
-        p = _learn_rows(wf, r, x, target, rate, config, buffers.tf32)
+        p = learn_rows(wf, r, x, target, rate, config, buffers.tf32)
         if layer < last:  # the output layer's logits feed nothing
             x, logits = buffers.inputs[layer]
             numerics.logit(p, out=logits)
     return p[:, 0]
 
 
-def _learn_rows(wf, r, x, target, rate, config: GLNConfig, tf32: bool) -> torch.Tensor:
+def learn_rows(wf, r, x, target, rate, config: GLNConfig, tf32: bool) -> torch.Tensor:
     """One layer's exact online step in place: its active rows' outputs, then their update.
 
     Args:
@@ -315,21 +313,21 @@ def _as_contexts(contexts, device) -> tuple[torch.Tensor, ...]:
 @torch.no_grad()
 def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):
     """:func:`apply` with precomputed context indices (per layer ``[C, K]``)."""
-    device = _device(state)
+    device = state_device(state)
     contexts = tuple(c[None] for c in _as_contexts(contexts, device))
     return batch_apply_from_contexts(
-        state, _tensor(inputs, config, device)[None], contexts, config=config
+        state, to_tensor(inputs, config, device)[None], contexts, config=config
     )[0]
 
 
 @torch.no_grad()
 def batch_apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLNConfig):
     """Probabilities ``[B, C]`` of a batch with context indices per layer ``[B, C, K]``."""
-    device = _device(state)
+    device = state_device(state)
     dtype = torch_dtype(config)
     flat = [layer.weights.to(dtype).reshape(-1, layer.weights.shape[-1]) for layer in state.layers]
-    x0 = _input_logits(_tensor(inputs, config, device), config)
-    rows = _flat_rows(_as_contexts(contexts, device), config)
+    x0 = input_logits(to_tensor(inputs, config, device), config)
+    rows = flat_rows(_as_contexts(contexts, device), config)
     _, ps = _forward(flat, x0, rows, config)
     return ps[-1][..., 0]
 
@@ -384,19 +382,19 @@ def update_from_contexts(
     state, inputs, contexts, target, learning_rate, *, config: GLNConfig, count=1
 ):
     """:func:`update` with precomputed context indices; ``count`` (0 or 1) advances ``step``."""
-    device = _device(state)
-    weights = _clone_weights(state, config)
-    rows = _flat_rows(_as_contexts(contexts, device), config)
+    device = state_device(state)
+    weights = clone_weights(state, config)
+    rows = flat_rows(_as_contexts(contexts, device), config)
     target = class_targets(as_tensor(target, device=device), config)
-    p = _online_step(
-        _flatten(weights),
-        _input_logits(_tensor(inputs, config, device), config),
+    p = online_step(
+        flatten(weights),
+        input_logits(to_tensor(inputs, config, device), config),
         tuple(r.reshape(-1) for r in rows),
         target.to(torch_dtype(config))[:, None],
-        _tensor(learning_rate, config, device),
+        to_tensor(learning_rate, config, device),
         config,
     )
-    return _with_weights(state, weights, state.step + int(count)), p
+    return with_weights(state, weights, state.step + int(count)), p
 
 
 @torch.no_grad()
@@ -438,24 +436,24 @@ def batch_update_from_contexts(
     state, inputs, contexts, targets, learning_rates, *, config: GLNConfig, mask=None
 ):
     """:func:`batch_update` with contexts per layer ``[B, C, K]``; ``mask [B]`` drops padding."""
-    device = _device(state)
-    rates = _tensor(learning_rates, config, device).reshape(-1)
+    device = state_device(state)
+    rates = to_tensor(learning_rates, config, device).reshape(-1)
     count = rates.shape[0]
     if mask is not None:
         mask = as_tensor(mask, dtype=torch.bool, device=device).reshape(-1)
         rates = torch.where(mask, rates, torch.zeros_like(rates))
         count = int(mask.sum())
-    weights = _clone_weights(state, config)
+    weights = clone_weights(state, config)
     targets = batch_class_targets(as_tensor(targets, device=device), config)
-    p = _batch_step(
-        _flatten(weights),
-        _input_logits(_tensor(inputs, config, device), config),
-        _flat_rows(_as_contexts(contexts, device), config),
+    p = batch_step(
+        flatten(weights),
+        input_logits(to_tensor(inputs, config, device), config),
+        flat_rows(_as_contexts(contexts, device), config),
         targets.to(torch_dtype(config)),
         rates,
         config,
     )
-    return _with_weights(state, weights, state.step + count), p
+    return with_weights(state, weights, state.step + count), p
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 import importlib.util
 
-from port_harness import SESSION_SEED
+from .port_harness import SESSION_SEED
 
 if importlib.util.find_spec("tensorflow") is not None:
     import tensorflow as tf

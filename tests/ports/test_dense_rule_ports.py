@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from port_harness import PORTS, assert_close, base_inputs, clean_examples, params
 
 import gln_jax
 from gln_jax import make_config
 from gln_jax.core import types
+
+from .port_harness import PORTS, assert_close, base_inputs, clean_examples, params
 
 RULED = PORTS  # every port switches on the rule
 

@@ -11,10 +11,11 @@ import importlib.util
 import jax
 import numpy as np
 import pytest
-from port_harness import PORTS, assert_close, clean_examples, params
 
 from gln_jax.core import gaussian_network as reference
 from gln_jax.core.gaussian_types import make_gaussian_config
+
+from .port_harness import PORTS, assert_close, clean_examples, params
 
 #: The ports that have a Gaussian family (a ``gaussian_network`` module).
 GAUSSIAN_PORTS = [

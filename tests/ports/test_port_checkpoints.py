@@ -6,9 +6,10 @@ import functools
 
 import numpy as np
 import pytest
-from port_harness import BACKENDS, PORTS, params
 
 import gln_jax
+
+from .port_harness import BACKENDS, PORTS, params
 
 CONFIG = dict(layer_sizes=[3, 2], input_size=6, context_map_size=2, num_classes=3)
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from port_harness import BACKENDS, BY_NAME, PORTS, clean_examples, params
 
 import gln_jax
-from gln_jax.api import validation
+from gln_jax.api import schedules, validation
+
+from .port_harness import BACKENDS, BY_NAME, PORTS, clean_examples, params
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "initial_states.npz"
 SETUPS = {
@@ -96,7 +97,7 @@ def _fit_probabilities(model, x, y, batch_size: int = 1, num_epochs: int = 1) ->
     inputs = validation.base_predictions(model.base_predictor, side, config)
     n = len(x)
     step = model.step if callable(model.learning_rate) else 0
-    rates = validation.learning_rates(model.learning_rate, step, n * num_epochs, config.dtype)
+    rates = schedules.learning_rates(model.learning_rate, step, n * num_epochs, config.dtype)
     state, probs = model.reference_state(), []
     for epoch in range(num_epochs):
         state, p = gln_jax.fit_stream(
@@ -315,11 +316,12 @@ def _fail_half_way(backend, monkeypatch):
         monkeypatch.setattr(module.Compiled, "__init__", init)
         monkeypatch.setattr(module, "CHUNK_SIZE", 8)  # several compiled calls per fit
         return lambda: module.compiled.cache_clear()
-    stream = backend.module("stream")
-    monkeypatch.setattr(stream, "_online_step", failing(stream._online_step))
+    scan = backend.module("scan")
+    monkeypatch.setattr(scan, "online_step", failing(scan.online_step))
     if backend.name in ("numpy", "pytorch"):  # streams of 16+ learn in Gram chunks, by layer
-        chunked = backend.module("chunked")
-        monkeypatch.setattr(chunked, "_layer_chunk", failing(chunked._layer_chunk))
+        from gln_common import chunked
+
+        monkeypatch.setattr(chunked, "layer_chunk", failing(chunked.layer_chunk))
     return lambda: None
 
 

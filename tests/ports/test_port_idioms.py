@@ -1,18 +1,20 @@
 """Each port is idiomatic where users touch it.
 
 NumPy: keeps the dtype it is given, never aliases or writes into the caller's arrays.
-PyTorch: an ``nn.Module`` whose state is buffers (``state_dict``, ``.to``, ``.double()``), no
-autograd. TensorFlow: a ``tf.Module`` of variables whose ``tf.function``\\ s are traced once.
+PyTorch: the model's ``module`` is an ``nn.Module`` whose state is buffers (``state_dict``,
+``.to``, ``.double()``, forwarded by the model too), no autograd. TensorFlow: its ``module`` is
+a ``tf.Module`` of variables whose ``tf.function``\\ s are traced once.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from port_harness import BY_NAME, Case, clean_examples, params, reference_state
 
 import gln_jax
 from gln_jax import make_config
+
+from .port_harness import BY_NAME, Case, clean_examples, params, reference_state
 
 CONFIG = make_config([3, 2], 5, context_map_size=2, num_classes=3, base_prediction_size=4)
 CASE = Case(CONFIG, 11)
@@ -124,8 +126,10 @@ def test_torch_model_is_a_module_of_buffers(backend):
     import torch
 
     model = gln_torch.GLN(**MODEL, seed=5)
-    assert isinstance(model, torch.nn.Module)
-    assert list(model.parameters()) == []  # learned without gradients: buffers, not parameters
+    assert isinstance(model.module, torch.nn.Module)
+    assert (
+        list(model.module.parameters()) == []
+    )  # learned without gradients: buffers, not parameters
     keys = set(model.state_dict())
     expected = {"step"} | {
         f"layers.{i}.{field}" for i in range(3) for field in gln_jax.LayerState._fields
@@ -143,7 +147,7 @@ def test_torch_model_is_a_module_of_buffers(backend):
     torch.testing.assert_close(
         other.predict(x, return_probs=True), model.predict(x, return_probs=True)
     )
-    assert int(other.step) == 40
+    assert other.step == 40 and int(other.module.step) == 40
 
 
 @pytest.mark.parametrize("backend", torch_only)
@@ -157,8 +161,8 @@ def test_torch_double_moves_the_model_to_float64(backend, x64):
     state32 = model.reference_state()
     assert model.double() is model
     assert model.config.dtype == "float64"
-    assert all(b.dtype == torch.float64 for n, b in model.named_buffers() if n != "step")
-    assert model.step.dtype == torch.int32
+    assert all(b.dtype == torch.float64 for n, b in model.module.named_buffers() if n != "step")
+    assert model.module.step.dtype == torch.int32
     probs = model.predict(x[20:], return_probs=True)
     assert probs.dtype == torch.float64
     # the float64 reference on the same (widened) weights
@@ -177,8 +181,8 @@ def test_torch_double_moves_the_model_to_float64(backend, x64):
     model.float()
     assert model.config.dtype == "float32"
     with pytest.raises(TypeError, match="float16"):
-        model.half()
-    assert model.layers[0].weights.dtype == torch.float32  # refused before anything changed
+        model.to(torch.float16)
+    assert model.module.layers[0].weights.dtype == torch.float32  # refused before any change
 
 
 @pytest.mark.parametrize("backend", torch_only)
@@ -193,7 +197,7 @@ def test_torch_runs_on_the_device_of_its_buffers_without_autograd(backend):
         probs = model.predict(torch.tensor(x, requires_grad=True), return_probs=True)
         model.predict(torch.tensor(x), target=torch.tensor(y))
     assert probs.grad_fn is None and not probs.requires_grad
-    assert all(not b.requires_grad for b in model.buffers())
+    assert all(not b.requires_grad for b in model.module.buffers())
     assert probs.device.type == "cpu"
     if torch.cuda.is_available():  # the same model on the accelerator answers the same
         cuda = gln_torch.GLN(**MODEL, seed=5).to("cuda")
@@ -246,16 +250,16 @@ def test_tf_functions_are_traced_once(backend):
     assert {name: f.experimental_get_tracing_count() for name, f in functions.items()} == {
         name: 1 for name in functions
     }
-    assert isinstance(model, tf.Module)
-    assert model.trainable_variables == ()
-    names = {v.name for v in model.variables}
+    assert isinstance(model.module, tf.Module)
+    assert model.module.trainable_variables == ()
+    names = {v.name for v in model.module.variables}
     assert any("weights" in n for n in names) and any("hyperplanes" in n for n in names)
 
 
 @pytest.mark.parametrize("backend", tf_only)
 def test_tf_functional_scans_are_traced_once_per_config(backend):
     import gln_tf
-    from gln_tf.stream import _scans
+    from gln_tf.scan import _scans
 
     state = gln_tf.from_reference(reference_state(CASE))
     inputs, side, labels = _data(30)
@@ -286,13 +290,13 @@ def test_tf_checkpoint_of_the_module_round_trips(backend, tmp_path):
     model = gln_tf.GLN(**MODEL, seed=5)
     x, y = _model_data(30)
     model.fit(x, y)
-    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    path = tf.train.Checkpoint(model=model.module).write(str(tmp_path / "ckpt"))
     other = gln_tf.GLN(**MODEL, seed=6)  # another seed: other gating, all of it restored
     assert not np.array_equal(
         other.reference_state().layers[0].hyperplanes, model.reference_state().layers[0].hyperplanes
     )
-    tf.train.Checkpoint(model=other).read(path).assert_consumed()
+    tf.train.Checkpoint(model=other.module).read(path).assert_consumed()
     np.testing.assert_array_equal(
         other.predict(x, return_probs=True).numpy(), model.predict(x, return_probs=True).numpy()
     )
-    assert int(other.step.numpy()) == 30
+    assert other.step == 30 and int(other.module.step.numpy()) == 30

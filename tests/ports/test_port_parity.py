@@ -14,7 +14,11 @@ import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
-from port_harness import (
+
+import gln_jax
+from gln_jax import GLNState, LayerState, make_config
+
+from .port_harness import (
     PORTS,
     REF_APPLY,
     REF_BATCH_APPLY,
@@ -36,9 +40,6 @@ from port_harness import (
     reference_state,
     widened,
 )
-
-import gln_jax
-from gln_jax import GLNState, LayerState, make_config
 
 same_examples = seed(SESSION_SEED)
 #: Streams cost a compilation per configuration: fewer examples than the cheap checks.
@@ -350,7 +351,7 @@ def test_masked_scans_equal_the_reference(backend, case):
     stream = _scan_stream(case)
     online, batched = _reference_scans(case)
     native = backend.to_native
-    scans = backend.module("stream")
+    scans = backend.module("scan")
     state = backend.from_reference(original)
     got = scans.scan_update(
         state,

@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from port_harness import PORTS, params
 
 import gln_jax
 
+from .port_harness import PORTS, params
+
 #: The reference modules whose public functions every port reproduces.
-MIRRORED_MODULES = ("gating", "network", "multiclass", "stream")
+MIRRORED_MODULES = ("gating", "network", "multiclass", "scan", "stream")
 
 
 def _reference_functions() -> list[tuple[str, str]]:

@@ -1,0 +1,1 @@
+"""Differential tests of the NumPy, PyTorch and TensorFlow ports against the reference."""
