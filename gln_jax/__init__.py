@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from gln_jax._version import __version__ as __version__
 
 #: Public name -> ``(module, attribute)``; ``attribute`` ``None`` means the module itself.
 _EXPORTS: dict[str, tuple[str, str | None]] = {
@@ -31,15 +31,15 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "batch_update": ("gln_jax.core.network", "batch_update"),
     "class_targets": ("gln_jax.core.multiclass", "class_targets"),
     "context_indices": ("gln_jax.core.gating", "context_indices"),
-    "datasets": ("gln_jax.data.datasets", None),
+    "datasets": ("gln_jax.datasets", None),
     "fit_stream": ("gln_jax.core.stream", "fit_stream"),
     "init": ("gln_jax.core.network", "init"),
     "make_config": ("gln_jax.core.types", "make_config"),
     "make_gaussian_config": ("gln_jax.core.gaussian_types", "make_gaussian_config"),
     "predict_classes": ("gln_jax.core.multiclass", "predict_classes"),
     "saliency": ("gln_jax.core.saliency", "saliency"),
-    "scan_batch_update": ("gln_jax.core.stream", "scan_batch_update"),
-    "scan_update": ("gln_jax.core.stream", "scan_update"),
+    "scan_batch_update": ("gln_jax.core.scan", "scan_batch_update"),
+    "scan_update": ("gln_jax.core.scan", "scan_update"),
     "update": ("gln_jax.core.network", "update"),
     "utils": ("gln_jax.utils", None),
 }
@@ -82,11 +82,11 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax.core.network import update as update
     from gln_jax.core.saliency import Saliency as Saliency
     from gln_jax.core.saliency import saliency as saliency
+    from gln_jax.core.scan import scan_batch_update as scan_batch_update
+    from gln_jax.core.scan import scan_update as scan_update
     from gln_jax.core.stream import fit_stream as fit_stream
-    from gln_jax.core.stream import scan_batch_update as scan_batch_update
-    from gln_jax.core.stream import scan_update as scan_update
     from gln_jax.core.types import GLNConfig as GLNConfig
     from gln_jax.core.types import GLNState as GLNState
     from gln_jax.core.types import LayerState as LayerState
     from gln_jax.core.types import make_config as make_config
-    from gln_jax.data import datasets  # noqa: F401
+    from gln_jax import datasets as datasets  # noqa: F401

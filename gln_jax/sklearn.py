@@ -3,7 +3,7 @@
 :class:`GLNClassifier` (Bernoulli family, one-vs-all) accepts labels of any type,
 :class:`GLNRegressor` (Gaussian family) real targets, one or several outputs. Both accept
 features of any scale: raw features go through an online running standardisation (Welford's
-algorithm) before the GLN sees them:
+algorithm, :mod:`gln_jax.core.transforms`) before the GLN sees them:
 
 - example ``t`` of a stream first updates the per-feature ``mean_`` and variance, then is
   standardised with the statistics of examples ``0..t``: ``z = (x - mean) / scale`` with
@@ -38,9 +38,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from gln_jax.api import validation
+from gln_jax.api import schedules
 from gln_jax.api.backends import make_engine
-from gln_jax.core import gaussian_network
+from gln_jax.core import gaussian_network, transforms
 from gln_jax.core.gaussian_types import (
     DEFAULT_BIAS_LEN,
     DEFAULT_BIAS_MAX_MU,
@@ -78,12 +78,20 @@ def _engine(backend, config):
     return make_engine(backend, config)
 
 
+#: The online standardisation of :mod:`gln_jax.core.transforms`, dividing by the population
+#: standard deviation itself: ``eps`` is the smallest normal float64, which changes no standard
+#: deviation and only keeps a feature of zero variance so far (whose ``x - mean`` is then 0
+#: exactly) at 0 instead of 0 / 0.
+_STANDARDIZE = transforms.make_transform("standardize", eps=float(np.finfo(np.float64).tiny))
+
+
 def running_standardize(X, count, mean, m2):
     """Standardises a stream with running (Welford) statistics, example by example.
 
     Example ``t`` updates the statistics first and is then standardised with those of examples
-    ``0..t``; the result depends only on the examples before it, so cutting a stream into
-    chunks gives exactly the same values as one call.
+    ``0..t`` (:func:`gln_jax.core.transforms.transform_stream` in float64); the result depends
+    only on the examples before it, so cutting a stream into chunks gives exactly the same
+    values as one call.
 
     Args:
         X: ``[T, N]`` float64 examples.
@@ -99,14 +107,14 @@ def running_standardize(X, count, mean, m2):
         >>> z.tolist(), n, mean.tolist()
         ([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], 3, [1.0, 1.0])
     """
-    mean, m2 = mean.copy(), m2.copy()
-    z = np.empty_like(X)
-    for t, x in enumerate(X):
-        count += 1
-        delta = x - mean
-        mean += delta / count
-        m2 += delta * (x - mean)
-        z[t] = (x - mean) / _scale(m2, count)
+    state = transforms.TransformState(
+        np.asarray(count, np.int32), np.asarray(mean, np.float64), np.asarray(m2, np.float64)
+    )
+    with jax.enable_x64(True):  # float64 statistics, for this call only
+        state, z = transforms.transform_stream(
+            state, np.asarray(X, np.float64), config=_STANDARDIZE
+        )
+        count, mean, m2 = int(state.count), np.array(state.mean), np.array(state.m2)
     return z, count, mean, m2
 
 
@@ -136,10 +144,14 @@ def _unchanged_on_error(estimator):
 
 
 class _OnlineGLNEstimator(BaseEstimator):
-    """What both estimators share: checks, online standardisation, the engine, blocked outputs.
+    """What both estimators share: their common parameters, checks, online standardisation,
+    the engine, the fit loop and blocked outputs.
 
-    A subclass provides ``_fresh`` (a new model's attributes), ``_targets`` (encodes ``y`` for
-    the engine, updating its own running statistics) and ``_base_predictions`` (``z -> [n, P]``).
+    A subclass lists every parameter in its own ``__init__`` (scikit-learn reads the names from
+    that signature) and passes the common ones here. It provides the family hooks:
+    ``_fit_targets`` (checks ``y`` of ``fit``), ``_make_config``, ``_init_state`` and
+    ``_fresh_targets`` (a new model), ``_targets`` (encodes ``y`` for the engine, updating its
+    own running statistics) and ``_base_predictions`` (``z -> [n, P]``).
     """
 
     #: Attributes that make up a fitted model (committed together, restored on error).
@@ -150,6 +162,33 @@ class _OnlineGLNEstimator(BaseEstimator):
         "mean_",
         "sum_squared_deviations_",
     )
+
+    def __init__(
+        self,
+        *,
+        layer_sizes,
+        context_map_size,
+        learning_rate,
+        weight_clipping,
+        context_bias,
+        backend,
+        random_state,
+        batch_size,
+        max_iter,
+        shuffle,
+        standardize,
+    ):
+        self.layer_sizes = layer_sizes
+        self.context_map_size = context_map_size
+        self.learning_rate = learning_rate
+        self.weight_clipping = weight_clipping
+        self.context_bias = context_bias
+        self.backend = backend
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.standardize = standardize
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -174,6 +213,44 @@ class _OnlineGLNEstimator(BaseEstimator):
             return self._fit(X, y)
 
     # ------------------------------------------------------------------ shared internals
+    def _fit(self, X, y):
+        self._check_params()
+        X, y, target_info = self._fit_targets(X, y)
+        rng = check_random_state(self.random_state)
+        fitted = self._fresh(target_info, X.shape[1], self._seed(rng))
+        self._commit(self._passes(fitted, X, y, rng))
+        self.n_iter_ = int(self.max_iter)
+        return self
+
+    def _continue(self, fitted, X, y):
+        """One pass over ``(X, y)`` (``partial_fit``) from ``fitted``, committed."""
+        self._commit(self._learn(fitted, X, y))
+        self.n_iter_ = 1
+        return self
+
+    def _fresh(self, target_info, n_features, seed):
+        """A new model's pieces as a dict of the attributes ``_commit`` sets."""
+        config = self._make_config(target_info, n_features)
+        _engine(self.backend, config)  # an unknown or missing backend fails before any work
+        state = jax.tree.map(np.asarray, self._init_state(jax.random.key(seed), config))
+        return {
+            "config_": config,
+            "state_": state,
+            "n_samples_seen_": 0,
+            "mean_": np.zeros(n_features),
+            "sum_squared_deviations_": np.zeros(n_features),
+            **self._fresh_targets(target_info),
+        }
+
+    def _common_config(self, n_features):
+        """The config arguments both families take from the common parameters."""
+        return dict(
+            context_map_size=self.context_map_size,
+            base_prediction_size=n_features,
+            context_bias=self.context_bias,
+            weight_clipping=self.weight_clipping,
+        )
+
     def _check_params(self):
         for name in ("batch_size", "max_iter"):
             value = getattr(self, name)
@@ -182,7 +259,7 @@ class _OnlineGLNEstimator(BaseEstimator):
         for name in ("shuffle", "standardize"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        validation.check_learning_rate(self.learning_rate)
+        schedules.check_learning_rate(self.learning_rate)
 
     def _seed(self, rng=None):
         rng = check_random_state(self.random_state) if rng is None else rng
@@ -228,7 +305,7 @@ class _OnlineGLNEstimator(BaseEstimator):
         dtype = np.dtype(config.dtype)
         engine = _engine(self.backend, config)
         state = engine.from_reference(fitted["state_"])
-        rates = validation.learning_rates(
+        rates = schedules.learning_rates(
             self.learning_rate, engine.step(state), X.shape[0], config.dtype
         )
         state, _ = engine.fit(
@@ -347,19 +424,21 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
         shuffle=True,
         standardize=True,
     ):
-        self.layer_sizes = layer_sizes
-        self.context_map_size = context_map_size
-        self.learning_rate = learning_rate
+        super().__init__(
+            layer_sizes=layer_sizes,
+            context_map_size=context_map_size,
+            learning_rate=learning_rate,
+            weight_clipping=weight_clipping,
+            context_bias=context_bias,
+            backend=backend,
+            random_state=random_state,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            standardize=standardize,
+        )
         self.pred_clipping = pred_clipping
-        self.weight_clipping = weight_clipping
         self.bias = bias
-        self.context_bias = context_bias
-        self.backend = backend
-        self.random_state = random_state
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.standardize = standardize
 
     # ------------------------------------------------------------------ scikit-learn protocol
     def __sklearn_tags__(self):
@@ -385,8 +464,7 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
         with _unchanged_on_error(self):
             return self._partial_fit(X, y, classes)
 
-    def _fit(self, X, y):
-        self._check_params()
+    def _fit_targets(self, X, y):
         X, y = validate_data(self, X, y, reset=True, dtype=np.float64)
         check_classification_targets(y)
         classes = unique_labels(y)
@@ -395,11 +473,7 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
                 f"{type(self).__name__} needs at least 2 classes, got {classes.shape[0]} class "
                 f"in y ({classes!r})"
             )
-        rng = check_random_state(self.random_state)
-        fitted = self._fresh(classes, X.shape[1], self._seed(rng))
-        self._commit(self._passes(fitted, X, np.searchsorted(classes, y), rng))
-        self.n_iter_ = int(self.max_iter)
-        return self
+        return X, np.searchsorted(classes, y), classes
 
     def _partial_fit(self, X, y, classes):
         first = not hasattr(self, "classes_")
@@ -428,9 +502,7 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
         if unseen.size:
             raise ValueError(f"y holds labels {unseen!r} that are not in classes {known!r}")
         fitted = self._fresh(known, X.shape[1], self._seed()) if first else self._current()
-        self._commit(self._learn(fitted, X, np.searchsorted(known, y)))
-        self.n_iter_ = 1
-        return self
+        return self._continue(fitted, X, np.searchsorted(known, y))
 
     def predict_proba(self, X):
         """Class probabilities, rows summing to 1 (see the class docstring).
@@ -459,29 +531,20 @@ class GLNClassifier(ClassifierMixin, _OnlineGLNEstimator):
         return self.classes_[index]
 
     # ------------------------------------------------------------------ family hooks
-    def _fresh(self, classes, n_features, seed):
-        """A new model's pieces as a dict of the attributes ``_commit`` sets."""
-        config = make_config(
+    _init_state = staticmethod(init)
+
+    def _make_config(self, classes, n_features):
+        return make_config(
             self.layer_sizes,
             n_features,
-            context_map_size=self.context_map_size,
             num_classes=max(2, int(classes.shape[0])),
-            base_prediction_size=n_features,
             bias=self.bias,
-            context_bias=self.context_bias,
             pred_clipping=self.pred_clipping,
-            weight_clipping=self.weight_clipping,
+            **self._common_config(n_features),
         )
-        _engine(self.backend, config)  # an unknown or missing backend fails before any work
-        state = jax.tree.map(np.asarray, init(jax.random.key(seed), config))
-        return {
-            "classes_": classes,
-            "config_": config,
-            "state_": state,
-            "n_samples_seen_": 0,
-            "mean_": np.zeros(n_features),
-            "sum_squared_deviations_": np.zeros(n_features),
-        }
+
+    def _fresh_targets(self, classes):
+        return {"classes_": classes}
 
     def _base_predictions(self, z):
         return _sigmoid(z)
@@ -579,23 +642,25 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
         shuffle=True,
         standardize=True,
     ):
-        self.layer_sizes = layer_sizes
-        self.context_map_size = context_map_size
-        self.learning_rate = learning_rate
+        super().__init__(
+            layer_sizes=layer_sizes,
+            context_map_size=context_map_size,
+            learning_rate=learning_rate,
+            weight_clipping=weight_clipping,
+            context_bias=context_bias,
+            backend=backend,
+            random_state=random_state,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            standardize=standardize,
+        )
         self.input_sigma_sq = input_sigma_sq
         self.bias_len = bias_len
         self.bias_max_mu = bias_max_mu
         self.bias_sigma_sq = bias_sigma_sq
         self.min_sigma_sq = min_sigma_sq
         self.max_sigma_sq = max_sigma_sq
-        self.weight_clipping = weight_clipping
-        self.context_bias = context_bias
-        self.backend = backend
-        self.random_state = random_state
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.standardize = standardize
 
     # ------------------------------------------------------------------ scikit-learn protocol
     def __sklearn_tags__(self):
@@ -624,16 +689,11 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
         with _unchanged_on_error(self):
             return self._partial_fit(X, y)
 
-    def _fit(self, X, y):
-        self._check_params()
+    def _fit_targets(self, X, y):
         X, y = validate_data(
             self, X, y, reset=True, dtype=np.float64, multi_output=True, y_numeric=True
         )
-        rng = check_random_state(self.random_state)
-        fitted = self._fresh(y, X.shape[1], self._seed(rng))
-        self._commit(self._passes(fitted, X, y, rng))
-        self.n_iter_ = int(self.max_iter)
-        return self
+        return X, y, y
 
     def _partial_fit(self, X, y):
         first = not hasattr(self, "n_outputs_")
@@ -652,9 +712,7 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
                     f"shape {y.shape}"
                 )
             fitted = self._current()
-        self._commit(self._learn(fitted, X, y))
-        self.n_iter_ = 1
-        return self
+        return self._continue(fitted, X, y)
 
     def predict(self, X, return_std=False):
         """Predictive means (and standard deviations) on the targets' scale.
@@ -675,31 +733,25 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
         return (mean, std) if return_std else mean
 
     # ------------------------------------------------------------------ family hooks
-    def _fresh(self, y, n_features, seed):
-        num_outputs = 1 if y.ndim == 1 else int(y.shape[1])
-        config = make_gaussian_config(
+    _init_state = staticmethod(gaussian_network.init)
+
+    def _make_config(self, y, n_features):
+        return make_gaussian_config(
             self.layer_sizes,
             n_features,
-            context_map_size=self.context_map_size,
-            num_outputs=num_outputs,
-            base_prediction_size=n_features,
+            num_outputs=1 if y.ndim == 1 else int(y.shape[1]),
             input_sigma_sq=self.input_sigma_sq,
             bias_len=self.bias_len,
             bias_max_mu=self.bias_max_mu,
             bias_sigma_sq=self.bias_sigma_sq,
             min_sigma_sq=self.min_sigma_sq,
             max_sigma_sq=self.max_sigma_sq,
-            context_bias=self.context_bias,
-            weight_clipping=self.weight_clipping,
+            **self._common_config(n_features),
         )
-        _engine(self.backend, config)  # an unknown or missing backend fails before any work
-        state = jax.tree.map(np.asarray, gaussian_network.init(jax.random.key(seed), config))
+
+    def _fresh_targets(self, y):
+        num_outputs = 1 if y.ndim == 1 else int(y.shape[1])
         return {
-            "config_": config,
-            "state_": state,
-            "n_samples_seen_": 0,
-            "mean_": np.zeros(n_features),
-            "sum_squared_deviations_": np.zeros(n_features),
             "n_outputs_": num_outputs,
             "target_mean_": np.zeros(num_outputs),
             "target_sum_squared_deviations_": np.zeros(num_outputs),

@@ -27,7 +27,7 @@ class Backend(NamedTuple):
         port: the port package with its own ``GLN`` class, or ``None`` for the reference.
         construction_peak: the most memory building a model takes, as a multiple of its state's
             bytes (measured: the state is drawn by JAX, then copied into the framework's arrays;
-            see :func:`gln_jax.api.validation.check_construction_memory`).
+            see :func:`gln_jax.api.memory.check_construction_memory`).
         gaussian: ``(module, engine class)`` of the backend's Gaussian-family engine, or
             ``None`` when the backend has none.
     """

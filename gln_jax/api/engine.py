@@ -18,12 +18,19 @@ from gln_jax.core.types import GLNConfig, GLNState
 NativeState = Any  # the engine's own state: a GLNState of its arrays, a module, ...
 
 
+def gating_input(inputs, side_info):
+    """The side information the gating sees: ``side_info``, or ``inputs`` when it is ``None``
+    (the facades pass ``None`` when the examples are both)."""
+    return inputs if side_info is None else side_info
+
+
 @runtime_checkable
 class Engine(Protocol):
-    """What a backend provides to :class:`gln_jax.api.facade.GLNBase`.
+    """What a backend provides to the facades (through :class:`gln_jax.api.runner.EngineRunner`).
 
     Shapes: ``B`` batch, ``T`` stream length, ``P`` base predictions, ``N`` side information,
-    ``C`` one-vs-all models (see :mod:`gln_jax.core.types`).
+    ``C`` one-vs-all models (see :mod:`gln_jax.core.types`). A ``side_info`` of ``None`` means
+    the inputs are the side information (:func:`gating_input`).
     """
 
     name: str
@@ -38,14 +45,17 @@ class Engine(Protocol):
     def step(self, state: NativeState) -> int:
         """Number of examples learned from."""
 
-    def predict(self, state: NativeState, inputs: np.ndarray, side_info: np.ndarray) -> np.ndarray:
-        """Probabilities ``[B, C]`` of ``inputs [B, P]`` gated on ``side_info [B, N]``."""
+    def predict(
+        self, state: NativeState, inputs: np.ndarray, side_info: np.ndarray | None
+    ) -> np.ndarray:
+        """Probabilities ``[B, C]`` of ``inputs [B, P]`` gated on ``side_info [B, N]`` (``None``:
+        the inputs are the side information)."""
 
     def train(
         self,
         state: NativeState,
         inputs: np.ndarray,
-        side_info: np.ndarray,
+        side_info: np.ndarray | None,
         targets: np.ndarray,
         rates: np.ndarray,
     ) -> tuple[NativeState, np.ndarray]:
@@ -55,7 +65,7 @@ class Engine(Protocol):
         self,
         state: NativeState,
         inputs: np.ndarray,
-        side_info: np.ndarray,
+        side_info: np.ndarray | None,
         targets: np.ndarray,
         rates: np.ndarray,
         batch_size: int,
@@ -82,7 +92,7 @@ def fit_epochs(
             (state, probs [T, ...])``.
         state: the engine's state.
         inputs: ``[T, P]`` base predictions.
-        side_info: ``[T, N]`` side information.
+        side_info: ``[T, N]`` side information, or ``None`` (the inputs).
         targets: ``[T]`` (or ``[T, C]``) targets.
         rates: ``[num_epochs * T]`` learning rates.
         config: the model's config.
@@ -93,6 +103,7 @@ def fit_epochs(
         ``(state, probs [num_epochs * T, ...])`` with the probs as NumPy.
     """
     total, outputs = inputs.shape[0], []
+    side_info = gating_input(inputs, side_info)
     for epoch in range(num_epochs):
         state, probs = fit_stream(
             state,

@@ -114,8 +114,7 @@ def _limits(limit) -> tuple[int | None, int | None]:
 
 def _check_model(model, input_size: int, num_labels: int, mnist_class) -> None:
     """Clear errors for a model that cannot learn the requested task."""
-    config = getattr(model, "config", None)
-    model_input = getattr(config, "input_size", None)
+    model_input = getattr(model, "input_size", None)  # the facades' example width
     if model_input is not None and model_input != input_size:
         raise ValueError(f"the model takes {model_input} inputs, the data has {input_size}")
     num_classes = _num_classes(model)

@@ -11,6 +11,7 @@ import functools
 import jax
 import numpy as np
 
+from gln_jax.api.engine import gating_input
 from gln_jax.api.jax_engine import JaxEngine
 from gln_jax.core import gaussian_network
 from gln_jax.core.gating import batch_context_indices
@@ -46,8 +47,10 @@ class GaussianJaxEngine(JaxEngine):
     fit_stream = staticmethod(gaussian_network.fit_stream)
 
     def predict(self, state, inputs, side_info):
+        side_info = gating_input(inputs, side_info)
         return np.asarray(predict_batch(state, inputs, side_info, config=self.config))
 
     def train(self, state, inputs, side_info, targets, rates):
+        side_info = gating_input(inputs, side_info)
         state, out = train_batch(state, inputs, side_info, targets, rates, config=self.config)
         return state, np.asarray(out)

@@ -1,8 +1,8 @@
 """The Gaussian-family facade: :class:`GaussianGLN`, a regressor with the classic interface.
 
-It shares :class:`~gln_jax.api.facade.GLNBase`'s rates, ``save``/``load`` and the engine plumbing
-of :class:`~gln_jax.api.facade.EngineGLN`; only the target checks and the outputs differ (real
-targets in, means and standard deviations out).
+It shares :class:`~gln_jax.api.base.GLNBase`'s rates, locking, ``save`` and the checks of
+``load``; its own are the targets (real numbers) and the outputs (means and standard
+deviations).
 
 Input encoding (the paper's): every feature of an example is the mean of a Gaussian input of
 constant variance ``input_sigma_sq``, and the example itself is the side information of the
@@ -13,16 +13,16 @@ variance (on the training data) before fitting, as the default variance range
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 
-import jax
 import numpy as np
 
-from gln_jax.api import validation
+from gln_jax.api import schedules, validation
 from gln_jax.api.backends import get_backend, make_engine
-from gln_jax.api.facade import EngineGLN, reference_precision
-from gln_jax.core import gaussian_network
+from gln_jax.api.base import GLNBase
+from gln_jax.api.build import draw_gaussian_state
+from gln_jax.api.runner import EngineRunner
+from gln_jax.api.side_info import SideInfoPipeline
 from gln_jax.core.gaussian_types import (
     DEFAULT_BIAS_LEN,
     DEFAULT_BIAS_MAX_MU,
@@ -65,14 +65,15 @@ def check_regression_targets(value, *, batch: int, num_outputs: int, dtype, name
     return array
 
 
-class GaussianGLN(EngineGLN):
+class GaussianGLN(GLNBase):
     """Gaussian Gated Linear Network (Budden et al., 2020) for (multi-output) regression.
 
     Args:
-        backend: ``"jax"`` or ``"numpy"`` (the backends with a Gaussian engine).
+        backend: ``"jax"``, ``"numpy"``, ``"pytorch"`` or ``"tf"``.
         layer_sizes: neurons per layer; a one-neuron output layer is appended when the list does
             not end in 1.
-        input_size: width ``N`` of an example (standardised features).
+        input_size: width of an example (standardised features); the gating looks at the
+            example itself, so it is also the side information's width ``N``.
         context_map_size: hyperplanes per neuron (``2**context_map_size`` weight rows).
         num_outputs: targets per example; each output is its own GLN (vmapped).
         learning_rate: positive float, or a schedule ``step -> rate``, stepped per example.
@@ -92,7 +93,7 @@ class GaussianGLN(EngineGLN):
         >>> mean, std = model.predict(x_test, return_std=True)  # doctest: +SKIP
     """
 
-    _family = "gaussian"
+    family = "gaussian"
 
     def __init__(
         self,
@@ -115,8 +116,10 @@ class GaussianGLN(EngineGLN):
         seed: int = 0,
         dtype: str = DEFAULT_DTYPE,
     ):
-        validation.check_learning_rate(learning_rate)
+        schedules.check_learning_rate(learning_rate)
         validation.check_seed(seed)
+        name = get_backend(backend).name
+        input_size = validation.check_input_size(input_size)
         config = make_gaussian_config(
             layer_sizes,
             input_size,
@@ -133,52 +136,59 @@ class GaussianGLN(EngineGLN):
             weight_clipping=weight_clipping,
             dtype=dtype,
         )
-        engine = make_engine(backend, config)
-        scoped = reference_precision(config.dtype) if backend != "jax" else contextlib.nullcontext()
-        with scoped:
-            state = gaussian_network.init(jax.random.key(int(seed)), config)
-        self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+        engine = make_engine(name, config)
+        state = draw_gaussian_state(config, seed, scoped_x64=name != "jax")
+        runner = EngineRunner(engine, engine.from_reference(state))
+        self._assemble(runner, self._pipeline_of(config, input_size, base_predictor), learning_rate)
 
-    def _adopt(self, config, state, base_predictor, learning_rate, backend="jax") -> None:
-        engine = make_engine(backend, config)
-        self._bind(engine, config, engine.from_reference(state), base_predictor, learning_rate)
+    @staticmethod
+    def _pipeline_of(config, input_size: int, base_predictor) -> SideInfoPipeline:
+        """The Gaussian family's input pipeline: the gating sees the (standardised) examples."""
+        return SideInfoPipeline(
+            config, input_size, base_predictor, warn_range=False, side_info_allowed=False
+        )
 
     @classmethod
     def load(cls, path, backend: str = "jax", *, base_predictor=None, learning_rate=None):
         """Restores a Gaussian model saved by any backend into ``backend``.
 
+        Args:
+            path: a file written by :meth:`save` of any backend.
+            backend: the backend to load into.
+            base_predictor: required when the saved model had one (it is not stored).
+            learning_rate: overrides the stored rate; required when the saved model used a
+                schedule.
+
+        Returns:
+            The model, with predictions identical to the saved one's.
+
         Raises:
             ValueError: the file holds a Bernoulli-family model (or is not a checkpoint).
         """
-        parts, _ = cls._restore(path, base_predictor, learning_rate, get_backend(backend).name)
-        return cls._from_reference(*parts, backend=backend)
+        name = get_backend(backend).name
+        config, state, predictor, rate, side = cls._restore(
+            path, base_predictor, learning_rate, name
+        )
+        engine = make_engine(name, config)
+        model = cls.__new__(cls)
+        pipeline = cls._pipeline_of(config, side.input_size, predictor)
+        model._assemble(EngineRunner(engine, engine.from_reference(state)), pipeline, rate)
+        return model
 
     # ----------------------------------------------------------------- family hooks
-    def _prepare(self, input, target, side_info=None, learn=False):
-        """Checks one call's arguments; returns ``(inputs, side_info, targets, None)``."""
-        if side_info is not None:
-            raise ValueError(
-                "GaussianGLN gates on its (standardised) input: side_info= is not supported"
-            )
+    def _check_targets(self, target, batch: int) -> np.ndarray:
         config = self.config
-        side_info, _ = validation.check_examples(
-            input, width=config.side_info_size, dtype=config.dtype, max_abs=self._side_info_limit()
+        return check_regression_targets(
+            target, batch=batch, num_outputs=config.num_outputs, dtype=config.dtype
         )
-        inputs = validation.base_predictions(self.base_predictor, side_info, config)
-        targets = None
-        if target is not None:
-            targets = check_regression_targets(
-                target, batch=side_info.shape[0], num_outputs=config.num_outputs, dtype=config.dtype
-            )
-        return inputs, side_info, targets, None
 
-    def _classes(self, outputs):
+    def _predictions(self, outputs):
         """The point predictions (means) of ``[B, C, 2]`` outputs: ``[B]`` or ``[B, C]``."""
         mean = outputs[..., 0]
         return mean[:, 0] if self.config.num_outputs == 1 else mean
 
     def _output(self, outputs, return_std: bool):
-        mean = self._classes(outputs)
+        mean = self._predictions(outputs)
         if not return_std:
             return mean
         std = np.sqrt(outputs[..., 1])
@@ -199,24 +209,17 @@ class GaussianGLN(EngineGLN):
         Raises:
             ValueError, TypeError: bad inputs or targets (NaN, wrong shape); nothing changes.
         """
-        return super().predict(input, target, return_std)
+        return self._predict(input, target, return_std, None)
 
     def fit(self, X, y, batch_size: int = 1, num_epochs: int = 1):
         """Trains on whole arrays in order (batch size 1: exact online learning).
 
         Args:
-            X: ``[T, N]`` examples; y: ``[T]`` or ``[T, C]`` targets.
+            X: ``[T, N]`` examples (arrays, including ``np.memmap``); y: ``[T]`` or ``[T, C]``
+                targets.
             batch_size, num_epochs: positive ints.
 
         Returns:
             The means predicted before each update, ``[num_epochs * T]`` (or ``[..., C]``).
         """
-        return super().fit(X, y, batch_size, num_epochs)
-
-    def __repr__(self) -> str:
-        c = self.config
-        return (
-            f"{type(self).__name__}(backend={self.backend!r}, layer_sizes={list(c.layer_sizes)}, "
-            f"input_size={self.input_size}, context_map_size={c.context_map_size}, "
-            f"num_outputs={c.num_outputs}, dtype={c.dtype!r}, step={self.step})"
-        )
+        return self._fit(X, y, batch_size, num_epochs, None)

@@ -55,19 +55,18 @@ def kernel_train(weights, step, gates, inputs, side_info, targets, rates, *, con
         ``(weights, step, p [B, C])``.
     """
     side_info = inputs if side_info is None else side_info
-    layers = tuple(LayerState(w, None, None) for w in weights)  # the gates replace the planes
-    state, p = kernel.kernel_scan_update(
-        GLNState(layers=layers, step=step),
+    return kernel.kernel_weights_update(
+        weights,
+        step,
+        gates,
         inputs,
         side_info,
         targets,
         rates,
         config=config,
         threads=threads,
-        gates=gates,
         batch_size=inputs.shape[0],
     )
-    return tuple(layer.weights for layer in state.layers), state.step, p
 
 
 @functools.partial(jax.jit, static_argnames=("config",), donate_argnums=(0,))
@@ -149,7 +148,7 @@ class JaxEngine(FunctionalFit):
         return int(state.step)
 
     def predict(self, state, inputs, side_info):
-        side = None if side_info is inputs else side_info
+        side = side_info  # None: the gating sees the inputs (one transfer instead of two)
         threads = self._kernel_threads(inputs.shape[0])
         gates = self._gate_matrix(state) if threads else None
         p = predict_batch(
@@ -158,7 +157,7 @@ class JaxEngine(FunctionalFit):
         return np.asarray(p)
 
     def train(self, state, inputs, side_info, targets, rates):
-        side = None if side_info is inputs else side_info
+        side = side_info  # None: the gating sees the inputs (one transfer instead of two)
         threads = self._kernel_threads(inputs.shape[0])
         if threads:
             gates = self._gate_matrix(state)

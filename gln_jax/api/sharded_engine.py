@@ -11,7 +11,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from gln_jax.api.engine import fit_epochs
+from gln_jax.api.backends import get_backend, make_engine
+from gln_jax.api.engine import fit_epochs, gating_input
 from gln_jax.core import sharding
 from gln_jax.core.types import GLNConfig, GLNState, PRNGKey
 
@@ -66,10 +67,12 @@ class ShardedJaxEngine:
         return int(sharding.to_host(state.step))
 
     def predict(self, state, inputs, side_info):
+        side_info = gating_input(inputs, side_info)
         p = sharding.predict_sharded(state, inputs, side_info, layout=self.layout)
         return sharding.to_host(p)
 
     def train(self, state, inputs, side_info, targets, rates):
+        side_info = gating_input(inputs, side_info)
         size = inputs.shape[0]
         return sharding.fit_sharded(
             state,
@@ -103,8 +106,6 @@ class ShardedJaxEngine:
 
 def make_facade_engine(backend: str, config: GLNConfig, devices=None, mesh: Mesh | None = None):
     """The engine of ``GLN(backend, ..., devices=, mesh=)``: sharded when either is given."""
-    from gln_jax.api.backends import get_backend, make_engine
-
     if devices is None and mesh is None:
         return make_engine(backend, config)
     if get_backend(backend).name != "jax":

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from gln_jax.api import validation
+from gln_jax.api import schedules, validation
 from gln_jax.api.checkpoint import save_checkpoint
 from gln_jax.core.types import CHUNK_SIZE, GLNConfig
 
@@ -62,7 +62,8 @@ def array_chunks(X, y, chunk_size: int = CHUNK_SIZE, *, start: int = 0) -> Itera
 
 
 def _pieces(chunks: Iterable, *, config, base_predictor, piece: int, every, position: int):
-    """Checked ``(inputs, side_info, targets)`` pieces ending on piece and checkpoint bounds."""
+    """Checked ``(inputs, side_info, targets)`` pieces ending on piece and checkpoint bounds
+    (``side_info`` ``None`` where the examples are the inputs themselves)."""
     buffer_x, buffer_y, held = [], [], 0
 
     def cut(limit):
@@ -73,7 +74,7 @@ def _pieces(chunks: Iterable, *, config, base_predictor, piece: int, every, posi
         held -= limit
         side_info, targets = side_info[:limit], targets[:limit]
         inputs = validation.base_predictions(base_predictor, side_info, config)
-        return inputs, side_info, targets
+        return inputs, (None if base_predictor is None else side_info), targets
 
     def next_size(pos):
         size = piece
@@ -141,7 +142,7 @@ def train_chunks(
     config: GLNConfig = engine.config
     batch_size = _positive_int("batch_size", batch_size)
     chunk_size = _positive_int("chunk_size", chunk_size)
-    validation.check_learning_rate(learning_rate)
+    schedules.check_learning_rate(learning_rate)
     if checkpoint_every is not None:
         checkpoint_every = _positive_int("checkpoint_every", checkpoint_every)
         if checkpoint_every % batch_size:
@@ -164,7 +165,7 @@ def train_chunks(
     )
     for inputs, side_info, targets in pieces:
         step = engine.step(state) if callable(learning_rate) else 0
-        rates = validation.learning_rates(
+        rates = schedules.learning_rates(
             learning_rate, step, targets.shape[0], config.dtype, config=config, batch=batch_size
         )
         state, probs = engine.fit(state, inputs, side_info, targets, rates, batch_size)
@@ -264,7 +265,9 @@ def fit_model(
     """:meth:`gln_jax.GLN.fit` on a stream: ``model.state`` advances after every piece.
 
     Args:
-        model: a facade with an engine (``GLN`` of any backend).
+        model: a Bernoulli facade whose runner is an engine's
+            (:class:`~gln_jax.api.runner.EngineRunner`: :class:`gln_jax.GLN` of any backend,
+            and ``gln_numpy.GLN``).
         X: an iterator of ``(X [B, N], y [B])`` chunks (``y`` then ``None``, one epoch), or an
             ``[T, N]`` array or ``np.memmap`` read ``chunk_size`` examples at a time.
         y: ``[T]`` labels with an array ``X``.
@@ -292,11 +295,12 @@ def fit_model(
 
         chunks = chunks_of_epochs()
     outputs = []
+    runner = model._runner
     with model._lock:  # one model shared by threads: the stream's pieces are not interleaved
         skip = model.step if checkpoint_every is not None else 0
         for state, probs in train_chunks(
-            model._engine,
-            model.state,
+            runner.engine,
+            runner.state,
             chunks,
             learning_rate=model.learning_rate,
             batch_size=batch_size,
@@ -305,10 +309,10 @@ def fit_model(
             checkpoint_every=checkpoint_every,
             skip=skip,
         ):
-            model.state = state
-            outputs.append(model._classes(probs))
+            runner.state = state
+            outputs.append(runner.classes(probs))
             if checkpoint_every is not None and model.step % checkpoint_every == 0:
                 model.save(checkpoint_path)
     if not outputs:
-        return model._classes(np.zeros((0, model.config.num_models), model.config.dtype))
+        return runner.classes(np.zeros((0, model.config.num_models), model.config.dtype))
     return np.concatenate(outputs)

@@ -1,27 +1,24 @@
 """Host-side checks of what users pass in: every bad input is rejected before any state changes.
 
 All checks work on NumPy arrays (anything ``np.asarray`` accepts, JAX arrays included) and raise
-``TypeError`` or ``ValueError`` naming the argument and what was expected.
+``TypeError`` or ``ValueError`` naming the argument and what was expected. Learning rates and
+schedules are checked in :mod:`gln_jax.api.schedules`, host memory in :mod:`gln_jax.api.memory`.
+
+This module imports no JAX (the NumPy, PyTorch and TensorFlow engines use it).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 
 import numpy as np
 
-from gln_jax.api.backends import get_backend
-from gln_jax.core.types import GLNConfig, largest_finite, max_logit
-
-#: Bytes of bookkeeping per one-vs-all model on top of the state while a model is built
-#: (measured: a million one-neuron classes peak at about 80 bytes per class beyond the state).
-CONSTRUCTION_BYTES_PER_MODEL = 128
+from gln_jax.core.types import GLNConfig, largest_finite
 
 #: Floating dtypes NumPy only knows through ``ml_dtypes`` (what JAX and TF hand out for
 #: bfloat16): converted to float32, which holds every value of theirs exactly.
-_NARROW_FLOATS = ("bfloat16", "float16")
+NARROW_FLOATS = ("bfloat16", "float16")
 
 
 def _torch_numpy(value, name: str) -> np.ndarray:
@@ -60,7 +57,7 @@ def as_numpy(value, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}") from err
     dtype = array.dtype
     # (two-byte dtypes only: reading a dtype's name costs microseconds in per-call loops)
-    if dtype.itemsize == 2 and dtype.name in _NARROW_FLOATS:
+    if dtype.itemsize == 2 and dtype.name in NARROW_FLOATS:
         array = array.astype(np.float32)
     return array
 
@@ -179,131 +176,6 @@ def check_seed(seed) -> None:
         raise ValueError(f"seed must be in [-2**63, 2**63), got {seed}")
 
 
-def check_update_size(rate: float, batch: int, config: GLNConfig, name: str) -> None:
-    """Checks that one update with ``rate`` stays finite in ``config.dtype``.
-
-    A weight's update is ``rate * (p - target) * logit`` summed over the examples of a batch
-    that share its row, so its magnitude is at most ``batch * rate * max_logit(config)`` (with
-    ``|p - target| <= 1``); added to a weight of magnitude up to ``weight_clipping`` it must stay
-    finite, or the update writes inf and then NaN. The bound is the Bernoulli family's; other
-    families (Gaussian) only need the rate itself to be finite in the dtype.
-    """
-    if config.family != "bernoulli":
-        return
-    worst = batch * rate * max_logit(config) + config.weight_clipping
-    if not worst < largest_finite(config.dtype):
-        per = f"{batch} examples x " if batch > 1 else ""
-        raise ValueError(
-            f"{name}={rate:.4g} is too large for {config.dtype}: one update of up to "
-            f"{per}rate x max|logit| {max_logit(config):.4g} (+ weight_clipping) reaches "
-            f"{worst:.4g}, beyond the largest {config.dtype} ({largest_finite(config.dtype):.4g})"
-        )
-
-
-def check_learning_rate(learning_rate, config: GLNConfig | None = None):
-    """A positive finite real rate or a callable schedule from step to rate.
-
-    Args:
-        learning_rate: a real number (``float``, ``int``, ``Fraction``, NumPy scalar) or a
-            schedule.
-        config: when given, the rate must also be positive and finite in ``config.dtype`` and
-            one update with it must stay finite (:func:`check_update_size`).
-
-    Returns:
-        The schedule as given, or the rate as a Python ``float``.
-
-    Raises:
-        TypeError: not a real number nor a callable.
-        ValueError: not positive and finite (in the model's dtype).
-    """
-    if callable(learning_rate):
-        return learning_rate
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
-        raise TypeError(
-            "learning_rate must be a positive real number or a schedule (callable step -> "
-            f"rate), got {learning_rate!r}"
-        )
-    try:
-        rate = float(learning_rate)
-    except (OverflowError, ValueError) as err:
-        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}") from err
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"learning_rate must be positive and finite, got {learning_rate}")
-    if config is not None:
-        with np.errstate(over="ignore", under="ignore"):
-            typed = float(np.asarray(rate, config.dtype))
-        if not (math.isfinite(typed) and typed > 0):
-            raise ValueError(
-                f"learning_rate={rate} is not a positive finite {config.dtype} (it becomes {typed})"
-            )
-        check_update_size(rate, 1, config, "learning_rate")
-    return rate
-
-
-def _schedule_value(learning_rate, step: int):
-    """One value of a schedule, checked to be one real number."""
-    value = learning_rate(step)
-    array = np.asarray(value)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype.name in _NARROW_FLOATS
-    ):
-        raise TypeError(
-            f"learning_rate schedule must return a real number per step, returned {value!r} "
-            f"({type(value).__name__}) for step {step}"
-        )
-    if array.size != 1:
-        raise ValueError(
-            f"learning_rate schedule must return one rate per step, returned shape "
-            f"{array.shape} for step {step}"
-        )
-    if np.issubdtype(array.dtype, np.complexfloating):
-        raise TypeError(f"learning_rate schedule returned a complex rate {value!r} at step {step}")
-    return array.reshape(())
-
-
-def learning_rates(
-    learning_rate, step: int, count: int, dtype, *, config: GLNConfig | None = None, batch: int = 1
-) -> np.ndarray:
-    """Rates of the examples ``step, ..., step + count - 1`` (a schedule evaluated on the host).
-
-    A schedule is called once with the vector of steps when it accepts one (optax schedules do),
-    else once per step. Rates must be finite and non-negative; with ``config``, the largest must
-    also keep an update of ``batch`` examples finite (:func:`check_update_size`).
-    """
-    if not callable(learning_rate):
-        rates = np.full(count, learning_rate, dtype)
-        largest = float(rates[0]) if count else None  # one value: no reduction
-    else:
-        rates = _schedule_rates(learning_rate, step, count, dtype)
-        largest = float(rates.max()) if count else None
-    if config is not None and largest is not None:
-        check_update_size(largest, batch, config, "learning_rate")
-    return rates
-
-
-def _schedule_rates(learning_rate, step: int, count: int, dtype) -> np.ndarray:
-    steps = np.arange(step, step + count)
-    rates = None
-    if count > 1:
-        try:
-            with np.errstate(over="ignore"):
-                rates = np.asarray(learning_rate(steps), dtype=dtype)
-        except Exception:  # noqa: BLE001 - scalar-only schedules are evaluated one by one
-            rates = None
-        if rates is not None and rates.shape != (count,):
-            rates = None
-    if rates is None:
-        values = [_schedule_value(learning_rate, int(s)) for s in steps]
-        with np.errstate(over="ignore"):
-            rates = np.array(values, dtype=dtype).reshape(count)
-    if not (np.isfinite(rates).all() and (rates >= 0).all()):
-        raise ValueError(
-            f"learning_rate schedule must return finite non-negative rates, got {rates[:8]!r} "
-            f"for steps from {step}"
-        )
-    return rates
-
-
 def check_base_predictor(base_predictor: Callable | None, input_size: int) -> int | None:
     """Probes a base predictor on one zero example; returns its output width ``K``."""
     if base_predictor is None:
@@ -348,75 +220,6 @@ def base_predictions(
     return out
 
 
-def available_memory_bytes() -> int | None:
-    """Memory available to a new allocation now: ``psutil.virtual_memory().available`` when
-    psutil is installed, else ``MemAvailable`` of ``/proc/meminfo``; ``None`` when neither can
-    be read (the check is then skipped)."""
-    try:
-        import psutil  # noqa: PLC0415 - optional
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        return int(psutil.virtual_memory().available)
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def format_bytes(count: int) -> str:
-    """``count`` bytes in the unit that shows it best (B, MiB or GiB)."""
-    if count >= 2**30:
-        return f"{count / 2**30:.2f} GiB"
-    if count >= 2**20:
-        return f"{count / 2**20:.1f} MiB"
-    return f"{count} B"
-
-
-def construction_bytes(config: GLNConfig, backend: str) -> int:
-    """Estimated peak memory of building (or loading) a model of ``config`` in ``backend``."""
-    factor = get_backend(backend).construction_peak
-    return int(factor * config.state_nbytes()) + CONSTRUCTION_BYTES_PER_MODEL * config.num_models
-
-
-def check_construction_memory(config: GLNConfig, backend: str) -> None:
-    """Fails fast when building a model would take more memory than is available.
-
-    Raises:
-        ValueError: naming the estimated peak and the available memory.
-    """
-    needed = construction_bytes(config, backend)
-    available = available_memory_bytes()
-    if available is not None and needed > available:
-        raise ValueError(
-            f"building this model in backend {get_backend(backend).name!r} needs about "
-            f"{format_bytes(needed)} ({format_bytes(config.state_nbytes())} of state), more "
-            f"than the {format_bytes(available)} of memory available now; reduce "
-            "context_map_size (each step doubles the weight tables), layer_sizes or num_classes"
-        )
-
-
-def check_fit_size(config: GLNConfig, count: int, num_epochs: int) -> None:
-    """Fails fast when ``fit``'s rates and returned predictions cannot fit in memory.
-
-    Raises:
-        ValueError: naming ``num_epochs``, the bytes needed and the bytes available.
-    """
-    itemsize = np.dtype(config.dtype).itemsize
-    needed = count * num_epochs * (config.num_models + 1) * itemsize
-    available = available_memory_bytes()
-    if available is not None and needed > available:
-        raise ValueError(
-            f"num_epochs={num_epochs} over {count} examples gives {count * num_epochs} "
-            f"predictions, whose rates and probabilities need {format_bytes(needed)}, more "
-            f"than the {format_bytes(available)} of memory available; fit fewer epochs per call"
-        )
-
-
 def check_input_size(input_size) -> int:
     """The width of an example, a positive int (the facades' ``input_size``)."""
     if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)):
@@ -440,7 +243,10 @@ def check_side_info_size(side_info_size, input_size) -> int:
 
 def check_side_info_transform(transform):
     """``None``, ``"center"``, ``"standardize"`` or a ``TransformConfig`` -> a checked config."""
-    from gln_jax.core import transforms
+    # Imported here, not at the top: ``gln_jax.core.transforms`` imports JAX, and this module
+    # (with ``gln_jax.api.engine``, which the NumPy, PyTorch and TensorFlow engines import)
+    # stays free of JAX. There is no cycle: core never imports api.
+    from gln_jax.core import transforms  # noqa: PLC0415
 
     if transform is None:
         return None

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gln_jax import GLN
-from gln_jax.api.checkpoint import FORMAT_VERSION, load_checkpoint
+from gln_jax.api.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 
 
 @pytest.fixture
@@ -75,18 +75,18 @@ def test_truncated_file(saved):
     _, path, _ = saved
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="not a valid gln-jax checkpoint"):
+    with pytest.raises(CheckpointError, match="not a valid gln-jax checkpoint"):
         GLN.load(path)
 
 
 def test_foreign_files(tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="not a valid gln-jax checkpoint"):
+    with pytest.raises(CheckpointError, match="not a valid gln-jax checkpoint"):
         load_checkpoint(text)
     other = tmp_path / "other.npz"
     np.savez(other, a=np.zeros(3))
-    with pytest.raises(ValueError, match="no 'config'"):
+    with pytest.raises(CheckpointError, match="no 'config'"):
         load_checkpoint(other)
     pickled = tmp_path / "pickled.npz"
     with zipfile.ZipFile(pickled, "w") as archive:  # an object array would need pickle
@@ -94,7 +94,7 @@ def test_foreign_files(tmp_path):
             np.lib.format.write_array(handle, np.array([{"x": 1}], dtype=object))
         with archive.open("step.npy", "w") as handle:
             np.lib.format.write_array(handle, np.array(0))
-    with pytest.raises(ValueError, match="not a valid gln-jax checkpoint"):
+    with pytest.raises(CheckpointError, match="not a valid gln-jax checkpoint"):
         load_checkpoint(pickled)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.npz")
@@ -149,7 +149,7 @@ def test_float64_checkpoint_into_jax_needs_x64(tmp_path, x64):
     assert GLN.load(path).reference_state().layers[0].weights.dtype == np.float64
 
 
-# --- hostile files (issue 9, items 10-13) ---------------------------------------------------
+# --- hostile files --------------------------------------------------------------------------------
 
 
 def write_members(path, members, *, compression=zipfile.ZIP_DEFLATED):
@@ -189,9 +189,11 @@ def zeros(total: int, chunk: int = 1 << 22):
 
 
 def refused(path, match):
-    """Loads ``path`` expecting a ValueError matching ``match``; the file is left as it was."""
+    """Loads ``path`` expecting a CheckpointError (a ValueError) matching ``match``; the file is
+    left as it was."""
+    assert issubclass(CheckpointError, ValueError)
     before = path.read_bytes() if path.is_file() else None
-    with pytest.raises(ValueError, match=match) as info:
+    with pytest.raises(CheckpointError, match=match) as info:
         GLN.load(path)
     assert "not a valid gln-jax checkpoint" in str(info.value)
     if before is not None:

@@ -169,7 +169,7 @@ def test_checkpoint_round_trips_width_and_statistics(tmp_path, data, source, tar
 
 
 def test_version_1_file_still_loads():
-    """A file written by the version-1 code (commit 1a867d9's save_checkpoint)."""
+    """A file written by gln-jax's format-version-1 save_checkpoint."""
     checkpoint = load_checkpoint(DATA / "checkpoint-v1.npz")
     assert checkpoint.side_info.input_size == 6 and checkpoint.side_info.transform is None
     m = GLN.load(DATA / "checkpoint-v1.npz")

@@ -1,6 +1,5 @@
-"""GLNClassifier: scikit-learn's own conformance suite, and equality with the functional API."""
-
-import pickle
+"""GLNClassifier: labels, probabilities and equality with the functional API (what it shares
+with GLNRegressor, scikit-learn's conformance suite included, is in test_sklearn_estimators.py)."""
 
 import jax
 import numpy as np
@@ -8,12 +7,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_iris, make_blobs  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import gln_jax  # noqa: E402
 from gln_jax.sklearn import GLNClassifier, running_standardize  # noqa: E402
@@ -25,11 +22,6 @@ def small(backend, **params):
     return GLNClassifier(backend=backend, **(defaults | params))
 
 
-@parametrize_with_checks([small("numpy"), small("jax")], expected_failed_checks=lambda e: {})
-def test_sklearn_conformance(estimator, check):
-    check(estimator)
-
-
 def blobs(n=120, centers=3, seed=0, scale=1.0):
     X, y = make_blobs(n_samples=n, centers=centers, n_features=5, random_state=seed)
     return X * scale + 100.0 * scale, y
@@ -37,24 +29,6 @@ def blobs(n=120, centers=3, seed=0, scale=1.0):
 
 def state_arrays(model):
     return [np.asarray(leaf) for leaf in jax.tree.leaves(model.state_)]
-
-
-@pytest.mark.parametrize("backend", ["numpy", "jax"])
-def test_partial_fit_chunks_equal_one_fit_pass(backend):
-    X, y = blobs()
-    whole = small(backend, shuffle=False).fit(X, y)
-    chunked = small(backend, shuffle=False)
-    for start in range(0, len(y), 50):  # uneven chunks: 50, 50, 20
-        chunked.partial_fit(X[start : start + 50], y[start : start + 50], classes=[0, 1, 2])
-    for a, b in zip(state_arrays(whole), state_arrays(chunked), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(whole.mean_, chunked.mean_)
-    np.testing.assert_array_equal(whole.sum_squared_deviations_, chunked.sum_squared_deviations_)
-    assert whole.n_samples_seen_ == chunked.n_samples_seen_ == len(y)
-    # the states agree to rtol 1e-6, atol 1e-7 (above), so the probabilities to the same
-    np.testing.assert_allclose(
-        whole.predict_proba(X), chunked.predict_proba(X), rtol=1e-6, atol=1e-7
-    )
 
 
 def test_running_standardize_is_welford_and_chunk_invariant():
@@ -118,24 +92,6 @@ def test_feature_scale_does_not_matter():
     b = small("numpy", shuffle=False).fit(X * 1e4 - 3e5, y)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X * 1e4 - 3e5), atol=1e-4)
     assert a.score(X, y) > 0.9
-
-
-def test_pickle_round_trip_and_clone():
-    X, y = blobs()
-    model = small("jax").fit(X[:80], y[:80])
-    copy = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
-    model.partial_fit(X[80:], y[80:])
-    copy.partial_fit(X[80:], y[80:])
-    np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
-    fresh = clone(model)
-    assert fresh.get_params() == model.get_params()
-    assert not hasattr(fresh, "classes_")
-    # scikit-learn's repr: the parameters that differ from the defaults
-    text = " ".join(repr(fresh).split())
-    assert text == (
-        "GLNClassifier(context_map_size=2, layer_sizes=(4, 1), learning_rate=0.1, random_state=0)"
-    )
 
 
 def test_bad_input_leaves_the_model_unchanged():
@@ -228,12 +184,6 @@ def test_feature_names_in():
         model.predict(frame.rename(columns={"f0": "other"}))
 
 
-def test_tags_and_sample_weight_say_what_is_supported():
-    from sklearn.utils.validation import has_fit_parameter
-
-    tags = GLNClassifier().__sklearn_tags__()
-    assert tags.estimator_type == "classifier"
+def test_classifier_tags():
+    tags = GLNClassifier().__sklearn_tags__()  # (the common tags: test_sklearn_estimators.py)
     assert tags.classifier_tags.multi_class and not tags.classifier_tags.multi_label
-    assert not tags.input_tags.allow_nan and not tags.input_tags.sparse
-    assert tags.requires_fit and not tags.non_deterministic
-    assert not has_fit_parameter(GLNClassifier(), "sample_weight")

@@ -1,6 +1,6 @@
-"""GLNRegressor: scikit-learn's own conformance suite, and equality with the Gaussian facade."""
-
-import pickle
+"""GLNRegressor: real targets, their standardisation and equality with the Gaussian facade
+(what it shares with GLNClassifier, scikit-learn's conformance suite included, is in
+test_sklearn_estimators.py)."""
 
 import jax
 import numpy as np
@@ -8,12 +8,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_diabetes, make_regression  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from gln_jax import GaussianGLN  # noqa: E402
 from gln_jax.sklearn import GLNRegressor, running_standardize  # noqa: E402
@@ -23,11 +21,6 @@ def small(backend, **params):
     """A small estimator: few neurons and rows, so the checks compile and run quickly."""
     defaults = dict(layer_sizes=(4, 1), context_map_size=2, random_state=0)
     return GLNRegressor(backend=backend, **(defaults | params))
-
-
-@parametrize_with_checks([small("numpy"), small("jax")], expected_failed_checks=lambda e: {})
-def test_sklearn_conformance(estimator, check):
-    check(estimator)
 
 
 def data(n=120, outputs=None, seed=0, scale=1.0):
@@ -48,23 +41,6 @@ def state_arrays(model):
 
 def seed_of(random_state):
     return int(np.random.RandomState(random_state).randint(np.iinfo(np.int32).max))
-
-
-@pytest.mark.parametrize("backend", ["numpy", "jax"])
-def test_partial_fit_chunks_equal_one_fit_pass(backend):
-    X, y = data()
-    whole = small(backend, shuffle=False).fit(X, y)
-    chunked = small(backend, shuffle=False)
-    for start in range(0, len(y), 50):  # uneven chunks: 50, 50, 20
-        chunked.partial_fit(X[start : start + 50], y[start : start + 50])
-    for a, b in zip(state_arrays(whole), state_arrays(chunked), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(whole.target_mean_, chunked.target_mean_)
-    np.testing.assert_array_equal(
-        whole.target_sum_squared_deviations_, chunked.target_sum_squared_deviations_
-    )
-    assert whole.n_samples_seen_ == chunked.n_samples_seen_ == len(y)
-    np.testing.assert_allclose(whole.predict(X), chunked.predict(X), rtol=1e-6)
 
 
 @pytest.mark.parametrize("outputs", [None, 2])
@@ -128,21 +104,6 @@ def test_learns_and_gives_calibrated_spreads():
     assert 0.8 < inside.mean() <= 1.0
 
 
-def test_pickle_round_trip_and_clone():
-    X, y = data()
-    model = small("jax").fit(X[:80], y[:80])
-    copy = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(copy.predict(X), model.predict(X))
-    model.partial_fit(X[80:], y[80:])
-    copy.partial_fit(X[80:], y[80:])
-    np.testing.assert_array_equal(copy.predict(X), model.predict(X))
-    fresh = clone(model)
-    assert fresh.get_params() == model.get_params()
-    assert not hasattr(fresh, "n_outputs_")
-    text = " ".join(repr(fresh).split())
-    assert text == "GLNRegressor(context_map_size=2, layer_sizes=(4, 1), random_state=0)"
-
-
 def test_bad_input_leaves_the_model_unchanged():
     X, y = data()
     model = small("numpy").fit(X, y)
@@ -189,12 +150,7 @@ def test_pipeline_grid_search_and_cross_validation():
     assert search.predict(X).shape == (442,)
 
 
-def test_tags_and_sample_weight_say_what_is_supported():
-    from sklearn.utils.validation import has_fit_parameter
-
-    tags = GLNRegressor().__sklearn_tags__()
-    assert tags.estimator_type == "regressor"
+def test_regressor_tags():
+    tags = GLNRegressor().__sklearn_tags__()  # (the common tags: test_sklearn_estimators.py)
     assert tags.target_tags.multi_output and tags.target_tags.single_output
     assert tags.regressor_tags.poor_score  # one pass at the default rate (see the tag's comment)
-    assert not tags.input_tags.allow_nan and not tags.input_tags.sparse
-    assert not has_fit_parameter(GLNRegressor(), "sample_weight")

@@ -138,17 +138,17 @@ def sharding_checks(tmp):
 def _facade_checks(tmp, X, y):
     """``GLN(..., devices=8)`` against ``GLN(...)``: fit, online predict, save and load."""
     from gln_jax import GLN
-    from gln_jax.api import facade
+    from gln_jax.api import build
 
     options = dict(num_classes=10, dtype="float64", learning_rate=0.02, seed=3)
     plain = GLN("jax", [8, 4, 1], 16, **options)
     drawn_whole = []
-    reference_init = facade.init
-    facade.init = lambda *a, **k: drawn_whole.append(1) or reference_init(*a, **k)
+    reference_init = build.init
+    build.init = lambda *a, **k: drawn_whole.append(1) or reference_init(*a, **k)
     try:  # a sharded model is drawn straight onto the mesh, never whole on one device
         sharded = GLN("jax", [8, 4, 1], 16, devices=8, **options)
     finally:
-        facade.init = reference_init
+        build.init = reference_init
     out = {"facade_drawn_whole": len(drawn_whole)}
     out["facade_init_max"] = _max_diff(sharded.reference_state(), plain.reference_state())
     out["facade_fit_equal"] = bool((plain.fit(X, y, batch_size=2) == sharded.fit(X, y, 2)).all())
