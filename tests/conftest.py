@@ -1,7 +1,9 @@
 """Strict numerics for the whole test suite (never set in the library itself), and no skip for
 a missing framework in CI."""
 
+import fnmatch
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -27,6 +29,40 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("default")
+
+TESTS = Path(__file__).resolve().parent
+#: Markers given by path: marker -> (description, ``fnmatch`` patterns of paths under tests/).
+#: The edit-test loop leaves them out, with ``slow`` (which tests set themselves):
+#: ``python3 -m pytest -q -n 2 -m "not slow and not parity and not docs and not kernel"``.
+MARKERS_BY_PATH = {
+    "parity": ("the port harness, every port against the reference", ("ports/*",)),
+    "docs": (
+        "the README, the notebooks and the documentation, run as written",
+        ("test_docs.py", "test_readme.py", "test_notebooks.py"),
+    ),
+    "kernel": (
+        "the fused C++ kernel: builds, caches, equality with the reference",
+        ("core/test_kernel*.py",),
+    ),
+}
+
+
+def pytest_configure(config):
+    """Registers the markers given by path here, next to the rule that gives them."""
+    for marker, (description, _) in MARKERS_BY_PATH.items():
+        config.addinivalue_line("markers", f"{marker}: {description}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks every test by where it lives in tests/ (:data:`MARKERS_BY_PATH`)."""
+    for item in items:
+        try:
+            path = item.path.resolve().relative_to(TESTS).as_posix()
+        except ValueError:  # not under tests/
+            continue
+        for marker, (_, patterns) in MARKERS_BY_PATH.items():
+            if any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns):
+                item.add_marker(marker)
 
 
 @pytest.fixture

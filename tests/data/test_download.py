@@ -393,7 +393,7 @@ def test_two_processes_downloading_at_once_share_one_download(server, labels, tm
     assert datasets.read_idx(cache / f"{file.name}.gz", md5=file.md5).shape == (200,)
 
 
-# --- hostile servers and files (issue 9, items 16-20) ---------------------------------------
+# --- hostile servers and files --------------------------------------------------------------------
 
 
 def test_an_endless_body_is_cut_off_at_the_size_the_file_can_take(server, labels, tmp_path):
