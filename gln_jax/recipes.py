@@ -2,9 +2,9 @@
 
 A recipe is plain data (a dict of keyword arguments), so it works with every backend and
 every facade (``gln_numpy.GLN(**recipe)`` too, without ``backend``). How each recipe was chosen
-(a search on a validation split, never on the test set) and what it measures is in the
-README's accuracy section; the search itself is :mod:`gln_jax.tools.recipe_search` and its
-raw results ``benchmarks/recipe-search.jsonl``.
+(a search on a validation split, never on the test set) and what it measures is on the
+documentation's Benchmarks page; the search itself is ``benchmarks/recipe_search.py`` of the
+source repository and its raw results ``benchmarks/recipe-search.jsonl``.
 
 Example:
     >>> from gln_jax import GLN, recipes

@@ -1,4 +1,4 @@
-"""Tools around the library: the speed benchmark, the accuracy protocols and the README tables.
+"""Measure your own machine: the speed benchmark and the accuracy protocols.
 
 Run them as ``python -m gln_jax.benchmark`` and ``python -m gln_jax.accuracy``.
 """

@@ -1,4 +1,4 @@
-"""``python -m gln_jax.accuracy``: the README's accuracy protocols, measured and tabulated.
+"""``python -m gln_jax.accuracy``: the accuracy protocols, measured and tabulated.
 
 Two protocols, both one pass over canonical (deskewed) MNIST with ``[4, 4, 1]``:
 
@@ -20,7 +20,7 @@ settings of the code behind the original README's figures (``learning_rate=1e-3,
 context_bias=False``), for several seeds (the model's and the shuffling's).
 
 Examples:
-    python -m gln_jax.accuracy --json benchmarks/accuracy.json --readme README.md
+    python -m gln_jax.accuracy --json benchmarks/accuracy.json
     python -m gln_jax.accuracy --protocols digit3 --backends jax numpy pytorch tf --seeds 0
     python -m gln_jax.accuracy --protocols recipe --settings recipe --json benchmarks/recipe.json
 """
@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from gln_jax import utils
+from gln_jax.core.types import CHUNK_SIZE
 from gln_jax.tools.memory import peak_rss_mib
 
 SETTINGS = {
@@ -49,7 +51,6 @@ LABELS = {
 }
 PROTOCOL_SETTINGS = {"digit3": ("defaults", "original"), "10class": ("defaults", "original")}
 PROTOCOL_SETTINGS["recipe"] = ("recipe",)
-README_START, README_END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 
 
 def digit3_readme_loop(
@@ -62,7 +63,7 @@ def digit3_readme_loop(
     """
     from tqdm.auto import tqdm
 
-    from gln_jax import GLN
+    from gln_jax.api.facade import GLN
 
     X_train, y_train, X_test, y_test = data
     y_train_3, y_test_3 = y_train == 3, y_test == 3
@@ -79,7 +80,7 @@ def ten_class_evaluate(
     data, *, backend="jax", seed=0, progress=False, layer_sizes=(4, 4, 1), **settings
 ):
     """``evaluate_mnist`` with 10 classes at batch size 4; returns the accuracy in %."""
-    from gln_jax import GLN, utils
+    from gln_jax.api.facade import GLN
 
     model = GLN(backend, list(layer_sizes), data[0].shape[1], num_classes=10, seed=seed, **settings)
     return utils.evaluate_mnist(model, batch_size=4, seed=seed, data=data, progress=progress)
@@ -87,8 +88,8 @@ def ten_class_evaluate(
 
 def recipe_fit(data, *, backend="jax", seed=0, progress=False):
     """The recipe, one online pass with ``fit``; returns ``(accuracy %, seconds of the pass)``."""
-    from gln_jax import GLN, recipes
-    from gln_jax.core.types import CHUNK_SIZE
+    from gln_jax import recipes
+    from gln_jax.api.facade import GLN
 
     X_train, y_train, X_test, y_test = data
     # compile outside the timed pass, on a throwaway model: one chunk of the stream's shape
@@ -109,8 +110,6 @@ def measure(
     protocols, settings, seeds, backends, dataset="mnist", progress=False, data_dir=None
 ) -> dict:
     """Runs every combination; returns a JSON-able dict of raw accuracies and agreement."""
-    from gln_jax import utils
-
     deskewed = dataset == "mnist"
     data = utils.get_mnist(deskewed, data_dir, dataset, progress=progress)
     runs = []
@@ -241,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="directory with the IDX files")
     parser.add_argument("--json", default=None, help="write raw results here")
     parser.add_argument("--merge", nargs="*", default=[], help="earlier JSON results to include")
-    parser.add_argument("--readme", default=None, help="update this README's accuracy block")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -266,12 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)
-    table = render(result)
-    if args.readme:
-        from gln_jax.tools.readme import update_readme
-
-        update_readme(args.readme, table, README_START, README_END)
-    print(table)
+    print(render(result))
     return 0
 
 

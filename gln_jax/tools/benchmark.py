@@ -8,8 +8,7 @@ on the full one-pass protocol (60,000 training examples online, then the 10,000 
 Examples:
     python -m gln_jax.benchmark --quick
     python -m gln_jax.benchmark --json benchmarks/results.json
-    python -m gln_jax.benchmark --render benchmarks/results.json --readme README.md
-    python -m gln_jax.benchmark --compare 8e9fb5e
+    python -m gln_jax.benchmark --render benchmarks/results.json
 """
 
 from __future__ import annotations
@@ -26,9 +25,9 @@ from importlib import metadata
 
 import numpy as np
 
+from gln_jax import utils
 from gln_jax.api import backends
 from gln_jax.tools.memory import peak_rss_mib
-from gln_jax.tools.readme import update_readme as _update_readme
 
 #: Every registered backend, plus "jax-scan" (the functional ``fit_stream`` driver, no facade).
 BACKENDS = ("jax", "jax-scan", *backends.canonical_names()[1:])
@@ -45,12 +44,9 @@ UNITS = {
     "peak_memory": "MiB",
     "accuracy": "%",
 }
-README_START, README_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 
 
 def _load(task: str, deskewed: bool = True):
-    from gln_jax import utils
-
     X_train, y_train, X_test, y_test = utils.get_mnist(deskewed=deskewed)
     rng = np.random.default_rng(0)
     train, test = rng.permutation(len(X_train)), rng.permutation(len(X_test))
@@ -71,7 +67,7 @@ def _timed(fn, repeats: int) -> list[float]:
 
 def run_case(spec: dict) -> list[dict]:
     """Runs one case in this process and returns its records."""
-    from gln_jax import GLN
+    from gln_jax.api.facade import GLN
 
     backend, task, sizes = spec["backend"], spec["task"], spec["layer_sizes"]
     n, repeats, loop_calls = spec["subset"], spec["repeats"], spec["loop_calls"]
@@ -105,12 +101,12 @@ def run_case(spec: dict) -> list[dict]:
     record("compile", time.perf_counter() - start)
 
     if backend == "jax-scan":
-        import gln_jax
+        from gln_jax.core.stream import fit_stream
 
         rates = np.full(n, 1e-4, np.float32)
 
         def train():
-            gln_jax.fit_stream(m.state, X, X, y, rates, config=m.config)
+            fit_stream(m.state, X, X, y, rates, config=m.config)
 
         train()
         times = _timed(train, repeats)
@@ -214,7 +210,7 @@ def plan(args) -> list[dict]:
                         accuracy=backend != "jax-scan",
                     )
                 )
-    if not quick and "jax" in backends:
+    if not quick and "jax" in chosen:
         for sizes in SWEEP:
             specs.append(
                 dict(
@@ -275,11 +271,6 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: str, table: str) -> None:
-    """Replaces the benchmark block of ``readme`` with ``table``."""
-    _update_readme(readme, table, README_START, README_END)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gln_jax.benchmark", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small subsets, under two minutes")
@@ -290,44 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render", nargs="+", default=None, metavar="JSON", help="print saved runs, merged"
     )
-    parser.add_argument("--readme", default=None, help="with --render: update this README")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--compare",
-        default=None,
-        metavar="REV",
-        help="time this checkout against git revision REV (alternated runs, medians, ratios)",
-    )
-    parser.add_argument("--runs", type=int, default=3, help="with --compare: runs per tree")
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=3,
-        help="with --compare: timings of each case within a run (the best is kept)",
-    )
-    parser.add_argument(
-        "--cases",
-        "--only",
-        dest="cases",
-        nargs="+",
-        default=None,
-        metavar="TEXT",
-        help="with --compare: only the cases whose name contains one of these (e.g. 'fit b1')",
-    )
     args = parser.parse_args(argv)
-
-    if args.compare is not None:
-        from gln_jax.tools.compare import CASES, compare
-
-        cases = CASES
-        if args.cases:
-            cases = tuple(c for c in CASES if any(text in c[0] for text in args.cases))
-            if not cases:
-                parser.error(f"--cases {args.cases} matches none of {[c[0] for c in CASES]}")
-        if args.runs < 1 or args.repeats < 1:
-            parser.error("--runs and --repeats must be at least 1")
-        compare(args.compare, runs=args.runs, cases=cases, repeats=args.repeats)
-        return 0
 
     if args.case is not None:  # child process: one case, JSON records on the last line
         print(json.dumps(run_case(json.loads(args.case))))
@@ -342,10 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             else:  # later runs add their cases (same machine: see the versions line)
                 data["results"] += part["results"]
                 data["failures"] += part["failures"]
-        table = render(data)
-        if args.readme:
-            update_readme(args.readme, table)
-        print(table)
+        print(render(data))
         return 0
     if args.sizes is None:
         args.sizes = ["4,4,1"] if args.quick else list(SIZES)

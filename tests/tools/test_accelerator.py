@@ -2,7 +2,7 @@
 
 import json
 
-from gln_jax.tools import accelerator
+import accelerator
 
 
 def test_smoke_run_fills_every_case(tmp_path, capsys):
@@ -21,7 +21,7 @@ def test_smoke_run_fills_every_case(tmp_path, capsys):
         assert cases[name]["speedup_separate_over_one_scan"] > 0
         assert cases[name]["shared_gates"] is shared
         assert cases[name]["max_diff_one_scan_vs_separate"] < 1e-6  # members = separate fits
-    sharded = cases["sharding"]  # gln_jax.tools.scaling.classes, one device here
+    sharded = cases["sharding"]  # scaling.classes (benchmarks/), one device here
     assert sharded["classes"] == 12 and sharded["padded_classes"] >= 12
     assert sharded["init_sharded_vs_init_max_diff"] < 1e-6
     assert sharded["train_outputs_max_diff"] < 1e-5 and sharded["predict_max_diff"] < 1e-5

@@ -1,8 +1,7 @@
-"""The learning-curve tool: its models and its README table (the training is api.evaluation's)."""
+"""The learning-curve tool: its models and its table (the training is api.evaluation's)."""
 
+import learning_curve
 import pytest
-
-from gln_jax.tools import learning_curve
 
 
 def test_models_are_the_readme_defaults_and_the_recipe():

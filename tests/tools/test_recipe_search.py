@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-
-from gln_jax.tools import recipe_search
+import recipe_search
 
 
 def test_online_side_info_uses_only_the_past():
@@ -44,7 +43,7 @@ def test_render_reads_rows_with_and_without_a_base(tmp_path):
         "| 1 | [16, 16, 1] | 16 | center | 10 | pixel | 0.001 | 5 | 0.001 | 0 | 96.50 | 3 |"
     )
     assert lines[3] == (
-        "| 2 | [16, 16, 1] | 16 | center, zero thresholds | 10 | sigmoid 3 | 0.001 | 5 "
+        "| 2 | [16, 16, 1] | 16 | center, zero offsets | 10 | sigmoid 3 | 0.001 | 5 "
         "| min(0.001, 50/t) "
         "| 0,1 (ensemble; members 96.00, 96.25) | 96.50 | 3 |"
     )

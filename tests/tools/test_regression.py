@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from gln_jax.tools import regression  # noqa: E402
+import regression  # noqa: E402
 
 
 def test_diabetes_within_ten_percent_of_linear_regression():

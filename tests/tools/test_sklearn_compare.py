@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+import sklearn_compare  # noqa: E402
 from sklearn.linear_model import Perceptron  # noqa: E402
 
 from gln_jax.sklearn import GLNClassifier  # noqa: E402
-from gln_jax.tools import sklearn_compare  # noqa: E402
 
 
 def test_run_and_render_on_iris(monkeypatch, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""``python -m gln_jax.tools.sklearn_compare``: GLN estimators against scikit-learn's linear models.
+"""``python benchmarks/sklearn_compare.py``: GLN estimators against scikit-learn's linear models.
 
 Classification, on scikit-learn's bundled datasets (digits, breast cancer, wine, iris): 5-fold
 ``cross_val_score`` (stratified, unshuffled folds: scikit-learn's default) of
@@ -18,8 +18,8 @@ call again in the same process (compiled code reused, as when a model is refitte
 baselines are timed once after one untimed warm-up call.
 
 Examples:
-    python -m gln_jax.tools.sklearn_compare --json benchmarks/sklearn-compare.json
-    python -m gln_jax.tools.sklearn_compare --datasets iris wine
+    python benchmarks/sklearn_compare.py --json benchmarks/sklearn-compare.json
+    python benchmarks/sklearn_compare.py --datasets iris wine
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import time
 CLASSIFICATION = ("digits", "breast_cancer", "wine", "iris")
 REGRESSION = ("diabetes", "friedman1")
 DATASETS = CLASSIFICATION + REGRESSION
-README_START, README_END = "<!-- sklearn-compare:start -->", "<!-- sklearn-compare:end -->"
 
 
 def load(name):
@@ -189,7 +188,7 @@ def main(argv=None) -> int:
             "jax": jax.__version__,
             "sklearn": sklearn.__version__,
             "machine": platform.machine(),
-            "note": "shared 2-core machine (other jobs running): times are noisy",
+            "note": "2-core machine: times move between runs; compare rows of one run",
         }
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)

@@ -1,4 +1,4 @@
-"""``python -m gln_jax.tools.scaling``: the sharding and ensemble targets, measured.
+"""``python benchmarks/scaling.py``: the sharding and ensemble targets, measured.
 
 ``classes``: a ``[16, 16, 1]`` model with 1,000 classes, trained and evaluated on a
 class-sharded mesh of every device (drawn onto it by ``init_sharded``), then on one device in
@@ -6,7 +6,7 @@ the same process; prints the largest difference of outputs and states, the shard
 holds, the peak memory of the process after the sharded run (before anything of the one-device
 run exists) and at the end. Run it with forced host devices::
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m gln_jax.tools.scaling classes
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python benchmarks/scaling.py classes
 
 ``ensemble``: ``E = 16`` members of ``[4, 4, 1]`` with 10 classes trained in one compiled scan
 (:func:`gln_jax.core.ensemble.fit_ensemble`) against 16 separate ``fit_stream`` runs, both

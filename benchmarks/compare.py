@@ -1,4 +1,4 @@
-"""``python -m gln_jax.benchmark --compare REV``: this checkout against a git revision.
+"""``python benchmarks/compare.py REV``: this checkout against a git revision, on one machine.
 
 Both trees are timed by one version-agnostic script (:data:`CASE_SCRIPT`) that uses only the
 public API every revision has (``gln_jax.GLN(backend, ...).fit/predict``, ``gln_numpy.GLN``,
@@ -7,10 +7,15 @@ revision is checked out in a temporary ``git worktree``). Runs alternate between
 (old, new, old, new, ...) so that a shared or throttled machine slows both alike; each figure
 is the median over the runs, and the ratio is new over old; the lowest and highest ratio of
 one run's pair show how far the machine moved the figures.
+
+Examples:
+    python benchmarks/compare.py 8e9fb5e --runs 5
+    python benchmarks/compare.py 8e9fb5e --cases "jax fit b1" --runs 3
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -20,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from gln_jax import utils
 
 #: (name, backend, layer sizes, kind, examples, batch size): the cases of the comparison.
 CASES = (
@@ -105,8 +112,6 @@ def _run(root: Path, spec: dict) -> dict:
 
 
 def _mnist(examples: int) -> tuple[np.ndarray, np.ndarray]:
-    from gln_jax import utils
-
     X, y, _, _ = utils.get_mnist(deskewed=False)
     order = np.random.default_rng(0).permutation(len(X))[:examples]
     return np.ascontiguousarray(X[order], np.float32), y[order].astype(np.int64)
@@ -135,12 +140,12 @@ def compare(rev: str, runs: int = 3, cases=CASES, out=sys.stdout, repeats: int =
     """
     if runs < 1 or repeats < 1:
         raise ValueError(f"runs and repeats must be at least 1, got {runs} and {repeats}")
-    here = Path(__file__).resolve().parents[2]
+    here = Path(__file__).resolve().parents[1]  # the checkout: benchmarks/..
     top = subprocess.run(
         ["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True, text=True
     )
     if top.returncode != 0:
-        raise RuntimeError("--compare needs a git checkout of gln-jax")
+        raise RuntimeError("the comparison needs a git checkout of gln-jax")
     with tempfile.TemporaryDirectory(prefix="gln-compare-") as tmp:
         old_root = Path(tmp) / "old"
         subprocess.run(
@@ -184,3 +189,38 @@ def compare(rev: str, runs: int = 3, cases=CASES, out=sys.stdout, repeats: int =
         spread = f"{min(pairs):.2f}-{max(pairs):.2f}x"
         print(f"{name:<40}{old:>12.0f}{new:>12.0f}{new / old:>7.2f}x{spread:>16}", file=out)
     return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python benchmarks/compare.py", description=__doc__)
+    parser.add_argument("rev", metavar="REV", help="the git revision to time this checkout against")
+    parser.add_argument("--runs", type=int, default=3, help="runs per tree, alternated")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timings of each case within a run (the best is kept)",
+    )
+    parser.add_argument(
+        "--cases",
+        "--only",
+        dest="cases",
+        nargs="+",
+        default=None,
+        metavar="TEXT",
+        help="only the cases whose name contains one of these (e.g. 'fit b1')",
+    )
+    args = parser.parse_args(argv)
+    cases = CASES
+    if args.cases:
+        cases = tuple(c for c in cases if any(text in c[0] for text in args.cases))
+        if not cases:
+            parser.error(f"--cases {args.cases} matches none of {[c[0] for c in CASES]}")
+    if args.runs < 1 or args.repeats < 1:
+        parser.error("--runs and --repeats must be at least 1")
+    compare(args.rev, runs=args.runs, cases=cases, repeats=args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

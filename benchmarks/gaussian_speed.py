@@ -1,6 +1,6 @@
 """Per-example cost of the Gaussian family's exact online fit against the Bernoulli family's.
 
-``python -m gln_jax.tools.gaussian_speed``: both families at the same widths and context size,
+``python benchmarks/gaussian_speed.py``: both families at the same widths and context size,
 float32, ``fit_stream`` with batch size 1 on the same stream, compiled first, then timed
 alternately (Bernoulli, Gaussian, Bernoulli, ...) in one process so that a shared machine's
 load hits both alike; prints the median of each and their ratio.

@@ -1,4 +1,4 @@
-"""The README's regression protocols (``python -m gln_jax.tools.regression``).
+"""The Gaussian family's regression protocols (``python benchmarks/regression.py``).
 
 Both need scikit-learn (the ``tests`` extra). One online pass (batch size 1) of a
 :class:`~gln_jax.GaussianGLN` in float32, against scikit-learn baselines on the same split:

@@ -1,4 +1,4 @@
-"""``python -m gln_jax.tools.accelerator``: one prepared run of the speed and scale-out cases.
+"""``python benchmarks/accelerator.py``: one prepared run of the speed and scale-out cases.
 
 Made for a borrowed GPU or TPU machine with a few minutes of time and no network: it needs
 neither MNIST nor a second run. Every case runs on JAX's default device (and the sharding case
@@ -11,10 +11,10 @@ the timings do not depend on the values), in this order, most important first:
 2. ``infer``: ``batch_apply`` in blocks of 1,000 (samples/s);
 3. ``predict_loop``: the facade's per-call ``predict(x, target)`` (calls/s);
 4. ``ensemble``: ``E = 16`` members in one scan against 16 separate fits
-   (:func:`gln_jax.tools.scaling.ensembles`), then ``sweep``: the same for a learning-rate
+   (``ensembles`` of ``benchmarks/scaling.py``), then ``sweep``: the same for a learning-rate
    sweep (members from one key, sharing their gates);
 5. ``sharding``: 1,000 classes at ``[16, 16, 1]`` sharded over every local device against one
-   device (:func:`gln_jax.tools.scaling.classes`; on one device the mesh has one device).
+   device (``classes`` of ``benchmarks/scaling.py``; on one device the mesh has one device).
 
 A case starts only while the elapsed time is below ``--budget-s`` (default 420 s, so the whole
 run stays under 8 minutes with the last case); a case not started is recorded as skipped. The
@@ -22,7 +22,7 @@ result is one JSON object on stdout (and in ``--json``): the devices, versions, 
 figures or its error. ``--smoke`` runs every case at toy sizes (the test suite's CPU check).
 
 Example:
-    python -m gln_jax.tools.accelerator --json accelerator.json
+    python benchmarks/accelerator.py --json accelerator.json
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import time
 import traceback
 
 import numpy as np
+
+from gln_jax.core.types import make_config
 
 DEFAULT_BUDGET_S = 420.0
 
@@ -79,7 +81,8 @@ def fit_case(sizes: dict) -> dict:
     """Exact online and batch-32 ``fit_stream`` throughput."""
     import jax
 
-    from gln_jax import fit_stream, init, make_config
+    from gln_jax.core.network import init
+    from gln_jax.core.stream import fit_stream
 
     X, y = _data(sizes["examples"])
     rates = np.full(len(y), 1e-3, np.float32)
@@ -102,7 +105,7 @@ def infer_case(sizes: dict) -> dict:
     """Batched inference throughput at ``[4, 4, 1]``."""
     import jax
 
-    from gln_jax import batch_apply, init, make_config
+    from gln_jax.core.network import batch_apply, init
 
     X, _ = _data(sizes["examples"])
     config = make_config([4, 4, 1], 784, num_classes=10)
@@ -119,7 +122,7 @@ def infer_case(sizes: dict) -> dict:
 
 def predict_loop_case(sizes: dict) -> dict:
     """The facade's per-call ``predict(x, target)`` at ``[4, 4, 1]``."""
-    from gln_jax import GLN
+    from gln_jax.api.facade import GLN
 
     X, y = _data(sizes["loop_calls"])
     model = GLN("jax", [4, 4, 1], 784, num_classes=10)
@@ -132,19 +135,19 @@ def predict_loop_case(sizes: dict) -> dict:
 
 
 def ensemble_case(sizes: dict) -> dict:
-    from gln_jax.tools import scaling
+    import scaling  # benchmarks/scaling.py, this script's sibling
 
     return scaling.ensembles(repeats=1, **sizes["ensemble"])
 
 
 def sweep_case(sizes: dict) -> dict:
-    from gln_jax.tools import scaling
+    import scaling  # benchmarks/scaling.py, this script's sibling
 
     return scaling.ensembles(repeats=1, sweep=True, **sizes["ensemble"])
 
 
 def sharding_case(sizes: dict) -> dict:
-    from gln_jax.tools import scaling
+    import scaling  # benchmarks/scaling.py, this script's sibling
 
     return scaling.classes(**sizes["sharding"])
 

@@ -13,7 +13,7 @@ with its validation accuracy and time, to a JSON-lines file, so a search can be 
 resumed.
 
 Examples:
-    python -m gln_jax.tools.recipe_search --phase base --out benchmarks/recipe-search.jsonl
+    python benchmarks/recipe_search.py --phase base --out benchmarks/recipe-search.jsonl
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import sys
 import time
 
 import numpy as np
+
+from gln_jax import utils
+from gln_jax.core.types import make_config
 
 BASE = {
     "layers": [16, 16, 1],
@@ -79,11 +82,12 @@ def run(params: dict, data) -> dict:
     import jax
     import jax.numpy as jnp
 
-    import gln_jax
+    from gln_jax.core.network import batch_apply, init
+    from gln_jax.core.stream import fit_stream
 
     X_train, y_train = data
     Xt, yt, Xv, yv = X_train[:50000], y_train[:50000], X_train[50000:], y_train[50000:]
-    config = gln_jax.make_config(
+    config = make_config(
         params["layers"],
         Xt.shape[1],
         context_map_size=params["context_map_size"],
@@ -110,11 +114,9 @@ def run(params: dict, data) -> dict:
     start = time.perf_counter()
     probs = []
     for seed in params["seeds"]:
-        state = gln_jax.init(jax.random.key(seed), config)
-        state, _ = gln_jax.fit_stream(
-            state, base_t, side, yt, rates.astype(np.float32), config=config
-        )
-        apply = jax.jit(lambda s, a, b: gln_jax.batch_apply(s, a, b, config=config))
+        state = init(jax.random.key(seed), config)
+        state, _ = fit_stream(state, base_t, side, yt, rates.astype(np.float32), config=config)
+        apply = jax.jit(lambda s, a, b: batch_apply(s, a, b, config=config))
         p = np.concatenate(
             [
                 np.asarray(apply(state, jnp.asarray(base_v[i : i + 1000]), side_v[i : i + 1000]))
@@ -161,7 +163,7 @@ def variants(phase: str) -> list[dict]:
             {"context_map_size": 6, "scale": 30.0, "seeds": [0, 1, 2]},
         ]
     recipe = {"layers": [32, 32, 1], "context_map_size": 6, "scale": 30.0}
-    if phase == "base-predictions":  # around the recipe (row 20 of the README's table)
+    if phase == "base-predictions":  # around the recipe (row 20 of the rendered table)
         return [
             {**recipe, "base": "squeeze", "base_param": 0.05},
             {**recipe, "base": "sigmoid", "base_param": 3.0},
@@ -258,7 +260,7 @@ def render(path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gln_jax.tools.recipe_search")
+    parser = argparse.ArgumentParser(prog="python benchmarks/recipe_search.py")
     parser.add_argument("--phase", default="base")
     parser.add_argument("--set", default="{}", help="JSON dict of overrides for every variant")
     parser.add_argument("--variants", default=None, help="JSON list of variants (else --phase)")
@@ -269,8 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         print(render(args.out))
         return 0
-    from gln_jax import utils
-
     X_train, y_train, _, _ = utils.get_mnist(True, args.data_dir, progress=False)
     data = (X_train, y_train)
     found = json.loads(args.variants) if args.variants else variants(args.phase)

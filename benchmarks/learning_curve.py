@@ -4,16 +4,15 @@ One online pass (batch 1, ``fit``, the training set in the dataset's order) per 
 deskewed MNIST; after the first ``n`` examples, for about a dozen log-spaced ``n``, the model
 predicts the 10,000 test examples (:func:`gln_jax.api.evaluation.learning_curve`). Models:
 
-- ``defaults``: ``GLN("jax", [4, 4, 1], 784, num_classes=10, seed=seed)``, the README's model;
+- ``defaults``: ``GLN("jax", [4, 4, 1], 784, num_classes=10, seed=seed)``, the documented defaults;
 - ``recipe``: ``GLN("jax", **gln_jax.recipes.mnist(), seed=seed)``.
 
 The JSON it writes holds the points, each model's accuracies and the seconds of its whole run
-(training and the test passes); ``--readme`` renders them between the README's
-``<!-- curve:start -->`` and ``<!-- curve:end -->`` markers.
+(training and the test passes); ``--render`` prints them as a Markdown table.
 
 Examples:
-    python -m gln_jax.tools.learning_curve --json benchmarks/learning-curve.json --readme README.md
-    python -m gln_jax.tools.learning_curve --render benchmarks/learning-curve.json
+    python benchmarks/learning_curve.py --json benchmarks/learning-curve.json
+    python benchmarks/learning_curve.py --render benchmarks/learning-curve.json
 """
 
 from __future__ import annotations
@@ -23,13 +22,16 @@ import json
 import sys
 import time
 
-README_START, README_END = "<!-- curve:start -->", "<!-- curve:end -->"
+from gln_jax import utils
+from gln_jax.api.evaluation import learning_curve, log_spaced_points
+
 LABELS = {"defaults": "defaults `[4, 4, 1]`", "recipe": "`recipes.mnist()`"}
 
 
 def make_model(name: str, input_size: int, seed: int):
     """A fresh model of one of the curve's configurations (see the module docstring)."""
-    from gln_jax import GLN, recipes
+    from gln_jax import recipes
+    from gln_jax.api.facade import GLN
 
     if name == "defaults":
         return GLN("jax", [4, 4, 1], input_size, num_classes=10, seed=seed)
@@ -40,9 +42,6 @@ def make_model(name: str, input_size: int, seed: int):
 
 def measure(models, *, count: int = 12, first: int = 100, seed: int = 0, data_dir=None) -> dict:
     """One pass per model with test accuracy at ``count`` log-spaced points; a JSON-able dict."""
-    from gln_jax import utils
-    from gln_jax.api.evaluation import learning_curve, log_spaced_points
-
     X_train, y_train, X_test, y_test = utils.get_mnist(True, data_dir, progress=False)
     points = log_spaced_points(X_train.shape[0], count=count, first=first)
     result = {
@@ -79,7 +78,7 @@ def render(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gln_jax.tools.learning_curve")
+    parser = argparse.ArgumentParser(prog="python benchmarks/learning_curve.py")
     parser.add_argument("--models", nargs="+", default=["defaults", "recipe"], choices=LABELS)
     parser.add_argument("--count", type=int, default=12, help="points (log-spaced)")
     parser.add_argument("--first", type=int, default=100, help="the first point")
@@ -87,7 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", default=None, help="write the curves here")
     parser.add_argument("--render", default=None, help="render this JSON file, measure nothing")
-    parser.add_argument("--readme", default=None, help="update this README's curve block")
     args = parser.parse_args(argv)
     if args.render:
         with open(args.render) as handle:
@@ -99,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             with open(args.json, "w") as handle:
                 json.dump(result, handle, indent=1)
-    table = render(result)
-    if args.readme:
-        from gln_jax.tools.readme import update_readme
-
-        update_readme(args.readme, table, README_START, README_END)
-    print(table)
+    print(render(result))
     return 0
 
 

@@ -7,9 +7,9 @@ after a warm-up (the machine is shared, so the best run is the least disturbed o
 
 Run::
 
-    python ports/bench_ports.py                      # every installed backend
-    python ports/bench_ports.py --threads 1          # one BLAS/OpenMP/TF thread
-    python ports/bench_ports.py --profile pytorch    # where the time goes
+    python benchmarks/bench_ports.py                      # every installed backend
+    python benchmarks/bench_ports.py --threads 1          # one BLAS/OpenMP/TF thread
+    python benchmarks/bench_ports.py --profile pytorch    # where the time goes
 """
 
 from __future__ import annotations
