@@ -64,6 +64,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
+    from gln_jax import datasets as datasets  # noqa: F401
     from gln_jax import utils as utils
     from gln_jax.api.backends import backend_names as backend_names
     from gln_jax.api.facade import GLN as GLN
@@ -89,4 +90,3 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax.core.types import GLNState as GLNState
     from gln_jax.core.types import LayerState as LayerState
     from gln_jax.core.types import make_config as make_config
-    from gln_jax import datasets as datasets  # noqa: F401

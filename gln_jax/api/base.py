@@ -391,21 +391,25 @@ class BernoulliGLN(GLNBase):
         Returns:
             ``[num_epochs * T]`` class predictions made before each update.
         """
+        plain = (
+            side_info is None
+            and self.side_info_transform is None
+            and self.input_size == self.config.side_info_size
+        )
         streams = isinstance(self._runner, EngineRunner) and streaming.is_stream(X, y)
+        stream_options = (chunk_size, checkpoint_path, checkpoint_every) != (None, None, None)
+        if streams and y is not None and not plain and not stream_options:
+            streams = False  # memmaps are arrays: a model that needs more than X learns in one go
         if not streams:
             if y is None:
                 raise TypeError("fit needs labels y with arrays X (or an iterator of chunks)")
-            if (chunk_size, checkpoint_path, checkpoint_every) != (None, None, None):
+            if stream_options:
                 raise ValueError(
                     "chunk_size and checkpoints apply to streams (iterators, memmaps), which "
                     "gln_jax.GLN of any backend and gln_numpy.GLN take"
                 )
             return self._fit(X, y, batch_size, num_epochs, side_info)
-        if (
-            side_info is not None
-            or self.side_info_transform is not None
-            or self.input_size != self.config.side_info_size
-        ):
+        if not plain:
             raise ValueError(
                 "fit on a stream feeds each example to the gating as it is: a model with "
                 "side_info_size or side_info_transform trains on arrays (fit(X, y, side_info=))"

@@ -125,13 +125,12 @@ def test_optimiser_over_a_composite_model_never_touches_the_head():
     assert_state_equal(model.head, head_before, rtol=0)
 
 
-def test_readme_example_trains_a_head_on_flax_features():
+def test_guide_example_trains_a_head_on_flax_features():
     pytest.importorskip("sklearn")  # the example's data set is scikit-learn's digits
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("## Flax NNX", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    guide = (Path(__file__).parents[2] / "docs" / "guides" / "nnx.md").read_text()
+    code = re.search(r"```python\n(.*?)```", guide, re.S).group(1)
     namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the project's own README
+    exec(compile(code, "docs/guides/nnx.md", "exec"), namespace)  # noqa: S102 - our own guide
     assert namespace["accuracy"] > 0.8  # one online pass over 1400 digits (0.887 measured)
 
 

@@ -227,3 +227,26 @@ def test_facade_stream_refuses_models_with_side_information(side):
         model.fit(_ragged(X, y, [7, 13]))
     _assert_states_equal(model.reference_state(), before)
     assert model.step == 0
+
+
+def test_memmaps_are_arrays_where_a_model_cannot_stream(tmp_path):
+    """A memmap is an array: a model with a side-information transform fits it in one go, and
+    so does the Gaussian facade, with the results of the in-memory arrays."""
+    from gln_jax import GLN, GaussianGLN
+
+    X, y = _data(60, seed=3)
+    X_map = np.memmap(tmp_path / "x.f32", np.float32, "w+", shape=X.shape)
+    X_map[:] = X
+    y_map = np.memmap(tmp_path / "y.i64", np.int64, "w+", shape=y.shape)
+    y_map[:] = y
+    options = dict(num_classes=3, learning_rate=RATE, side_info_transform="center", seed=4)
+    from_arrays = GLN("jax", [4, 4, 1], 8, **options)
+    from_memmaps = GLN("jax", [4, 4, 1], 8, **options)
+    np.testing.assert_array_equal(from_memmaps.fit(X_map, y_map), from_arrays.fit(X, y))
+    _assert_states_equal(from_memmaps.state, from_arrays.state)
+    targets = X.sum(1).astype(np.float32)
+    t_map = np.memmap(tmp_path / "t.f32", np.float32, "w+", shape=targets.shape)
+    t_map[:] = targets
+    gauss_arrays = GaussianGLN("numpy", [4], 8, seed=2)
+    gauss_memmaps = GaussianGLN("numpy", [4], 8, seed=2)
+    np.testing.assert_array_equal(gauss_memmaps.fit(X_map, t_map), gauss_arrays.fit(X, targets))
