@@ -105,16 +105,18 @@ def fingerprint() -> str:
 
     import jax
 
-    flags = ""
+    flags, vendor = "", ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
+            if line.startswith("vendor_id") and not vendor:
+                vendor = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
                 wanted = ("avx512f", "avx2", "fma", "sse4_2")
                 flags = ",".join(f for f in wanted if f" {f}" in line)
-                break
     except OSError:
         pass
-    return f"{platform.machine()}|{flags}|jax {jax.__version__}|numpy {np.__version__}"
+    versions = f"jax {jax.__version__}|numpy {np.__version__}"
+    return f"{platform.machine()}|{vendor}|{flags}|{versions}"
 
 
 def main() -> int:
