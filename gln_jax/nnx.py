@@ -119,6 +119,13 @@ class GLN(nnx.Module):
         if (rngs is None) == (state is None):
             raise TypeError("GLN takes exactly one of rngs= (a fresh model) and state=")
         if state is None:
+            if not isinstance(rngs, nnx.Rngs):
+                # NNX's own layers (nnx.Linear, ...) take an nnx.Rngs only; an int here would
+                # hide which stream the gating is drawn from.
+                raise TypeError(
+                    f"rngs must be an nnx.Rngs (e.g. rngs=nnx.Rngs({rngs!r}) for a seed), got "
+                    f"{type(rngs).__name__}"
+                )
             state = init(rngs.params(), config)
         else:
             expected = jax.eval_shape(lambda: init(jax.random.key(0), config))

@@ -50,6 +50,7 @@ from gln_jax.core.gaussian_types import (
     DEFAULT_INPUT_SIGMA_SQ,
     DEFAULT_MAX_SIGMA_SQ,
     DEFAULT_MIN_SIGMA_SQ,
+    check_gaussian_learning_rate,
     make_gaussian_config,
 )
 from gln_jax.core.network import init
@@ -161,6 +162,7 @@ class _OnlineGLNEstimator(BaseEstimator):
         "n_samples_seen_",
         "mean_",
         "sum_squared_deviations_",
+        "_fitted_params",
     )
 
     def __init__(
@@ -239,6 +241,8 @@ class _OnlineGLNEstimator(BaseEstimator):
             "n_samples_seen_": 0,
             "mean_": np.zeros(n_features),
             "sum_squared_deviations_": np.zeros(n_features),
+            # scikit-learn's rule: parameters set later take effect at the next fit
+            "_fitted_params": self.get_params(deep=False),
             **self._fresh_targets(target_info),
         }
 
@@ -273,7 +277,20 @@ class _OnlineGLNEstimator(BaseEstimator):
         return fitted
 
     def _current(self):
-        return {name: getattr(self, name) for name in self._model_attributes}
+        names = [name for name in self._model_attributes if name != "_fitted_params"]
+        current = {name: getattr(self, name) for name in names}
+        return {**current, "_fitted_params": self._fit_params()}
+
+    def _fit_params(self, fitted=None):
+        """The parameters the model was built with (``fit`` or the first ``partial_fit``).
+
+        ``set_params`` after that changes nothing the fitted model computes: prediction and
+        further ``partial_fit`` calls use these, and the new values take effect at the next
+        ``fit`` (scikit-learn's rule). An estimator pickled before they were kept falls back
+        to its current parameters.
+        """
+        source = self.__dict__ if fitted is None else fitted
+        return source.get("_fitted_params") or self.get_params(deep=False)
 
     def _commit(self, fitted):
         for name, value in fitted.items():
@@ -283,7 +300,7 @@ class _OnlineGLNEstimator(BaseEstimator):
 
     def _features(self, X):
         """``(base predictions, side information)`` of ``X`` with the current statistics."""
-        if not self.standardize:
+        if not self._fit_params()["standardize"]:
             return self._raw_base_predictions(X), X
         z = (X - self.mean_) / self.scale_
         return self._base_predictions(z), z
@@ -296,17 +313,18 @@ class _OnlineGLNEstimator(BaseEstimator):
         config = fitted["config_"]
         count, mean = fitted["n_samples_seen_"], fitted["mean_"]
         m2 = fitted["sum_squared_deviations_"]
-        if self.standardize:
+        params = self._fit_params(fitted)
+        if params["standardize"]:
             z, count, mean, m2 = running_standardize(X, count, mean, m2)
             inputs, side_info = self._base_predictions(z), z
         else:
             count, inputs, side_info = count + X.shape[0], self._raw_base_predictions(X), X
         fitted, targets = self._targets(fitted, y)
         dtype = np.dtype(config.dtype)
-        engine = _engine(self.backend, config)
+        engine = _engine(params["backend"], config)
         state = engine.from_reference(fitted["state_"])
         rates = schedules.learning_rates(
-            self.learning_rate, engine.step(state), X.shape[0], config.dtype
+            params["learning_rate"], engine.step(state), X.shape[0], config.dtype
         )
         state, _ = engine.fit(
             state,
@@ -314,7 +332,7 @@ class _OnlineGLNEstimator(BaseEstimator):
             side_info.astype(dtype),
             targets,
             rates,
-            int(self.batch_size),
+            int(params["batch_size"]),
         )
         return {
             **fitted,
@@ -330,7 +348,7 @@ class _OnlineGLNEstimator(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         config = self.config_
         dtype = np.dtype(config.dtype)
-        engine = _engine(self.backend, config)
+        engine = _engine(self._fit_params()["backend"], config)
         state = engine.from_reference(self.state_)
         inputs, side_info = self._features(X)
         inputs, side_info = inputs.astype(dtype), side_info.astype(dtype)
@@ -736,6 +754,7 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
     _init_state = staticmethod(gaussian_network.init)
 
     def _make_config(self, y, n_features):
+        check_gaussian_learning_rate(self.learning_rate)
         return make_gaussian_config(
             self.layer_sizes,
             n_features,
@@ -761,7 +780,7 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
     def _commit(self, fitted):
         super()._commit(fitted)
         self.target_var_ = self.target_sum_squared_deviations_ / max(self.n_samples_seen_, 1)
-        if self.standardize:
+        if self._fit_params()["standardize"]:
             self.target_scale_ = _scale(self.target_sum_squared_deviations_, self.n_samples_seen_)
         else:
             self.target_scale_ = np.ones(self.n_outputs_)
@@ -772,7 +791,7 @@ class GLNRegressor(RegressorMixin, _OnlineGLNEstimator):
     def _targets(self, fitted, y):
         """Standardises ``y`` online (when ``standardize``); ``[T, C]`` in the config's dtype."""
         y = np.asarray(y, np.float64).reshape(y.shape[0], -1)
-        if self.standardize:
+        if self._fit_params(fitted)["standardize"]:
             count = fitted["n_samples_seen_"]
             y, _, mean, m2 = running_standardize(
                 y, count, fitted["target_mean_"], fitted["target_sum_squared_deviations_"]

@@ -27,6 +27,7 @@ FUNCTION_LEVEL_IMPORTS: dict[tuple[str, str], str] = {
         "engines import, stay free of JAX"
     ),
     ("gln_jax/cli.py", "gln_jax.api.facade"): _LAZY_CLI,
+    ("gln_jax/cli.py", "gln_jax.recipes"): _LAZY_CLI,
     ("gln_jax/tools/accuracy.py", "gln_jax.api.facade"): _LAZY_TOOL,
     ("gln_jax/tools/accuracy.py", "gln_jax.recipes"): _LAZY_TOOL,
     ("gln_jax/tools/benchmark.py", "gln_jax.api.facade"): _LAZY_TOOL,

@@ -117,9 +117,7 @@ def _check_model(model, input_size: int, num_labels: int, mnist_class) -> None:
     model_input = getattr(model, "input_size", None)  # the facades' example width
     if model_input is None:  # another model with the classic interface: its config's width
         config = getattr(model, "config", None)
-        model_input = getattr(config, "side_info_size", None) or getattr(
-            config, "input_size", None
-        )
+        model_input = getattr(config, "side_info_size", None) or getattr(config, "input_size", None)
     if model_input is not None and model_input != input_size:
         raise ValueError(f"the model takes {model_input} inputs, the data has {input_size}")
     num_classes = _num_classes(model)

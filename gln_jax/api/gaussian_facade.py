@@ -9,6 +9,16 @@ constant variance ``input_sigma_sq``, and the example itself is the side informa
 gates. Both assume standardised data: scale features and targets to zero mean and unit
 variance (on the training data) before fitting, as the default variance range
 ``[min_sigma_sq, max_sigma_sq] = [0.1, 10]`` is meant for standardised targets.
+
+What is checked (the model is unchanged by a call that raises): the hyperparameters' ranges
+(:func:`~gln_jax.core.gaussian_types.make_gaussian_config`; a constant learning rate at most
+``MAX_GAUSSIAN_LEARNING_RATE``); targets above
+:func:`~gln_jax.core.gaussian_types.target_limit` (about 32.6 with the defaults: raw,
+unstandardised targets, which diverge) and inputs above the dtype's
+:func:`~gln_jax.core.gaussian_types.magnitude_limit` raise ``ValueError``; a call whose outputs
+(or, for ``fit``, new weights) are NaN or inf raises ``FloatingPointError`` and keeps the
+state from before the call. Targets are not standardised here (a standardisation would have to
+be saved in checkpoints): :class:`gln_jax.sklearn.GLNRegressor` standardises them online.
 """
 
 from __future__ import annotations
@@ -32,13 +42,19 @@ from gln_jax.core.gaussian_types import (
     DEFAULT_INPUT_SIGMA_SQ,
     DEFAULT_MAX_SIGMA_SQ,
     DEFAULT_MIN_SIGMA_SQ,
+    check_gaussian_learning_rate,
+    magnitude_limit,
     make_gaussian_config,
+    target_limit,
 )
 from gln_jax.core.types import DEFAULT_CONTEXT_MAP_SIZE, DEFAULT_DTYPE
 
 
-def check_regression_targets(value, *, batch: int, num_outputs: int, dtype, name="target"):
-    """Checks real targets: ``[batch]`` (one output) or ``[batch, num_outputs]``, all finite.
+def check_regression_targets(
+    value, *, batch: int, num_outputs: int, dtype, name="target", max_abs: float | None = None
+):
+    """Checks real targets: ``[batch]`` (one output) or ``[batch, num_outputs]``, all finite
+    and (with ``max_abs``) of magnitude at most ``max_abs``.
 
     Returns:
         ``[batch, num_outputs]`` in ``dtype``.
@@ -62,6 +78,15 @@ def check_regression_targets(value, *, batch: int, num_outputs: int, dtype, name
     array = np.asarray(array, dtype)
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or inf")
+    largest = float(np.abs(array).max()) if array.size else 0.0
+    if max_abs is not None and largest > max_abs:
+        raise ValueError(
+            f"{name} has an entry of magnitude {largest:.4g}, above {max_abs:.4g}: the model "
+            "is meant for standardised targets (zero mean, unit variance) and diverges on raw "
+            "ones; standardise y (e.g. sklearn.preprocessing.StandardScaler on the training "
+            "targets, mapping predictions back), use gln_jax.sklearn.GLNRegressor (which "
+            "standardises online), or widen max_sigma_sq"
+        )
     return array
 
 
@@ -117,6 +142,7 @@ class GaussianGLN(GLNBase):
         dtype: str = DEFAULT_DTYPE,
     ):
         schedules.check_learning_rate(learning_rate)
+        check_gaussian_learning_rate(learning_rate)
         validation.check_seed(seed)
         name = get_backend(backend).name
         input_size = validation.check_input_size(input_size)
@@ -145,7 +171,12 @@ class GaussianGLN(GLNBase):
     def _pipeline_of(config, input_size: int, base_predictor) -> SideInfoPipeline:
         """The Gaussian family's input pipeline: the gating sees the (standardised) examples."""
         return SideInfoPipeline(
-            config, input_size, base_predictor, warn_range=False, side_info_allowed=False
+            config,
+            input_size,
+            base_predictor,
+            warn_range=False,
+            side_info_allowed=False,
+            max_abs=magnitude_limit(config.dtype),  # the precision-weighted sums stay finite
         )
 
     @classmethod
@@ -179,8 +210,39 @@ class GaussianGLN(GLNBase):
     def _check_targets(self, target, batch: int) -> np.ndarray:
         config = self.config
         return check_regression_targets(
-            target, batch=batch, num_outputs=config.num_outputs, dtype=config.dtype
+            target,
+            batch=batch,
+            num_outputs=config.num_outputs,
+            dtype=config.dtype,
+            max_abs=target_limit(config),
         )
+
+    def _checked(self, call, learns: bool, check_state: bool):
+        """Runs ``call()`` (which returns means, or ``(means, stds)``); a non-finite answer or,
+        with ``check_state``, new weights restore the state from before it and raise."""
+        if learns:
+            check_gaussian_learning_rate(self.learning_rate)
+        with self._lock:
+            before = self._runner.state  # functional states: the old one is never written
+            result = call()
+            arrays = result if isinstance(result, tuple) else (result,)
+            finite = all(np.isfinite(np.asarray(a)).all() for a in arrays)
+            if finite and learns and check_state:
+                layers = self._runner.reference_state().layers
+                finite = all(np.isfinite(layer.weights).all() for layer in layers)
+            if not finite:
+                # fit's passes never write into the state they start from, so it comes back;
+                # predict's outputs come from the state before its update, already non-finite
+                restored = learns and check_state
+                if restored:
+                    self._runner.state = before
+                raise FloatingPointError(
+                    "the Gaussian GLN produced NaN or inf"
+                    + (" (the model is unchanged)" if restored else "")
+                    + ": standardise inputs and targets, lower learning_rate, or keep the "
+                    "variances (input_sigma_sq, min_sigma_sq, bias_sigma_sq) nearer 1"
+                )
+            return result
 
     def _predictions(self, outputs):
         """The point predictions (means) of ``[B, C, 2]`` outputs: ``[B]`` or ``[B, C]``."""
@@ -207,9 +269,13 @@ class GaussianGLN(GLNBase):
             ``return_std`` the pair ``(means, stds)``.
 
         Raises:
-            ValueError, TypeError: bad inputs or targets (NaN, wrong shape); nothing changes.
+            ValueError, TypeError: bad inputs or targets (NaN, wrong shape, raw targets beyond
+                ``target_limit``); nothing changes.
+            FloatingPointError: the outputs are NaN or inf; nothing changes.
         """
-        return self._predict(input, target, return_std, None)
+        return self._checked(
+            lambda: self._predict(input, target, return_std, None), target is not None, False
+        )
 
     def fit(self, X, y, batch_size: int = 1, num_epochs: int = 1):
         """Trains on whole arrays in order (batch size 1: exact online learning).
@@ -221,5 +287,9 @@ class GaussianGLN(GLNBase):
 
         Returns:
             The means predicted before each update, ``[num_epochs * T]`` (or ``[..., C]``).
+
+        Raises:
+            ValueError, TypeError: bad arguments (see :meth:`predict`); nothing changes.
+            FloatingPointError: the means or the new weights are NaN or inf; nothing changes.
         """
-        return self._fit(X, y, batch_size, num_epochs, None)
+        return self._checked(lambda: self._fit(X, y, batch_size, num_epochs, None), True, True)

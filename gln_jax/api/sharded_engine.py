@@ -24,6 +24,11 @@ def resolve_mesh(devices=None, mesh: Mesh | None = None, axis: str = sharding.CL
     if mesh is not None:
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
+        if mesh.size == 0:
+            raise ValueError(
+                f"mesh has no devices (axis sizes {dict(mesh.shape)}): give a mesh with at "
+                "least one device on every axis"
+            )
         return mesh
     if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         available = jax.devices()
@@ -33,7 +38,9 @@ def resolve_mesh(devices=None, mesh: Mesh | None = None, axis: str = sharding.CL
     if isinstance(devices, str) or not hasattr(devices, "__iter__"):
         raise TypeError(f"devices must be a count or a list of jax devices, got {devices!r}")
     devices = list(devices)
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+    if not devices:
+        raise ValueError("devices= is empty: give at least one jax device (or a count)")
+    if not all(isinstance(d, jax.Device) for d in devices):
         raise TypeError(f"devices must be a non-empty list of jax devices, got {devices!r}")
     return sharding.make_mesh(devices, axis)
 

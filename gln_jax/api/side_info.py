@@ -61,6 +61,8 @@ class SideInfoPipeline:
             family, whose inputs are probabilities).
         side_info_allowed: whether calls may pass ``side_info=`` (the Gaussian family gates on
             its examples only).
+        max_abs: a further bound on the side information's magnitude, besides what the
+            gating takes (the Gaussian family's inputs: their precision-weighted sums).
 
     Raises:
         ValueError, TypeError: a transform that does not fit the model.
@@ -76,6 +78,7 @@ class SideInfoPipeline:
         *,
         warn_range: bool = True,
         side_info_allowed: bool = True,
+        max_abs: float = math.inf,
     ):
         transform = validation.check_side_info_transform(transform)
         if transform is not None and transform.base_gain is not None:
@@ -102,6 +105,7 @@ class SideInfoPipeline:
             self.transform_state = jax.tree.map(np.asarray, transform_state)
         self.warn_range = warn_range
         self.side_info_allowed = side_info_allowed
+        self.max_abs = max_abs
         self._warned_range = False
         self._limit: tuple[str, float] | None = None  # (dtype, largest side information)
 
@@ -122,7 +126,7 @@ class SideInfoPipeline:
             limit = validation.side_info_limit(
                 config, [x.hyperplanes for x in layers], [x.hyperplane_bias for x in layers]
             )
-            self._limit = (config.dtype, limit)
+            self._limit = (config.dtype, min(limit, self.max_abs))
         return self._limit[1]
 
     def prepare(
@@ -145,7 +149,9 @@ class SideInfoPipeline:
             side_info: optional ``[B, N]`` side information.
             learn: whether the call trains (the transform's statistics then learn from each
                 example before it is used; they are only applied otherwise).
-            limit: the largest side-information magnitude allowed (:meth:`side_info_limit`).
+            limit: the largest side-information magnitude allowed (:meth:`side_info_limit`),
+                checked on the raw side information and, with a transform, on the transformed
+                side information the gating sees.
             check_targets: the family's target check.
 
         Returns:
@@ -189,6 +195,8 @@ class SideInfoPipeline:
         inputs = validation.base_predictions(self.base_predictor, examples, config)
         targets = None if target is None else check_targets(target, examples.shape[0])
         gating, transform_state = self._transform(raw, learn and targets is not None)
+        if self.transform is not None:
+            _check_transformed(gating, limit, config)
         if self.transform is not None and self.transform.base_gain is not None:
             inputs = np.asarray(transforms.base_predictions(gating, config=self.transform))
             inputs = inputs.astype(config.dtype, copy=False)
@@ -234,4 +242,22 @@ class SideInfoPipeline:
             "per model)",
             UserWarning,
             stacklevel=5,
+        )
+
+
+def _check_transformed(gating: np.ndarray, limit: float, config: GLNConfig) -> None:
+    """Raises when the transformed side information leaves what the gating takes.
+
+    A transform's ``scale`` (or a small standard deviation) can push side information that
+    passed the raw check past ``limit``, or past the largest finite value of the dtype.
+    """
+    if not gating.size:
+        return
+    largest = float(np.max(np.abs(gating)))
+    if not (largest <= limit and math.isfinite(largest)):  # also catches nan
+        raise ValueError(
+            f"the transformed side information reaches magnitude {largest:g}; above "
+            f"{limit:.4g} this model's gating projections (side information times "
+            f"hyperplanes) could overflow {config.dtype}: lower the side_info_transform's "
+            "scale or rescale the side information"
         )

@@ -35,17 +35,30 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
-def array_chunks(X, y, chunk_size: int = CHUNK_SIZE, *, start: int = 0) -> Iterator[tuple]:
+def array_chunks(
+    X, y, chunk_size: int = CHUNK_SIZE, *, start: int = 0, num_epochs: int = 1
+) -> Iterator[tuple]:
     """``(X[i:i + chunk_size], y[i:i + chunk_size])`` from ``start`` on, read a slice at a time.
+
+    With ``num_epochs`` the stream is ``num_epochs`` passes over ``(X, y)`` in order, and
+    ``start`` counts examples of that whole stream: resuming a multi-epoch run at
+    ``start=model.step`` continues in the epoch the checkpoint was taken in (``start // T``) at
+    example ``start % T`` and then runs the remaining epochs, so every example is learned once
+    per epoch.
 
     Args:
         X: ``[T, N]`` array or ``np.memmap`` (only the current slice is read into memory).
         y: ``[T]`` labels (array or memmap).
         chunk_size: examples per chunk.
-        start: first example (after a resume: the examples already learned).
+        start: first example of the stream (after a resume: the examples already learned),
+            at most ``num_epochs * T``.
+        num_epochs: passes over ``(X, y)``.
 
     Yields:
-        NumPy ``(X_chunk [B, N], y_chunk [B])``.
+        NumPy ``(X_chunk [B, N], y_chunk [B])`` (no chunk spans two epochs).
+
+    Raises:
+        ValueError: a bad argument, or ``start`` past the end of the stream.
 
     Example:
         >>> X = np.memmap("x.f32", np.float32, "r", shape=(2_000_000, 64))  # doctest: +SKIP
@@ -53,12 +66,29 @@ def array_chunks(X, y, chunk_size: int = CHUNK_SIZE, *, start: int = 0) -> Itera
         ... # doctest: +SKIP
     """
     chunk_size = _positive_int("chunk_size", chunk_size)
+    num_epochs = _positive_int("num_epochs", num_epochs)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples, y has {len(y)}")
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
         raise ValueError(f"start must be a non-negative int, got {start!r}")
-    for begin in range(int(start), len(X), chunk_size):
-        yield np.asarray(X[begin : begin + chunk_size]), np.asarray(y[begin : begin + chunk_size])
+    total = len(X)
+    if start > num_epochs * total:
+        raise ValueError(
+            f"start={start} is past the end of the stream ({num_epochs} epoch(s) of {total} "
+            "examples); to resume a multi-epoch run pass its num_epochs"
+        )
+    return _epochs(X, y, chunk_size, int(start), num_epochs)
+
+
+def _epochs(X, y, chunk_size: int, start: int, num_epochs: int) -> Iterator[tuple]:
+    """The generator of :func:`array_chunks` (its arguments checked when it is called)."""
+    total = len(X)
+    first = start // total if total else num_epochs
+    for epoch in range(first, num_epochs):
+        offset = start - epoch * total if epoch == first else 0
+        for begin in range(offset, total, chunk_size):
+            stop = begin + chunk_size
+            yield np.asarray(X[begin:stop]), np.asarray(y[begin:stop])
 
 
 def _pieces(chunks: Iterable, *, config, base_predictor, piece: int, every, position: int):

@@ -20,6 +20,7 @@ from gln_jax.core.types import (
     _is_int,
     _is_real,
     _memory_limit_bytes,
+    largest_finite,
     make_config,
     renamed_argument,
 )
@@ -36,6 +37,44 @@ DEFAULT_BIAS_SIGMA_SQ = 1.0
 DEFAULT_MIN_SIGMA_SQ = 0.1
 DEFAULT_MAX_SIGMA_SQ = 10.0
 DEFAULT_GAUSSIAN_WEIGHT_CLIPPING = 1e3
+
+# Ranges the facade and the estimator enforce. A rate above MAX_GAUSSIAN_LEARNING_RATE moves a
+# neuron's precision across its whole range in one step on standardised data (one pass already
+# diverges at 0.1 on scikit-learn's diabetes set); targets beyond TARGET_LIMIT_SIGMAS standard
+# deviations of the widest predictive variance (plus the bias means) are raw, unstandardised
+# targets, whose squared errors drive the update to divergence (diabetes' 25..346: RMSE 1e10).
+MAX_GAUSSIAN_LEARNING_RATE = 1.0
+TARGET_LIMIT_SIGMAS = 10.0
+
+
+def magnitude_limit(dtype) -> float:
+    """The largest precision ``1 / sigma^2``, variance and mean magnitude a model of ``dtype``
+    takes: ``largest_finite(dtype) ** 0.25`` (about 1.4e9 for float32, 1.2e77 for float64).
+
+    With precisions ``a`` and means ``mu`` both below it, the products of the update
+    (``a^2 mu`` summed over inputs, ``mu^2 a``) stay below ``largest ** 0.75``: finite for any
+    layer width.
+    """
+    return largest_finite(dtype) ** 0.25
+
+
+def target_limit(config) -> float:
+    """The largest target magnitude a model learns: ``TARGET_LIMIT_SIGMAS`` standard deviations
+    of ``max_sigma_sq`` plus ``bias_max_mu`` (about 32.6 with the defaults)."""
+    return TARGET_LIMIT_SIGMAS * math.sqrt(config.max_sigma_sq) + config.bias_max_mu
+
+
+def check_gaussian_learning_rate(learning_rate) -> None:
+    """Raises ``ValueError`` for a constant rate above ``MAX_GAUSSIAN_LEARNING_RATE`` (a
+    schedule is checked by the caller per value)."""
+    if callable(learning_rate) or not _is_real(learning_rate):
+        return
+    if float(learning_rate) > MAX_GAUSSIAN_LEARNING_RATE:
+        raise ValueError(
+            f"learning_rate must be in (0, {MAX_GAUSSIAN_LEARNING_RATE:g}] for a Gaussian GLN, "
+            f"got {learning_rate}: larger steps move a neuron's precision across its whole "
+            "range at once and diverge (rates of 1e-3..1e-2 suit standardised data)"
+        )
 
 
 class GaussianConfig(NamedTuple):
@@ -154,9 +193,11 @@ def make_gaussian_config(
         context_map_size: non-negative int, hyperplanes per neuron.
         num_outputs: positive int, targets per example.
         base_prediction_size: width of the input means; ``None`` means ``side_info_size``.
-        input_sigma_sq, bias_max_mu, bias_sigma_sq: positive floats (see the attributes).
+        input_sigma_sq, bias_sigma_sq: positive floats (see the attributes), in
+            ``[1 / L, L]`` with ``L = magnitude_limit(dtype)`` (1.4e9 for float32).
+        bias_max_mu: positive float, at most ``L``.
         bias_len: non-negative int.
-        min_sigma_sq, max_sigma_sq: positive floats, ``min_sigma_sq < max_sigma_sq``.
+        min_sigma_sq, max_sigma_sq: floats in ``[1 / L, L]``, ``min_sigma_sq < max_sigma_sq``.
         context_bias: random non-zero hyperplane offsets.
         weight_clipping: positive float.
         dtype: "float32" or "float64".
@@ -200,6 +241,17 @@ def make_gaussian_config(
             ("max_sigma_sq", max_sigma_sq),
         )
     }
+    limit = magnitude_limit(shared.dtype)
+    for name in ("input_sigma_sq", "bias_sigma_sq", "min_sigma_sq", "max_sigma_sq"):
+        if not 1.0 / limit <= floats[name] <= limit:
+            raise ValueError(
+                f"{name} must be in [{1.0 / limit:.3g}, {limit:.3g}] for {shared.dtype} (its "
+                f"reciprocal, squared and summed, must stay finite), got {floats[name]}"
+            )
+    if floats["bias_max_mu"] > limit:
+        raise ValueError(
+            f"bias_max_mu must be in (0, {limit:.3g}] for {shared.dtype}, got {bias_max_mu}"
+        )
     if not floats["min_sigma_sq"] < floats["max_sigma_sq"]:
         raise ValueError(
             f"min_sigma_sq must be below max_sigma_sq, got {min_sigma_sq} and {max_sigma_sq}"

@@ -95,7 +95,8 @@ def class_sharding(config: GLNConfig, mesh: Mesh, axis: str = CLASS_AXIS) -> Cla
         The :class:`ClassSharding`.
 
     Raises:
-        ValueError: a binary config, or ``axis`` not an axis of ``mesh``.
+        ValueError: a binary config, ``axis`` not an axis of ``mesh``, or a mesh without
+            devices.
 
     Example:
         >>> layout = class_sharding(make_config([4, 1], 8, num_classes=10), make_mesh())
@@ -105,6 +106,11 @@ def class_sharding(config: GLNConfig, mesh: Mesh, axis: str = CLASS_AXIS) -> Cla
         raise TypeError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     if axis not in mesh.shape:
         raise ValueError(f"mesh has axes {tuple(mesh.shape)}, not {axis!r}")
+    if mesh.size == 0:
+        raise ValueError(
+            f"mesh has no devices (axis sizes {dict(mesh.shape)}): every axis needs at least "
+            "one device"
+        )
     if config.num_classes == 2:
         raise ValueError(
             "a binary model has one model on its class axis and cannot be class-sharded; "

@@ -21,6 +21,13 @@ deviations ``M2``)::
 
 With no example seen yet (``n = 0``) ``z = scale * x``.
 
+Range: Welford's ``M2`` is at most ``n * max|x|**2`` and one step's ``d * (x - m)`` at most
+``4 * max|x|**2``, so the host drivers (:func:`transform_stream`, :func:`apply_batch`) take
+features up to :func:`feature_limit` (``sqrt(largest finite) / 2**17``: about ``1.4e14`` in
+float32 and ``1.0e149`` in float64), where no statistic of up to ``2**31`` examples can
+overflow, and raise a ``ValueError`` naming the features' range beyond it (a check only: the
+arithmetic of every accepted input is unchanged).
+
 With ``base_gain`` set, the transform also gives the network its base predictions, a sharpened
 version of the same deviation: ``p = sigmoid(base_gain * z / scale)`` (for ``center``,
 ``sigmoid(base_gain * (x - m))``: a pixel at its running mean predicts 1/2, logit 0, and adds
@@ -116,6 +123,30 @@ def make_transform(
         freeze_after = int(freeze_after)
     gain = None if base_gain is None else float(base_gain)
     return TransformConfig(str(kind), float(scale), freeze_after, float(eps), gain)
+
+
+def feature_limit(dtype) -> float:
+    """The largest feature magnitude the statistics take without overflow (module docstring)."""
+    return float(np.sqrt(np.finfo(np.dtype(dtype)).max)) * 2.0**-17
+
+
+def check_features(xs: np.ndarray, name: str = "side information") -> None:
+    """Raises a ``ValueError`` when ``xs`` holds a value beyond :func:`feature_limit`.
+
+    Args:
+        xs: NumPy features in the statistics' dtype.
+        name: what ``xs`` is, for the message.
+    """
+    if not xs.size:
+        return
+    limit = feature_limit(xs.dtype)
+    low, high = float(np.min(xs)), float(np.max(xs))
+    if not (-limit <= low and high <= limit):  # also catches nan and inf
+        raise ValueError(
+            f"{name} ranges from {low:g} to {high:g}; the online {xs.dtype} statistics take "
+            f"magnitudes up to {limit:.3g} (beyond it their running sums of squares could "
+            "overflow): rescale the features first"
+        )
 
 
 def init(size: int, dtype="float32") -> TransformState:
@@ -220,8 +251,12 @@ def transform_stream(state: TransformState, xs, *, config: TransformConfig, chun
 
     Returns:
         ``(state, zs)`` with ``zs`` a NumPy ``[T, N]`` array.
+
+    Raises:
+        ValueError: a feature beyond :func:`feature_limit`.
     """
     xs = np.asarray(xs, np.dtype(state.mean.dtype))
+    check_features(xs)
     total = xs.shape[0]
     length = min(chunk, 1 << max(0, total - 1).bit_length())
     outputs = []
@@ -244,6 +279,11 @@ def _batch_apply(state, xs, *, config):
 
 
 def apply_batch(state: TransformState, xs, *, config: TransformConfig) -> np.ndarray:
-    """``apply`` to a batch ``[B, N]`` with the current statistics (nothing learned); NumPy out."""
+    """``apply`` to a batch ``[B, N]`` with the current statistics (nothing learned); NumPy out.
+
+    Raises:
+        ValueError: a feature beyond :func:`feature_limit`.
+    """
     xs = np.asarray(xs, np.dtype(state.mean.dtype))
+    check_features(xs)
     return np.asarray(_batch_apply(state, xs, config=config))

@@ -9,7 +9,9 @@ bytes is accepted and anything else is refused. Files are looked up, one by one,
 
 1. the ``data_dir`` argument (the directory itself, then ``data_dir/<dataset>``),
 2. ``$GLN_JAX_DATA_DIR`` (the same two places),
-3. the user cache, ``$XDG_CACHE_HOME/gln-jax/<dataset>`` or ``~/.cache/gln-jax/<dataset>``,
+3. the dataset's system folder (:attr:`DatasetSpec.system_dir`), where a distribution's package
+   installs it: ``/usr/share/datasets/fashion-mnist`` for Debian's ``dataset-fashion-mnist``,
+4. the user cache, ``$XDG_CACHE_HOME/gln-jax/<dataset>`` or ``~/.cache/gln-jax/<dataset>``,
 
 and a file found nowhere is downloaded into the user cache from a list of public mirrors.
 Downloads go to a temporary file that is renamed into place only once its uncompressed content
@@ -93,6 +95,8 @@ class DatasetSpec(NamedTuple):
         test_labels: ``[M]`` uint8 labels.
         mirrors: base URLs tried in order; a file's URL is ``mirror + name + ".gz"``.
         provenance: where the checksums come from.
+        system_dir: folder where an operating-system package installs the files, searched
+            after ``$GLN_JAX_DATA_DIR`` and before the user cache; ``None`` when there is none.
     """
 
     name: str
@@ -102,6 +106,7 @@ class DatasetSpec(NamedTuple):
     test_labels: IDXFile
     mirrors: tuple[str, ...]
     provenance: str
+    system_dir: str | None = None
 
     @property
     def files(self) -> tuple[IDXFile, IDXFile, IDXFile, IDXFile]:
@@ -117,6 +122,9 @@ FASHION_MIRRORS = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
 )
+#: Where Debian's ``dataset-fashion-mnist`` package (``apt-get install dataset-fashion-mnist``)
+#: installs the four ``.gz`` files.
+FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
@@ -159,6 +167,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "bef4ecab320f06d8554ea6380940ec79, bb300cfdad3c16e7a12a480ee83cd310); Debian "
             "re-compressed the same content, so only the uncompressed digests are portable."
         ),
+        system_dir=FASHION_SYSTEM_DIR,
     ),
 }
 
@@ -202,8 +211,9 @@ def search_dirs(dataset: str, data_dir=None, cache_dir=None) -> list[Path]:
         cache_dir: the cache to use instead of :func:`user_cache_dir`.
 
     Returns:
-        ``[data_dir, data_dir/<dataset>, $GLN_JAX_DATA_DIR, $GLN_JAX_DATA_DIR/<dataset>, cache]``
-        without the ones not given; the last one is the download cache.
+        ``[data_dir, data_dir/<dataset>, $GLN_JAX_DATA_DIR, $GLN_JAX_DATA_DIR/<dataset>,
+        system_dir, cache]`` without the ones not given (the system folder is the dataset's
+        :attr:`DatasetSpec.system_dir`, when it has one); the last one is the download cache.
     """
     dirs = []
     for source, value in (
@@ -216,6 +226,9 @@ def search_dirs(dataset: str, data_dir=None, cache_dir=None) -> list[Path]:
         if not value.is_dir():
             raise FileNotFoundError(f"{source} {str(value)!r} is not a directory")
         dirs += [value, value / dataset]
+    spec = DATASETS.get(dataset)
+    if spec is not None and spec.system_dir:
+        dirs.append(Path(spec.system_dir))
     dirs.append(Path(cache_dir).expanduser() if cache_dir is not None else user_cache_dir(dataset))
     return dirs
 
@@ -293,23 +306,26 @@ def load_dataset(
     dirs = search_dirs(dataset, data_dir, cache_dir)
     arrays, md5s, paths = [], [], []
     for file in spec.files:
-        array, path = _load_file(spec, file, dirs, download)
+        array, path, passed_over = _load_file(spec, file, dirs, download)
         if array is None:
+            where = _not_found(spec, file, dirs, passed_over)
             if not download:
-                raise FileNotFoundError(
-                    f"{file.name}[.gz] of dataset {dataset!r} not found in "
-                    f"{', '.join(map(str, dirs))}, and download=False"
+                raise FileNotFoundError(f"{where}, and download=False")
+            try:
+                path = download_file(
+                    file,
+                    dirs[-1],
+                    spec.mirrors if mirrors is None else mirrors,
+                    timeout=timeout,
+                    retries=retries,
+                    backoff=backoff,
+                    deadline=deadline,
+                    progress=progress,
                 )
-            path = download_file(
-                file,
-                dirs[-1],
-                spec.mirrors if mirrors is None else mirrors,
-                timeout=timeout,
-                retries=retries,
-                backoff=backoff,
-                deadline=deadline,
-                progress=progress,
-            )
+            except DownloadError as err:
+                error = DownloadError(f"{err}\n{where}")
+                error.file, error.dataset, error.passed_over = file, dataset, passed_over
+                raise error from err
             array = read_idx(path, md5=file.md5, shape=file.shape)
         arrays.append(array)
         md5s.append(file.md5)
@@ -319,12 +335,24 @@ def load_dataset(
     return LoadedDataset(*arrays, md5s=tuple(md5s), paths=tuple(paths))
 
 
-def _load_file(spec: DatasetSpec, file: IDXFile, dirs: list[Path], download: bool):
-    """``(array, path)`` of the first verified copy of ``file`` in ``dirs``, or ``(None, None)``.
+def _not_found(spec: DatasetSpec, file: IDXFile, dirs: list[Path], passed_over: list[str]) -> str:
+    """Which file was looked for, with which checksum, where, and which copies were passed over."""
+    where = (
+        f"{file.name}[.gz] of dataset {spec.name!r} (MD5 {file.md5} uncompressed) not found in "
+        f"{', '.join(map(str, dirs))}"
+    )
+    return where + "".join(f"; {note}" for note in passed_over)
 
-    ``(None, None)`` too when the copy in the download cache (``dirs[-1]``) fails to verify
-    and ``download`` is true: :func:`download_file` then replaces it.
+
+def _load_file(spec: DatasetSpec, file: IDXFile, dirs: list[Path], download: bool):
+    """``(array, path, passed_over)``: the first verified copy of ``file`` in ``dirs``.
+
+    ``array`` and ``path`` are ``None`` when there is none, and also when the copy in the
+    download cache (``dirs[-1]``) fails to verify and ``download`` is true:
+    :func:`download_file` then replaces it. ``passed_over`` says which copies held another
+    registered dataset's file of the same name.
     """
+    passed_over = []
     for directory in dirs:
         path = find_file(directory, file.name)
         if path is None:
@@ -335,17 +363,24 @@ def _load_file(spec: DatasetSpec, file: IDXFile, dirs: list[Path], download: boo
             data = read_content(path, max_size=file.size)
         except IDXError as err:
             if in_cache and download:
-                return None, None
+                return None, None, passed_over
             raise IDXError(f"{err}; {hint}" if hint else str(err)) from err
         digest = content_md5(data)
         if digest != file.md5:
-            if _owner(file, digest, spec.name) is not None:
-                continue  # a sibling dataset's file (MNIST where Fashion was looked for)
+            owner = _owner(file, digest, spec.name)
+            if owner is not None:  # a sibling dataset's file (MNIST where Fashion was looked for)
+                passed_over.append(
+                    f"{path} holds dataset {owner!r}'s {file.name} (MD5 {digest}), "
+                    f"not {spec.name!r}'s"
+                )
+                continue
             if in_cache and download:
-                return None, None
-            raise ChecksumError(path, file.md5, digest, hint)
+                return None, None, passed_over
+            raise ChecksumError(
+                path, file.md5, digest, hint or f"it is not dataset {spec.name!r}'s {file.name}"
+            )
         array = parse_idx(data, name=str(path))
         if array.shape != tuple(file.shape):
             raise IDXError(f"{path}: wrong dims, holds {array.shape}, expected {file.shape}")
-        return array, path
-    return None, None
+        return array, path, passed_over
+    return None, None, passed_over

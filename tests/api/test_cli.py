@@ -74,10 +74,28 @@ def test_help_shows_every_default_and_imports_no_framework():
         "--backend {jax,numpy,pytorch,tensorflow,tf,torch}",
     ):
         assert default in flat
-    assert "$GLN_JAX_DATA_DIR, then the user cache, then a download" in flat
+    assert "$GLN_JAX_DATA_DIR, then the system folder, then the user cache, then a download" in flat
+    assert "/usr/share/datasets/fashion-mnist for fashion" in flat
+    assert "off for fashion and any other dataset" in flat
+    assert "gln-jax evaluate MODEL.npz" in flat and "gln-jax predict MODEL.npz" in flat
     assert "pytorch (alias torch): needs torch: pip install 'gln-jax[torch]'" in flat
     assert "tf (alias tensorflow): needs tensorflow: pip install 'gln-jax[tf]'" in flat
-    assert "a shuffled subset" in flat
+    assert "--train-limit N train on the first N training examples" in flat
+    assert "--limit N deprecated: the same as --train-limit N --test-limit N" in flat
+
+
+def test_version_through_python_m():
+    from gln_jax._version import __version__
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "gln_jax", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"gln-jax {__version__}"
 
 
 def test_import_gln_jax_is_lazy():
@@ -103,6 +121,10 @@ def test_import_gln_jax_is_lazy():
         (["--learning-rate", "nan"], "--learning-rate must be positive and finite"),
         (["--layer-sizes", "4", "0", "1"], "bad hyperparameter: --layer-sizes must be positive"),
         (["--context-map-size", "50"], "bad hyperparameter: --context-map-size=50"),
+        (["--train-limit", "0"], "--train-limit must be positive, got 0"),
+        (["--limit", "5", "--test-limit", "5"], "--limit (deprecated) cannot be combined"),
+        (["--recipe", "mnist", "--layer-sizes", "4", "1"], "--recipe mnist sets --layer-sizes;"),
+        (["--recipe", "nope"], "--recipe: unknown recipe 'nope'; known: mnist"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(argv, expected, capsys, monkeypatch):
@@ -244,3 +266,134 @@ def test_main_binary_digit_through_python_m(tmp_path):
     # Measured 94.2%; always answering "not 3" scores 90.4% on this slice and one neuron
     # (layer_sizes=[1]) 85.0%.
     assert accuracy > majority_percent(500, digit=3) + 2.0
+
+
+@pytest.mark.parametrize(("dataset", "deskewed"), [("mnist", True), ("fashion", False)])
+def test_deskew_default_is_per_dataset(dataset, deskewed, capsys, monkeypatch):
+    seen = {}
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        raise OSError("stop here")
+
+    monkeypatch.setattr("gln_jax.utils.get_mnist", spy)
+    code, _, err = run_main(["--dataset", dataset, "--quiet"], capsys)
+    assert "cannot load data: stop here" in one_line_error(code, err)
+    assert seen["deskewed"] is deskewed and seen["dataset"] == dataset
+
+
+def test_model_errors_name_the_file_and_the_width(tmp_path, capsys):
+    import numpy as np
+
+    missing = tmp_path / "missing.npz"
+    for argv in (
+        ["evaluate", str(missing)],
+        ["predict", str(missing), "--input", str(tmp_path / "x.npy")],
+    ):
+        code, _, err = run_main(argv, capsys)
+        assert f"model file {str(missing)!r} does not exist" in one_line_error(code, err)
+    path = tmp_path / "model.npz"
+    GLN("jax", [2, 1], 784, num_classes=10).save(path)
+    narrow = tmp_path / "narrow.npy"
+    np.save(narrow, np.zeros((3, 10), np.float32))
+    code, _, err = run_main(["predict", str(path), "--input", str(narrow)], capsys)
+    line = one_line_error(code, err)
+    assert f"--input {str(narrow)!r} holds an array of shape (3, 10)" in line
+    assert f"model {str(path)!r} expects [B, 784]" in line
+    code, _, err = run_main(["evaluate", str(path), "--digit", "3"], capsys)
+    assert "has 10 classes: leave out --digit" in one_line_error(code, err)
+
+
+def copy_files(source, target, names):
+    target.mkdir()
+    for name in names:
+        for candidate in (name, name + ".gz"):
+            if (source / candidate).is_file():
+                (target / candidate).symlink_to(source / candidate)
+    return target
+
+
+@needs_mnist
+def test_data_errors_name_the_missing_or_foreign_file(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    mnist = Path(os.environ["GLN_JAX_DATA_DIR"])
+    unreachable = ((tmp_path / "no-mirror").as_uri() + "/",)
+    for name in ("mnist", "fashion"):
+        spec = datasets.get_spec(name)
+        empty = str(tmp_path / f"no-system-{name}")
+        monkeypatch.setitem(
+            datasets.DATASETS, name, spec._replace(mirrors=unreachable, system_dir=empty)
+        )
+    monkeypatch.delenv(datasets.ENV_DATA_DIR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    files = datasets.get_spec("mnist").files
+    three = copy_files(mnist, tmp_path / "three", [f.name for f in files[:3]])
+    code, _, err = run_main(["--data-dir", str(three), "--quiet"], capsys)
+    line = one_line_error(code, err)
+    assert (
+        f"t10k-labels-idx1-ubyte[.gz] of dataset 'mnist' (MD5 {files[3].md5} uncompressed) "
+        f"is not in --data-dir {three}"
+    ) in line
+    code, _, err = run_main(["--dataset", "fashion", "--data-dir", str(mnist), "--quiet"], capsys)
+    line = one_line_error(code, err)
+    fashion = datasets.get_spec("fashion").train_images
+    assert f"train-images-idx3-ubyte[.gz] of dataset 'fashion' (MD5 {fashion.md5}" in line
+    assert "holds dataset 'mnist''s train-images-idx3-ubyte" in line and "not 'fashion''s" in line
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(FASHION), reason="needs apt-get install dataset-fashion-mnist"
+)
+def test_fashion_is_found_in_its_system_folder(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    spec = datasets.get_spec("fashion")
+    system = copy_files(Path(FASHION), tmp_path / "system", [f.name for f in spec.files])
+    unreachable = ((tmp_path / "no-mirror").as_uri() + "/",)
+    monkeypatch.setitem(
+        datasets.DATASETS, "fashion", spec._replace(mirrors=unreachable, system_dir=str(system))
+    )
+    monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    argv = ["--dataset", "fashion", "--train-limit", "200", "--test-limit", "100", "--quiet"]
+    code, out, err = run_main([*argv, "--layer-sizes", "2", "1"], capsys)
+    assert code == 0, err
+    assert "dataset: fashion (raw)" in out
+
+
+@needs_mnist
+def test_train_then_evaluate_and_predict_a_saved_model(tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "model.npz"
+    common = ["--no-deskew", "--quiet", "--seed", "1"]
+    code, out, err = run_main(
+        [*common, "--train-limit", "400", "--test-limit", "300", "--save", str(path)], capsys
+    )
+    assert code == 0, err
+    trained = out.split("test accuracy: ")[1].split("%")[0]
+    assert "step=400)" in out
+    code, out, err = run_main(["evaluate", str(path), *common, "--test-limit", "300"], capsys)
+    assert code == 0, err
+    assert f"test accuracy: {trained}% (300 examples)" in out  # the same slice as train's
+    X = datasets.load_dataset("mnist", download=False).test_images[:5].reshape(5, -1)
+    inputs, labels, probs = tmp_path / "x.npy", tmp_path / "labels.npy", tmp_path / "p.npy"
+    np.save(inputs, X.astype(np.float32) / 255)
+    model = GLN.load(path)
+    for argv, output, expected in (
+        ([], labels, model.predict(np.load(inputs))),
+        (["--probs"], probs, model.predict(np.load(inputs), return_probs=True)),
+    ):
+        code, _, err = run_main(
+            ["predict", str(path), "--input", str(inputs), "--output", str(output), *argv],
+            capsys,
+        )
+        assert code == 0, err
+        np.testing.assert_allclose(np.load(output), expected, rtol=1e-6)
+    assert np.load(probs).shape == (5, 10)
+    code, out, _ = run_main(["predict", str(path), "--input", str(inputs)], capsys)
+    assert code == 0 and out.split() == [str(c) for c in np.load(labels)]

@@ -80,9 +80,13 @@ def write_files(directory: Path, arrays, *, gz: bool = True) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
-    """No test sees the real cache or a data dir from the environment."""
+    """No test sees the real cache, a data dir from the environment or a system folder."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
+    fashion = datasets.DATASETS["fashion"]
+    monkeypatch.setitem(
+        datasets.DATASETS, "fashion", fashion._replace(system_dir=str(tmp_path / "no-system"))
+    )
 
 
 @pytest.fixture
@@ -271,6 +275,62 @@ def test_lookup_order_is_argument_then_environment_then_cache(tiny, tmp_path, mo
     (argument / f"{NAMES[0]}.gz").unlink()  # a file missing from data_dir comes from the cache
     data = datasets.load_dataset("tiny", argument, download=False)
     assert data.paths[0].parent == cache and data.paths[1].parent == argument
+
+
+def test_the_system_folder_comes_after_the_environment_and_before_the_cache(
+    tiny, tmp_path, monkeypatch
+):
+    spec, arrays = tiny
+    system = write_files(tmp_path / "system", arrays)
+    monkeypatch.setitem(datasets.DATASETS, "tiny", spec._replace(system_dir=str(system)))
+    environment = write_files(tmp_path / "env", arrays, gz=False)
+    write_files(datasets.user_cache_dir("tiny"), arrays)
+    assert datasets.search_dirs("tiny")[-2:] == [system, datasets.user_cache_dir("tiny")]
+    monkeypatch.setenv(datasets.ENV_DATA_DIR, str(environment))
+    assert {p.parent for p in datasets.load_dataset("tiny", download=False).paths} == {environment}
+    monkeypatch.delenv(datasets.ENV_DATA_DIR)
+    assert {p.parent for p in datasets.load_dataset("tiny", download=False).paths} == {system}
+
+
+def test_fashion_has_debians_folder_as_its_system_folder():
+    assert datasets.FASHION_SYSTEM_DIR == "/usr/share/datasets/fashion-mnist"
+    assert datasets.get_spec("mnist").system_dir is None
+
+
+def test_a_missing_file_is_named_with_its_checksum(tiny, tmp_path):
+    spec, arrays = tiny
+    folder = write_files(tmp_path / "data", arrays)
+    (folder / f"{NAMES[3]}.gz").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        datasets.load_dataset("tiny", folder, download=False)
+    message = str(info.value)
+    assert message.startswith(f"{NAMES[3]}[.gz] of dataset 'tiny' (MD5 {spec.test_labels.md5}")
+    assert str(folder) in message
+
+
+def test_another_datasets_files_are_named_when_the_download_fails(tiny, tmp_path, monkeypatch):
+    spec, arrays = tiny
+    other = tiny_arrays(seed=1)
+    monkeypatch.setitem(datasets.DATASETS, "other", tiny_spec("other", other))
+    folder = write_files(tmp_path / "data", other)
+    nowhere = (tmp_path / "no-mirror").as_uri() + "/"
+    with pytest.raises(datasets.DownloadError) as info:
+        datasets.load_dataset("tiny", folder, mirrors=(nowhere,), retries=0, progress=False)
+    error = info.value
+    assert error.file == spec.train_images and error.dataset == "tiny"
+    note = f"{folder / NAMES[0]}.gz holds dataset 'other''s {NAMES[0]}"
+    assert error.passed_over and error.passed_over[0].startswith(note)
+    assert note in str(error) and spec.train_images.md5 in str(error)
+
+
+def test_an_unknown_checksum_names_the_file_the_digest_and_the_dataset(tiny, tmp_path):
+    spec, arrays = tiny
+    folder = write_files(tmp_path / "data", tiny_arrays(seed=2))
+    with pytest.raises(datasets.ChecksumError) as info:
+        datasets.load_dataset("tiny", folder, download=False)
+    message = str(info.value)
+    assert f"{folder / NAMES[0]}.gz" in message and spec.train_images.md5 in message
+    assert "not dataset 'tiny''s train-images-idx3-ubyte" in message
 
 
 def test_a_root_directory_with_one_folder_per_dataset_is_searched(tiny, tmp_path, monkeypatch):
