@@ -24,6 +24,7 @@ from gln_jax.core.transforms import TransformState as TransformState
 from gln_jax.core.transforms import apply as apply
 from gln_jax.core.transforms import apply_batch as apply_batch
 from gln_jax.core.transforms import base_predictions as base_predictions
+from gln_jax.core.transforms import feature_limit as feature_limit
 from gln_jax.core.transforms import init as init
 from gln_jax.core.transforms import make_transform as make_transform
 from gln_jax.core.transforms import scan as scan
@@ -39,6 +40,7 @@ __all__ = [
     "apply",
     "apply_batch",
     "base_predictions",
+    "feature_limit",
     "init",
     "make_transform",
     "scan",

@@ -126,7 +126,17 @@ def make_transform(
 
 
 def feature_limit(dtype) -> float:
-    """The largest feature magnitude the statistics take without overflow (module docstring)."""
+    """The largest feature magnitude the online statistics take without overflow.
+
+    ``sqrt(largest finite) / 2**17``: about ``1.4e14`` in float32 and ``1.0e149`` in float64.
+    At this magnitude no statistic of up to ``2**31`` examples can overflow.
+
+    Args:
+        dtype: the statistics' dtype (``float32`` or ``float64``).
+
+    Returns:
+        The limit as a Python float.
+    """
     return float(np.sqrt(np.finfo(np.dtype(dtype)).max)) * 2.0**-17
 
 
