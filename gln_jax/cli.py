@@ -100,8 +100,8 @@ def _data_epilog() -> str:
     return (
         "Data are looked up in --data-dir, then $GLN_JAX_DATA_DIR, then the dataset's system"
         f"\nfolder ({datasets.get_spec('fashion').system_dir} for fashion, from Debian's"
-        "\ndataset-fashion-mnist), then the user cache ($XDG_CACHE_HOME/gln-jax or"
-        "\n~/.cache/gln-jax), and downloaded into that cache when they are missing."
+        "\ndataset-fashion-mnist), then the user cache ($XDG_CACHE_HOME/gln_jax/datasets or"
+        "\n~/.cache/gln_jax/datasets), and downloaded into that cache when they are missing."
     )
 
 

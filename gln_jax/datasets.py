@@ -2,8 +2,9 @@
 
 :func:`get_mnist` returns flat float32 arrays in ``[0, 1]`` (deskewed by default, through a
 checksum-keyed user cache). Files are looked up, one by one, in the ``data_dir`` argument,
-then ``$GLN_JAX_DATA_DIR``, then the user cache (``$XDG_CACHE_HOME/gln-jax/<dataset>``), and
-downloaded into that cache from public mirrors when missing; every file is verified against
+then ``$GLN_JAX_DATA_DIR``, then the dataset's system folder, then the user cache
+(``$XDG_CACHE_HOME/gln_jax/datasets/<dataset>``, beside the fused kernel's), and downloaded into
+that cache from public mirrors when missing; every file is verified against
 the MD5 of its uncompressed content. A new dataset is one :class:`DatasetSpec` passed to
 :func:`register_dataset`; :func:`get_mnist` (``dataset=...``) and the command line then find
 it.

@@ -323,8 +323,8 @@ class _OnlineGLNEstimator(BaseEstimator):
         dtype = np.dtype(config.dtype)
         engine = _engine(params["backend"], config)
         state = engine.from_reference(fitted["state_"])
-        rates = schedules.learning_rates(
-            params["learning_rate"], engine.step(state), X.shape[0], config.dtype
+        rates = schedules.learning_rates(  # at the exact count (the state's step saturates)
+            params["learning_rate"], int(fitted["n_samples_seen_"]), X.shape[0], config.dtype
         )
         state, _ = engine.fit(
             state,

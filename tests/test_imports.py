@@ -50,8 +50,8 @@ PACKAGES = {
 #: Subpackage -> the packages and modules its files may import (at any level): imports point
 #: down, from the host side to the maths, never the reverse.
 LAYERS = {
-    "gln_jax.core": ("gln_jax.core",),
-    "gln_jax.data": ("gln_jax.data", "gln_jax._version"),
+    "gln_jax.core": ("gln_jax.core", "gln_jax._cache"),
+    "gln_jax.data": ("gln_jax.data", "gln_jax._version", "gln_jax._cache"),
     "gln_jax.api": ("gln_jax.api", "gln_jax.core", "gln_jax.data", "gln_jax._version"),
 }
 

@@ -283,3 +283,54 @@ def test_install_cells_without_gln_jax():
         assert set_["error"] is None and set_["output"] == ""
         assert set_["calls"] == [[sys.executable, "-m", "pip", "install", "--quiet", requirement]]
         assert present == {"error": "None", "calls": []}
+
+
+@pytest.mark.timeout(300)
+def test_the_documented_headless_command_executes_a_notebook(tmp_path):
+    """``jupyter nbconvert --to notebook --execute`` (docs/notebooks.md) works with what the
+    notebooks extra installs: a two-cell notebook that trains a model runs and stores its
+    output."""
+    if (
+        importlib.util.find_spec("nbconvert") is None
+        or importlib.util.find_spec("nbformat") is None
+    ):
+        pytest.skip("nbconvert is not installed: pip install 'gln-jax[notebooks]'")
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("import numpy as np\nimport gln_jax"),
+        nbformat.v4.new_code_cell(
+            "model = gln_jax.GLN('numpy', [4, 1], 6, num_classes=3)\n"
+            "X = np.random.default_rng(0).random((30, 6))\n"
+            "model.fit(X, np.arange(30) % 3)\n"
+            "print('learned', model.step)"
+        ),
+    ]
+    source = tmp_path / "tiny.ipynb"
+    nbformat.write(notebook, source)
+    docs = (ROOT / "docs" / "notebooks.md").read_text()
+    assert "jupyter nbconvert --to notebook --execute" in docs
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            str(source),
+            "--output-dir",
+            str(tmp_path / "executed"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    executed = nbformat.read(tmp_path / "executed" / "tiny.ipynb", as_version=4)
+    outputs = executed.cells[1].outputs
+    assert any("learned 30" in output.get("text", "") for output in outputs)

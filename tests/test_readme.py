@@ -63,6 +63,11 @@ def why_not_runnable() -> str | None:
     """Why the README blocks cannot run here without a download, or ``None``."""
     if importlib.util.find_spec("torch") is None:
         return "the README's ports block needs PyTorch: pip install 'gln-jax[torch]'"
+    return mnist_missing()
+
+
+def mnist_missing() -> str | None:
+    """Why MNIST cannot be read here without a download, or ``None``."""
     hint = (
         f"needs MNIST without downloading it: set ${datasets.ENV_DATA_DIR} to a directory "
         "holding the four IDX files (or run gln-jax once to fill the user cache)"

@@ -31,6 +31,7 @@ from gln_jax.api.checkpoint import SideInfo, load_checkpoint, save_checkpoint
 from gln_jax.api.runner import EngineRunner, Runner
 from gln_jax.api.side_info import Prepared, SideInfoPipeline
 from gln_jax.core import transforms
+from gln_jax.core.numerics import STEP_MAX
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_DTYPE,
@@ -79,10 +80,16 @@ class GLNBase(abc.ABC):
         """What ``fit`` returns for the runner's outputs (classes, or means)."""
 
     # ----------------------------------------------------------------- assembly
-    def _assemble(self, runner: Runner, pipeline: SideInfoPipeline, learning_rate) -> None:
-        """Takes the parts of a model built by a constructor or by ``load``."""
+    def _assemble(
+        self, runner: Runner, pipeline: SideInfoPipeline, learning_rate, step: int | None = None
+    ) -> None:
+        """Takes the parts of a model built by a constructor or by ``load`` (``step``: the
+        exact count a checkpoint stored; ``None``: the state's)."""
         self._lock = threading.RLock()
         self._runner = runner
+        # the exact count, a Python int, for when the state's int32 step has stopped at
+        # 2**31 - 1 (see _current_step)
+        self._step = runner.step() if step is None else int(step)
         self._pipeline = pipeline
         self.learning_rate = learning_rate
 
@@ -92,6 +99,8 @@ class GLNBase(abc.ABC):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        if "_step" not in state:  # pickled before the facade counted on the host
+            self._step = self._runner.step()
 
     # ----------------------------------------------------------------- attributes
     @property
@@ -111,13 +120,26 @@ class GLNBase(abc.ABC):
 
     @state.setter
     def state(self, value) -> None:
-        self._runner.state = value
+        with self._lock:
+            self._runner.state = value
+            self._step = self._runner.step()
 
     @property
     def step(self) -> int:
-        """Number of examples learned from so far."""
+        """Number of examples learned from so far.
+
+        Exact (a Python int that never wraps), and written to checkpoints: the state's own
+        int32 ``step`` says it up to ``2**31 - 1``, where it stops, and the facade counts on
+        the host from there. Assigning ``state`` (or loading a module's state from
+        outside) sets it from that state's ``step``.
+        """
         with self._lock:
-            return self._runner.step()
+            return self._current_step()
+
+    def _current_step(self) -> int:
+        """The state's count while it is below ``2**31 - 1``, else the host's."""
+        counted = self._runner.step()
+        return counted if counted < STEP_MAX else max(self._step, counted)
 
     @property
     def base_predictor(self) -> Callable | None:
@@ -180,7 +202,7 @@ class GLNBase(abc.ABC):
         )
 
     def _rates(self, count: int, batch: int) -> np.ndarray:
-        step = self._runner.step() if callable(self.learning_rate) else 0
+        step = self._current_step() if callable(self.learning_rate) else 0
         return schedules.learning_rates(
             self.learning_rate, step, count, self.config.dtype, config=self.config, batch=batch
         )
@@ -205,6 +227,7 @@ class GLNBase(abc.ABC):
                 outputs = self._runner.predict(prepared.inputs, prepared.side_info)
             else:
                 count = prepared.inputs.shape[0]
+                before = self._current_step()
                 outputs = self._runner.train(
                     prepared.inputs,
                     prepared.side_info,
@@ -212,6 +235,7 @@ class GLNBase(abc.ABC):
                     self._rates(count, count),
                 )
                 self._pipeline.commit(prepared.transform_state)
+                self._step = before + count
             return self._output(outputs, flag)
 
     def _fit(self, X, y, batch_size, num_epochs, side_info):
@@ -234,6 +258,7 @@ class GLNBase(abc.ABC):
             batch_size = min(int(batch_size), total)
             memory.check_fit_size(self.config, total, num_epochs)
             rates = self._rates(total * num_epochs, batch_size)
+            before = self._current_step()
             outputs = self._runner.fit(
                 prepared.inputs,
                 prepared.side_info,
@@ -243,6 +268,7 @@ class GLNBase(abc.ABC):
                 num_epochs,
             )
             self._pipeline.commit(prepared.transform_state)
+            self._step = before + total * num_epochs
             return self._predictions(outputs)
 
     def save(self, path) -> None:
@@ -259,6 +285,7 @@ class GLNBase(abc.ABC):
                 learning_rate=None if callable(self.learning_rate) else self.learning_rate,
                 has_base_predictor=self.base_predictor is not None,
                 side_info=SideInfo(self.input_size, self.side_info_transform, self.side_info_state),
+                step=self._current_step(),
             )
 
     @classmethod
@@ -269,7 +296,8 @@ class GLNBase(abc.ABC):
         ``backend`` takes must be available, as at construction.
 
         Returns:
-            ``(config, state, base_predictor, learning_rate, side_info)``.
+            ``(config, state, base_predictor, learning_rate, side_info, step)`` (``step`` the
+            exact count).
         """
         checkpoint = load_checkpoint(path)
         config = checkpoint.config
@@ -301,7 +329,14 @@ class GLNBase(abc.ABC):
             )
         learning_rate = schedules.check_learning_rate(learning_rate, config)
         memory.check_construction_memory(config, backend)
-        return config, checkpoint.state, base_predictor, learning_rate, checkpoint.side_info
+        return (
+            config,
+            checkpoint.state,
+            base_predictor,
+            learning_rate,
+            checkpoint.side_info,
+            checkpoint.step,
+        )
 
 
 class BernoulliGLN(GLNBase):
@@ -315,15 +350,25 @@ class BernoulliGLN(GLNBase):
     def _check_targets(self, target, batch: int) -> np.ndarray:
         return validation.check_targets(target, batch=batch, num_classes=self.config.num_classes)
 
-    def _output(self, probs, return_probs: bool):
+    def _output(self, probs, return_probs: bool | str):
         if not return_probs:
             return self._runner.classes(probs)
-        return probs[:, 0] if self.config.num_classes == 2 else probs
+        if self.config.num_classes == 2:
+            return probs[:, 0]
+        return self._runner.normalize(probs) if return_probs == "normalized" else probs
 
     def _predictions(self, probs):
         return self._runner.classes(probs)
 
-    def predict(self, input, target=None, return_probs: bool = False, side_info=None):
+    def predict(
+        self,
+        input,
+        target=None,
+        return_probs: bool = False,
+        side_info=None,
+        *,
+        normalize: bool = False,
+    ):
         """Predicts a batch and, given targets, learns from it online.
 
         Every prediction of a batch uses the weights from before the batch; with ``target``
@@ -340,16 +385,28 @@ class BernoulliGLN(GLNBase):
                 ``None`` means the input itself (only when ``side_info_size == input_size``).
                 A ``side_info_transform`` is applied to it: with ``target`` its statistics
                 first learn from each example in turn, without they are only applied.
+            normalize: with ``return_probs``, divide a multi-class model's rows by their sum,
+                so that each is a distribution over the classes (what ``predict_proba`` of
+                :class:`gln_jax.sklearn.GLNClassifier` returns). The one-vs-all
+                probabilities themselves are independent sigmoids whose rows sum to about 1,
+                not exactly. A binary model's probability needs nothing.
 
         Returns:
             ``[B]`` classes (bools for a binary model), or probabilities: ``[B]`` for a binary
-            model, ``[B, num_classes]`` (one sigmoid per class, not normalised) else. NumPy
-            for :class:`gln_jax.GLN`, the backend's tensors for the ports' own classes.
+            model, ``[B, num_classes]`` (one sigmoid per class, rows normalised only with
+            ``normalize``) else. NumPy for :class:`gln_jax.GLN`, the backend's tensors for the
+            ports' own classes.
 
         Raises:
-            ValueError, TypeError: bad inputs or targets; nothing changes.
+            ValueError, TypeError: bad inputs or targets (or ``normalize`` without
+                ``return_probs``); nothing changes.
         """
-        return self._predict(input, target, return_probs, side_info)
+        if not isinstance(normalize, (bool, np.bool_)):
+            raise TypeError(f"normalize must be a bool, got {normalize!r}")
+        if normalize and not return_probs:
+            raise ValueError("normalize=True applies to probabilities: pass return_probs=True")
+        flag = "normalized" if normalize else bool(return_probs)
+        return self._predict(input, target, flag, side_info)
 
     def fit(
         self,
@@ -504,12 +561,12 @@ class PortGLN(BernoulliGLN):
         Returns:
             The model, with predictions identical to the saved one's.
         """
-        config, state, predictor, rate, side = cls._restore(
+        config, state, predictor, rate, side, step = cls._restore(
             path, base_predictor, learning_rate, cls.port_backend
         )
         model = cls.__new__(cls)
         pipeline = SideInfoPipeline(
             config, side.input_size, predictor, side.transform, side.transform_state
         )
-        model._assemble(cls._make_runner(config, state), pipeline, rate)
+        model._assemble(cls._make_runner(config, state), pipeline, rate, step)
         return model

@@ -34,6 +34,7 @@ from gln_jax.api.npz_reader import (
     open_archive,
     read_member,
 )
+from gln_jax.core.numerics import STEP_MAX
 from gln_jax.core.types import GLNConfig, GLNState, LayerState
 
 __all__ = [
@@ -55,6 +56,7 @@ def save_checkpoint(
     learning_rate: float | None = None,
     has_base_predictor: bool = False,
     side_info: SideInfo | None = None,
+    step: int | None = None,
 ) -> None:
     """Writes a checkpoint atomically (a temporary file renamed into place).
 
@@ -66,6 +68,8 @@ def save_checkpoint(
         has_base_predictor: whether the model used a ``base_predictor``.
         side_info: the facade's example width and side-information transform; ``None``:
             examples are the side information, no transform.
+        step: the exact count of examples learned (a facade's ``step``), when it may exceed
+            what ``state.step`` holds (``2**31 - 1``); ``None``: ``state.step``.
 
     Example:
         >>> save_checkpoint("model.npz", model.config, model.state)  # doctest: +SKIP
@@ -76,7 +80,7 @@ def save_checkpoint(
         has_base_predictor=has_base_predictor,
         side_info=side_info,
     )
-    arrays = {"config": np.array(text), **schema.state_members(state, side_info)}
+    arrays = {"config": np.array(text), **schema.state_members(state, side_info, step)}
     write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
@@ -93,7 +97,8 @@ def load_checkpoint(path) -> Checkpoint:
         FileNotFoundError: no such file.
         CheckpointError: not a regular file; a truncated, corrupt or foreign file; an unknown
             ``format_version``; an unexpected member; a member whose dtype, shape or values do
-            not match the stored config; a ``step`` outside ``[0, 2**31 - 1]``.
+            not match the stored config; a ``step`` outside ``[0, 2**63 - 1]``; side-information
+            statistics out of range.
 
     Example:
         >>> load_checkpoint("model.npz").state.step  # doctest: +SKIP
@@ -136,5 +141,7 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     side_info = schema.read_side_info(
         path, header.side_meta, contents, config, header.has_base_predictor
     )
-    state = GLNState(layers=layers, step=np.asarray(step, np.int32))
-    return Checkpoint(config, state, header.learning_rate, header.has_base_predictor, side_info)
+    state = GLNState(layers=layers, step=np.asarray(min(step, STEP_MAX), np.int32))
+    return Checkpoint(
+        config, state, header.learning_rate, header.has_base_predictor, side_info, step
+    )

@@ -39,6 +39,7 @@ import numpy as np
 from gln_jax.api.npz_reader import bad
 from gln_jax.core import transforms
 from gln_jax.core.gaussian_types import make_gaussian_config
+from gln_jax.core.numerics import STEP_MAX
 from gln_jax.core.types import GLNConfig, GLNState, LayerState, make_config
 
 FORMAT_VERSION = 3
@@ -49,8 +50,9 @@ READABLE_VERSIONS = (1, 2, 3)
 FAMILIES = {"bernoulli": make_config, "gaussian": make_gaussian_config}
 #: Longest ``config`` JSON accepted, in characters (a real one is well under 1,000).
 MAX_CONFIG_CHARS = 1 << 16
-#: Largest step a checkpoint may hold: the state's ``step`` is int32 in every backend.
-MAX_STEP = np.iinfo(np.int32).max
+#: Largest step a checkpoint may hold (its int64 member). A state's int32 ``step`` saturates at
+#: ``2**31 - 1``; the facades keep the exact count and write it here.
+MAX_STEP = np.iinfo(np.int64).max
 #: The side-information members, in the order of the transform state's fields.
 SIDE_INFO_KEYS = tuple(f"side_info/{f}" for f in transforms.TransformState._fields)
 
@@ -79,6 +81,8 @@ class Checkpoint(NamedTuple):
     learning_rate: float | None
     has_base_predictor: bool
     side_info: SideInfo | None = None
+    #: The exact count of examples learned (``state.step`` stops at ``2**31 - 1``).
+    step: int = 0
 
 
 class Header(NamedTuple):
@@ -171,9 +175,15 @@ def config_member(
     return json.dumps(meta)
 
 
-def state_members(state: GLNState, side_info: SideInfo | None) -> dict[str, np.ndarray]:
-    """The array members of a checkpoint: ``step``, every layer's fields and side information."""
-    arrays = {"step": np.array(int(state.step), np.int64)}
+def state_members(
+    state: GLNState, side_info: SideInfo | None, step: int | None = None
+) -> dict[str, np.ndarray]:
+    """The array members of a checkpoint: ``step`` (``step``, else the state's), every layer's
+    fields and side information."""
+    step = int(state.step) if step is None else int(step)
+    if not 0 <= step <= MAX_STEP:
+        raise ValueError(f"step {step} is outside [0, {MAX_STEP}]")
+    arrays = {"step": np.array(step, np.int64)}
     if side_info is not None and side_info.transform is not None:
         arrays.update(
             (key, np.asarray(value))
@@ -267,7 +277,7 @@ def check_layer(path, key: str, array: np.ndarray, config: GLNConfig) -> None:
 
 
 def check_step(path, value: int) -> int:
-    """The stored step, which must fit the state's int32 counter."""
+    """The stored step, which must be a non-negative int64."""
     if not 0 <= value <= MAX_STEP:
         raise bad(path, f"'step' is {value}, outside [0, {MAX_STEP}]")
     return value
@@ -309,8 +319,10 @@ def read_side_info(
         raise bad(path, f"side_info_transform without all of {list(SIDE_INFO_KEYS)}")
     count, mean, m2 = (contents[key] for key in SIDE_INFO_KEYS)
     n = (config.side_info_size,)
-    if count.shape != () or not np.issubdtype(count.dtype, np.integer) or count < 0:
-        raise bad(path, "'side_info/count' is not a non-negative integer scalar")
+    if count.shape != () or not np.issubdtype(count.dtype, np.integer):
+        raise bad(path, "'side_info/count' is not an integer scalar")
+    if not 0 <= int(count) <= STEP_MAX:  # exact: compared as Python ints, never cast first
+        raise bad(path, f"'side_info/count' is {int(count)}, outside [0, {STEP_MAX}]")
     for key, array in (("side_info/mean", mean), ("side_info/m2", m2)):
         if array.shape != n or array.dtype != np.dtype(config.dtype):
             raise bad(
@@ -322,5 +334,10 @@ def read_side_info(
             raise bad(path, f"{key!r} contains NaN or inf")
     if (m2 < 0).any():
         raise bad(path, "'side_info/m2' has negative entries")
+    limit = transforms.feature_limit(mean.dtype)
+    if (np.abs(mean) > limit * (1 + 2**-10)).any():  # a running mean of checked features
+        raise bad(path, f"'side_info/mean' has entries beyond the features' limit {limit:.3g}")
+    if int(count) == 0 and (mean.any() or m2.any()):
+        raise bad(path, "'side_info/count' is 0 but the mean or m2 is not")
     state = transforms.TransformState(np.asarray(count, np.int32), mean, m2)
     return SideInfo(input_size, transform, state)

@@ -164,7 +164,7 @@ class GLN(BernoulliGLN):
             The model, with predictions identical to the saved one's.
         """
         name = get_backend(backend).name
-        config, state, predictor, rate, side = cls._restore(
+        config, state, predictor, rate, side, step = cls._restore(
             path, base_predictor, learning_rate, name
         )
         engine = make_facade_engine(name, config, devices, mesh)
@@ -172,5 +172,5 @@ class GLN(BernoulliGLN):
         pipeline = SideInfoPipeline(
             config, side.input_size, predictor, side.transform, side.transform_state
         )
-        model._assemble(EngineRunner(engine, engine.from_reference(state)), pipeline, rate)
+        model._assemble(EngineRunner(engine, engine.from_reference(state)), pipeline, rate, step)
         return model

@@ -197,13 +197,13 @@ class GaussianGLN(GLNBase):
             ValueError: the file holds a Bernoulli-family model (or is not a checkpoint).
         """
         name = get_backend(backend).name
-        config, state, predictor, rate, side = cls._restore(
+        config, state, predictor, rate, side, step = cls._restore(
             path, base_predictor, learning_rate, name
         )
         engine = make_engine(name, config)
         model = cls.__new__(cls)
         pipeline = cls._pipeline_of(config, side.input_size, predictor)
-        model._assemble(EngineRunner(engine, engine.from_reference(state)), pipeline, rate)
+        model._assemble(EngineRunner(engine, engine.from_reference(state)), pipeline, rate, step)
         return model
 
     # ----------------------------------------------------------------- family hooks

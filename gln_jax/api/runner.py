@@ -53,6 +53,9 @@ class Runner(Protocol):
     def classes(self, probs):
         """Predicted classes of probabilities ``[B, C]`` (Bernoulli models)."""
 
+    def normalize(self, probs):
+        """Probabilities ``[B, C]`` with each row divided by its sum (Bernoulli models)."""
+
 
 class EngineRunner:
     """A functional state and the :class:`~gln_jax.api.engine.Engine` that runs it.
@@ -98,3 +101,7 @@ class EngineRunner:
 
     def classes(self, probs) -> np.ndarray:
         return np.asarray(multiclass.predict_classes(probs, config=self.config))
+
+    def normalize(self, probs) -> np.ndarray:
+        probs = np.asarray(probs)
+        return probs / probs.sum(axis=1, keepdims=True)

@@ -146,6 +146,7 @@ def train_chunks(
     base_predictor: Callable | None = None,
     checkpoint_every: int | None = None,
     skip: int = 0,
+    step: int | None = None,
 ) -> Iterator[tuple]:
     """Trains piece by piece; yields ``(state, probabilities [L, C])`` after every piece.
 
@@ -165,6 +166,8 @@ def train_chunks(
         checkpoint_every: pieces end at every multiple of this stream position (a multiple of
             ``batch_size``), so that a checkpoint can be written there.
         skip: stream position of the first example of ``chunks`` (examples already learned).
+        step: the examples ``state`` has learned from, where a schedule is evaluated (a
+            facade's exact ``step``); ``None``: the state's ``step``.
 
     Yields:
         ``(state, probabilities)`` with NumPy ``[L, C]`` predictions made before each update.
@@ -193,12 +196,19 @@ def train_chunks(
         every=checkpoint_every,
         position=int(skip),
     )
+    if step is None:
+        step = engine.step(state)
     for inputs, side_info, targets in pieces:
-        step = engine.step(state) if callable(learning_rate) else 0
         rates = schedules.learning_rates(
-            learning_rate, step, targets.shape[0], config.dtype, config=config, batch=batch_size
+            learning_rate,
+            step if callable(learning_rate) else 0,
+            targets.shape[0],
+            config.dtype,
+            config=config,
+            batch=batch_size,
         )
         state, probs = engine.fit(state, inputs, side_info, targets, rates, batch_size)
+        step += targets.shape[0]
         yield state, probs
 
 
@@ -215,6 +225,7 @@ def fit_chunks(
     checkpoint_every: int | None = None,
     skip: int = 0,
     on_piece: Callable | None = None,
+    step: int | None = None,
 ):
     """Trains on a stream of chunks, optionally checkpointing; returns the final state.
 
@@ -228,7 +239,8 @@ def fit_chunks(
 
     Args:
         engine, state, chunks, learning_rate, batch_size, chunk_size, base_predictor,
-            checkpoint_every, skip: as :func:`train_chunks`.
+            checkpoint_every, skip, step: as :func:`train_chunks` (checkpoints store the exact
+            count, ``step`` plus the examples learned since).
         checkpoint_path: file the checkpoints are written to (required with
             ``checkpoint_every``).
         on_piece: optional callback ``(state, probabilities [L, C])`` after every piece.
@@ -246,6 +258,7 @@ def fit_chunks(
     if (checkpoint_every is None) != (checkpoint_path is None):
         raise ValueError("checkpoint_every and checkpoint_path go together")
     position = int(skip)
+    step = engine.step(state) if step is None else int(step)
     for trained, probs in train_chunks(
         engine,
         state,
@@ -256,9 +269,11 @@ def fit_chunks(
         base_predictor=base_predictor,
         checkpoint_every=checkpoint_every,
         skip=skip,
+        step=step,
     ):
         state = trained
         position += probs.shape[0]
+        step += probs.shape[0]
         if on_piece is not None:
             on_piece(state, probs)
         if checkpoint_every is not None and position % checkpoint_every == 0:
@@ -268,6 +283,7 @@ def fit_chunks(
                 engine.to_reference(state),
                 learning_rate=None if callable(learning_rate) else learning_rate,
                 has_base_predictor=base_predictor is not None,
+                step=step,
             )
     return state
 
@@ -328,6 +344,7 @@ def fit_model(
     runner = model._runner
     with model._lock:  # one model shared by threads: the stream's pieces are not interleaved
         skip = model.step if checkpoint_every is not None else 0
+        step = model.step
         for state, probs in train_chunks(
             runner.engine,
             runner.state,
@@ -338,8 +355,11 @@ def fit_model(
             base_predictor=model.base_predictor,
             checkpoint_every=checkpoint_every,
             skip=skip,
+            step=step,
         ):
             runner.state = state
+            step += probs.shape[0]
+            model._step = step
             outputs.append(runner.classes(probs))
             if checkpoint_every is not None and model.step % checkpoint_every == 0:
                 model.save(checkpoint_path)

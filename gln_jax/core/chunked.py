@@ -120,7 +120,7 @@ def _chunk(state: GLNState, x0, contexts, targets, lrs, keep, *, config: GLNConf
         layer._replace(weights=w) for layer, w in zip(state.layers, weights, strict=True)
     )
     count = jnp.sum(keep, dtype=jnp.int32)
-    new_state = state._replace(layers=layers, step=state.step + count)
+    new_state = state._replace(layers=layers, step=numerics.advance_step(state.step, count))
     return new_state, p, (g, hits, row_max + excursion)
 
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gln_jax.core import gaussian, multiclass, network
+from gln_jax.core import gaussian, multiclass, network, numerics
 from gln_jax.core.gating import batch_context_indices, context_indices
 from gln_jax.core.gaussian_types import GaussianConfig
 from gln_jax.core.stream import drive_chunks
@@ -90,7 +90,7 @@ def update_from_contexts(state, inputs, contexts, target, learning_rate, *, conf
     lr = jnp.asarray(learning_rate, config.dtype)
     step_fn = multiclass.over_classes(gaussian.update, (0, None, None, 0, 0, None), config=config)
     weights, out = step_fn(_weights(state), mu0, sigma_sq0, contexts, targets, lr)
-    step = state.step + jnp.asarray(count, jnp.int32)
+    step = numerics.advance_step(state.step, count)
     return network._with_weights(state, weights, step), out
 
 
@@ -131,7 +131,9 @@ def batch_update_from_contexts(
         gaussian.batch_update, (0, None, None, 0, 1, None), config=config
     )
     weights, out = step_fn(_weights(state), mu0, sigma_sq0, contexts, targets, lrs)
-    return network._with_weights(state, weights, state.step + count), jnp.moveaxis(out, 0, 1)
+    return network._with_weights(
+        state, weights, numerics.advance_step(state.step, count)
+    ), jnp.moveaxis(out, 0, 1)
 
 
 def batch_update(state, inputs, side_info, targets, learning_rates, *, config: GaussianConfig):

@@ -264,7 +264,7 @@ def update_from_contexts(
     lr = jnp.asarray(learning_rate, config.dtype)
     step_fn = multiclass.over_classes(bernoulli.update, (0, None, 0, 0, None), config=config)
     weights, p = step_fn(_weights(state), x0, contexts, targets, lr)
-    return _with_weights(state, weights, state.step + jnp.asarray(count, jnp.int32)), p
+    return _with_weights(state, weights, numerics.advance_step(state.step, count)), p
 
 
 def update(
@@ -325,7 +325,7 @@ def batch_update_from_contexts(
             bernoulli.batch_update, (0, None, 0, 1, None), config=config
         )
         weights, p = step_fn(_weights(state), x0, contexts, targets, lrs)
-    return _with_weights(state, weights, state.step + count), p.T
+    return _with_weights(state, weights, numerics.advance_step(state.step, count)), p.T
 
 
 def batch_update(

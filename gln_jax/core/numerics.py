@@ -32,3 +32,24 @@ def sigmoid(x: jax.Array) -> jax.Array:
 def clip_weights(w: jax.Array, weight_clipping: float) -> jax.Array:
     """Clips weights into ``[-weight_clipping, weight_clipping]``, any shape."""
     return jnp.clip(w, -weight_clipping, weight_clipping)
+
+
+#: The largest count an int32 step counter holds: counts stop here instead of wrapping.
+STEP_MAX = 2**31 - 1
+
+
+def advance_step(step: jax.Array, count) -> jax.Array:
+    """``step + count`` for an int32 counter, saturating at :data:`STEP_MAX`.
+
+    A state's ``step`` (and a transform's example count) stops at ``2**31 - 1`` rather than
+    wrapping to a negative number; the facades keep the exact count on the host.
+
+    Args:
+        step: scalar int32, the counter.
+        count: non-negative scalar int (traced or not), the examples to add.
+
+    Returns:
+        Scalar int32, ``min(step + count, STEP_MAX)``.
+    """
+    step = jnp.asarray(step, jnp.int32)
+    return step + jnp.minimum(jnp.asarray(count, jnp.int32), STEP_MAX - step)

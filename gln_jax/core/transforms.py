@@ -15,7 +15,7 @@ changes nothing.
 Closed form (per feature; Welford's update of the count ``n``, mean ``m`` and sum of squared
 deviations ``M2``)::
 
-    n <- n + 1;  d = x - m;  m <- m + d / n;  M2 <- M2 + d * (x - m)
+    n <- min(n + 1, 2**31 - 1);  d = x - m;  m <- m + d / n;  M2 <- M2 + d * (x - m)
     z = scale * (x - m)                                   (center)
     z = scale * (x - m) / (sqrt(M2 / n) + eps)            (standardize; population std)
 
@@ -77,7 +77,14 @@ class TransformState(NamedTuple):
     """Running statistics of the side information seen so far.
 
     Attributes:
-        count: scalar int32, examples in the statistics.
+        count: scalar int32, examples in the statistics; it stops at ``2**31 - 1``
+            (:data:`~gln_jax.core.numerics.STEP_MAX`) instead of wrapping. By then one
+            example moves float32 statistics by less than their rounding (``1 / n`` is below
+            float32's ``2**-24`` resolution from ``n = 2**24`` on), so the count stopping
+            changes nothing in float32. In float64 the mean goes on learning with weight
+            ``1 / (2**31 - 1)`` per example while ``M2`` goes on adding, so after ``k`` more
+            examples a standardising transform's scale reads ``sqrt(1 + k / 2**31)`` times
+            too high.
         mean: ``[N]`` running mean.
         m2: ``[N]`` running sum of squared deviations from the mean.
     """
@@ -168,7 +175,7 @@ def init(size: int, dtype="float32") -> TransformState:
 def update(state: TransformState, x: Array, *, config: TransformConfig) -> TransformState:
     """Adds one example ``x [N]`` to the statistics (Welford); frozen statistics stay put."""
     x = jnp.asarray(x, state.mean.dtype)
-    count = state.count + 1
+    count = numerics.advance_step(state.count, 1)
     delta = x - state.mean
     mean = state.mean + delta / count.astype(x.dtype)
     m2 = state.m2 + delta * (x - mean)

@@ -137,7 +137,9 @@ class GLNState(NamedTuple):
 
     Attributes:
         layers: tuple of :class:`LayerState`, first layer first.
-        step: scalar int32, the number of examples learned from so far.
+        step: scalar int32, the number of examples learned from so far; it stops at
+            ``2**31 - 1`` instead of wrapping (the facades keep the exact count on the host
+            and write it to checkpoints).
     """
 
     layers: tuple[LayerState, ...]

@@ -11,7 +11,9 @@ bytes is accepted and anything else is refused. Files are looked up, one by one,
 2. ``$GLN_JAX_DATA_DIR`` (the same two places),
 3. the dataset's system folder (:attr:`DatasetSpec.system_dir`), where a distribution's package
    installs it: ``/usr/share/datasets/fashion-mnist`` for Debian's ``dataset-fashion-mnist``,
-4. the user cache, ``$XDG_CACHE_HOME/gln-jax/<dataset>`` or ``~/.cache/gln-jax/<dataset>``,
+4. the user cache, ``$XDG_CACHE_HOME/gln_jax/datasets/<dataset>`` (default
+   ``~/.cache/gln_jax/datasets/<dataset>``; the folder the fused kernel's cache shares), and
+   ``$XDG_CACHE_HOME/gln-jax/<dataset>`` where an earlier release downloaded it (read only),
 
 and a file found nowhere is downloaded into the user cache from a list of public mirrors.
 Downloads go to a temporary file that is renamed into place only once its uncompressed content
@@ -33,6 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gln_jax._cache import cache_root
 from gln_jax.data.download import (
     DEFAULT_BACKOFF,
     DEFAULT_DEADLINE,
@@ -197,9 +200,13 @@ def get_spec(dataset: str) -> DatasetSpec:
 
 
 def user_cache_dir(dataset: str) -> Path:
-    """``$XDG_CACHE_HOME/gln-jax/<dataset>``, or ``~/.cache/gln-jax/<dataset>``."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "gln-jax" / dataset
+    """``$XDG_CACHE_HOME/gln_jax/datasets/<dataset>`` (default ``~/.cache/gln_jax/...``)."""
+    return cache_root() / "datasets" / dataset
+
+
+def legacy_cache_dir(dataset: str) -> Path:
+    """``$XDG_CACHE_HOME/gln-jax/<dataset>``, where gln-jax 0.1 downloaded datasets (read only)."""
+    return cache_root().parent / "gln-jax" / dataset
 
 
 def search_dirs(dataset: str, data_dir=None, cache_dir=None) -> list[Path]:
@@ -212,7 +219,8 @@ def search_dirs(dataset: str, data_dir=None, cache_dir=None) -> list[Path]:
 
     Returns:
         ``[data_dir, data_dir/<dataset>, $GLN_JAX_DATA_DIR, $GLN_JAX_DATA_DIR/<dataset>,
-        system_dir, cache]`` without the ones not given (the system folder is the dataset's
+        system_dir, legacy cache, cache]`` without the ones not given or, for the legacy
+        cache (``legacy_cache_dir``), not there (the system folder is the dataset's
         :attr:`DatasetSpec.system_dir`, when it has one); the last one is the download cache.
     """
     dirs = []
@@ -229,7 +237,12 @@ def search_dirs(dataset: str, data_dir=None, cache_dir=None) -> list[Path]:
     spec = DATASETS.get(dataset)
     if spec is not None and spec.system_dir:
         dirs.append(Path(spec.system_dir))
-    dirs.append(Path(cache_dir).expanduser() if cache_dir is not None else user_cache_dir(dataset))
+    if cache_dir is not None:
+        dirs.append(Path(cache_dir).expanduser())
+        return dirs
+    if legacy_cache_dir(dataset).is_dir():
+        dirs.append(legacy_cache_dir(dataset))
+    dirs.append(user_cache_dir(dataset))
     return dirs
 
 

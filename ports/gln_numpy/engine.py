@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from gln_jax.api.engine import FunctionalFit, gating_input
+from gln_numpy import numerics
 from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
@@ -62,7 +63,7 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
         p = p[None]
     else:
         p = batch_step(flat, x0, rows, target_rows, rates, config)
-    step = np.asarray(state.step) + x0.shape[0]
+    step = numerics.advance_step(state.step, x0.shape[0])
     return with_weights(state, weights, step, copy_gating=False), p
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_numpy import gaussian
+from gln_numpy import gaussian, numerics
 from gln_numpy.gating import batch_context_indices, context_indices
 from gln_numpy.network import with_weights
 from gln_numpy.types import Array, GLNState
@@ -75,7 +75,7 @@ def batch_update_from_contexts(state, inputs, contexts, targets, learning_rates,
     out = _learn(
         weights, mu0, sigma_sq0, contexts, _output_targets(targets, count, config), rates, config
     )
-    return with_weights(state, weights, np.asarray(state.step) + count), out
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), out
 
 
 def batch_update(state, inputs, side_info, targets, learning_rates, *, config):
@@ -129,7 +129,7 @@ def scan_update(state, inputs, side_info, targets, learning_rates, *, config, ma
             rates[t : t + 1],
             config,
         )[0]
-    step = np.asarray(state.step) + int(keep.sum())
+    step = numerics.advance_step(state.step, keep.sum())
     return with_weights(state, weights, step), out
 
 

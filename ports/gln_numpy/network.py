@@ -380,7 +380,7 @@ def update_from_contexts(
         np.asarray(learning_rate, dtype),
         config,
     )
-    return with_weights(state, weights, np.asarray(state.step) + int(count)), p
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), p
 
 
 def update(
@@ -436,7 +436,7 @@ def batch_update_from_contexts(
         rates,
         config,
     )
-    return with_weights(state, weights, np.asarray(state.step) + count), p
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), p
 
 
 def batch_update(

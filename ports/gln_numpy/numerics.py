@@ -70,3 +70,13 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     with np.errstate(invalid="ignore"):
         return np.matmul(a, b)
+
+
+#: The largest count an int32 step counter holds (the reference's ``STEP_MAX``).
+STEP_MAX = 2**31 - 1
+
+
+def advance_step(step, count) -> np.ndarray:
+    """``step + count`` as an int32 scalar array, saturating at :data:`STEP_MAX` (the
+    reference's ``numerics.advance_step``)."""
+    return np.asarray(min(int(step) + int(count), STEP_MAX), np.int32)

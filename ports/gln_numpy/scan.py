@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gln_numpy import chunked
+from gln_numpy import chunked, numerics
 from gln_numpy.gating import batch_context_indices
 from gln_numpy.multiclass import batch_class_targets
 from gln_numpy.network import (
@@ -99,7 +99,7 @@ def scan_update(
         count = int(mask.sum())
     weights = copy_weights(state, config)
     p = _online_loop(flatten(weights), x0, rows, target_rows, rates, config)
-    return with_weights(state, weights, np.asarray(state.step) + count), p
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), p
 
 
 def scan_batch_update(
@@ -150,4 +150,4 @@ def scan_batch_update(
         out[i] = batch_step(
             flat, x0[part], tuple(r[part] for r in rows), target_rows[part], rates[part], config
         )
-    return with_weights(state, weights, np.asarray(state.step) + count), out
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gln_jax.core.types import CHUNK_SIZE
+from gln_numpy import numerics
 from gln_numpy.network import batch_step, copy_weights, flatten, with_weights
 from gln_numpy.scan import _online_loop, _prepare
 from gln_numpy.scan import scan_batch_update as scan_batch_update
@@ -81,4 +82,4 @@ def fit_stream(
                 rates[part],
                 config,
             )
-    return with_weights(state, weights, np.asarray(state.step) + total), out
+    return with_weights(state, weights, numerics.advance_step(state.step, total)), out

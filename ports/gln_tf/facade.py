@@ -55,6 +55,9 @@ class ModuleRunner:
     def classes(self, probs) -> tf.Tensor:
         return predict_classes(probs, config=self.config)
 
+    def normalize(self, probs) -> tf.Tensor:
+        return probs / tf.reduce_sum(probs, axis=1, keepdims=True)
+
 
 class GLN(PortGLN):
     """Gated Linear Network on the TensorFlow port; its state is a ``tf.Module`` of variables.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gln_tf import gaussian
+from gln_tf import gaussian, numerics
 from gln_tf.gating import batch_context_indices
 from gln_tf.network import with_weights
 from gln_tf.types import Array, GLNState, tf_dtype
@@ -91,7 +91,7 @@ def batch_update(state, inputs, side_info, targets, learning_rates, *, config):
         rates,
         config,
     )
-    return with_weights(state, weights, int(state.step) + count), out
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), out
 
 
 def update(state, inputs, side_info, target, learning_rate, *, config):
@@ -134,7 +134,9 @@ def scan_update(state, inputs, side_info, targets, learning_rates, *, config):
         outs.append(out)
     if not outs:
         return state, tf.zeros((0, config.num_outputs, 2), tf_dtype(config))
-    return with_weights(state, weights, int(state.step) + count), tf.concat(outs, axis=0)
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), tf.concat(
+        outs, axis=0
+    )
 
 
 def fit_stream(state, inputs, side_info, targets, learning_rates, *, config, batch_size=1):

@@ -21,6 +21,7 @@ import threading
 import tensorflow as tf
 
 from gln_jax.core.types import CHUNK_SIZE
+from gln_tf import numerics
 from gln_tf.network import Tables, batch_apply, batch_step, flatten, online_step, unflatten
 from gln_tf.scan import batch_loop, online_loop, prepare, state_signature, stream_signature
 from gln_tf.types import GLNConfig, GLNState, LayerState, from_reference, tf_dtype
@@ -167,10 +168,10 @@ class GLNModule(tf.Module):
     @property
     def state(self) -> GLNState:
         """The state as a :class:`~gln_jax.GLNState` of the module's variables (``step`` read
-        as an int32 tensor)."""
+        as an int32 tensor, saturated at ``2**31 - 1``; the module's own counter is int64)."""
         return GLNState(
             layers=tuple(layer.state() for layer in self.layers),
-            step=tf.cast(self.step, tf.int32),
+            step=numerics.advance_step(self.step, 0),  # the int64 count, saturated
         )
 
     @property

@@ -307,7 +307,7 @@ def update_from_contexts(
     target = tf.cast(class_targets(target, config), dtype)[:, None]
     rate = tf.cast(tf.convert_to_tensor(learning_rate), dtype)
     p = online_step(tables, input_logits(inputs, config), rows, target, rate, config)
-    step = tf.cast(state.step, tf.int32) + tf.cast(count, tf.int32)
+    step = numerics.advance_step(state.step, count)
     return with_weights(state, unflatten(tables.tables, config), step), p
 
 
@@ -363,7 +363,7 @@ def batch_update_from_contexts(
         rates,
         config,
     )
-    step = tf.cast(state.step, tf.int32) + count
+    step = numerics.advance_step(state.step, count)
     return with_weights(state, unflatten(tables.tables, config), step), p
 
 

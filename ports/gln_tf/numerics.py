@@ -32,3 +32,14 @@ def sigmoid(x: tf.Tensor) -> tf.Tensor:
 def clip_weights(w: tf.Tensor, weight_clipping: float) -> tf.Tensor:
     """Clips weights into ``[-weight_clipping, weight_clipping]``, any shape."""
     return tf.clip_by_value(w, -weight_clipping, weight_clipping)
+
+
+#: The largest count an int32 step counter holds (the reference's ``STEP_MAX``).
+STEP_MAX = 2**31 - 1
+
+
+def advance_step(step, count) -> tf.Tensor:
+    """``step + count`` as an int32 tensor, saturating at :data:`STEP_MAX` (the reference's
+    ``numerics.advance_step``); summed in int64."""
+    total = tf.cast(step, tf.int64) + tf.cast(count, tf.int64)
+    return tf.cast(tf.minimum(total, STEP_MAX), tf.int32)

@@ -18,6 +18,7 @@ import functools
 
 import tensorflow as tf
 
+from gln_tf import numerics
 from gln_tf.gating import batch_context_indices
 from gln_tf.multiclass import batch_class_targets
 from gln_tf.network import (
@@ -191,7 +192,9 @@ def _scans(config: GLNConfig):
     mask = tf.TensorSpec([None], tf.bool)
 
     def finish(state, tables, count, p):
-        return with_weights(state, unflatten(tables, config), state.step + count), p
+        return with_weights(
+            state, unflatten(tables, config), numerics.advance_step(state.step, count)
+        ), p
 
     @tf.function(input_signature=[state_spec, *flat, mask])
     def online(state, inputs, side_info, targets, rates, keep):

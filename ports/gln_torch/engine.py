@@ -12,6 +12,7 @@ import torch
 
 from gln_jax.api.engine import gating_input
 from gln_jax.core.types import CHUNK_SIZE
+from gln_torch import numerics
 from gln_torch.gating import batch_context_indices
 from gln_torch.module import GLNModule
 from gln_torch.multiclass import batch_class_targets
@@ -71,7 +72,9 @@ def train_batch(state: GLNState, inputs, side_info, targets, rates, *, config: G
         p = online_step(flat, x0[0], first, target_rows[0][:, None], rates[0], config)[None]
     else:
         p = batch_step(flat, x0, rows, target_rows, rates, config)
-    state = with_weights(state, weights, state.step + x0.shape[0], copy_gating=False)
+    state = with_weights(
+        state, weights, numerics.advance_step(state.step, x0.shape[0]), copy_gating=False
+    )
     return state, p
 
 
@@ -111,7 +114,11 @@ def fit_module(
         )
         for epoch in range(epochs)
     ]
-    module.assign(with_weights(state, weights, state.step + total * epochs, copy_gating=False))
+    module.assign(
+        with_weights(
+            state, weights, numerics.advance_step(state.step, total * epochs), copy_gating=False
+        )
+    )
     return torch.cat(out)
 
 

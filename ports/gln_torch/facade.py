@@ -66,6 +66,9 @@ class ModuleRunner:
     def classes(self, probs) -> torch.Tensor:
         return predict_classes(probs, config=self.config)
 
+    def normalize(self, probs) -> torch.Tensor:
+        return probs / probs.sum(dim=1, keepdim=True)
+
 
 class GLN(PortGLN):
     """Gated Linear Network on the PyTorch port; its state is an ``nn.Module`` of buffers.

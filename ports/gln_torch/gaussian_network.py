@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from gln_torch import gaussian
+from gln_torch import gaussian, numerics
 from gln_torch.gating import batch_context_indices
 from gln_torch.network import state_device, to_tensor, with_weights
 from gln_torch.types import Array, GLNState
@@ -80,7 +80,7 @@ def batch_update(state, inputs, side_info, targets, learning_rates, *, config):
     targets = _output_targets(targets, count, config, device)
     rates = to_tensor(learning_rates, config, device).reshape(count)
     out = _learn(weights, mu0, sigma_sq0, contexts, targets, rates, config)
-    return with_weights(state, weights, int(state.step) + count), out
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), out
 
 
 def update(state, inputs, side_info, target, learning_rate, *, config):
@@ -123,7 +123,7 @@ def scan_update(state, inputs, side_info, targets, learning_rates, *, config):
             rates[t : t + 1],
             config,
         )[0]
-    return with_weights(state, weights, int(state.step) + count), out
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), out
 
 
 def fit_stream(state, inputs, side_info, targets, learning_rates, *, config, batch_size=1):

@@ -394,7 +394,7 @@ def update_from_contexts(
         to_tensor(learning_rate, config, device),
         config,
     )
-    return with_weights(state, weights, state.step + int(count)), p
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), p
 
 
 @torch.no_grad()
@@ -453,7 +453,7 @@ def batch_update_from_contexts(
         rates,
         config,
     )
-    return with_weights(state, weights, state.step + count), p
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), p
 
 
 @torch.no_grad()

@@ -38,3 +38,15 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
 def clip_weights(w: torch.Tensor, weight_clipping: float) -> torch.Tensor:
     """Clips weights into ``[-weight_clipping, weight_clipping]``, any shape."""
     return torch.clamp(w, -weight_clipping, weight_clipping)
+
+
+#: The largest count an int32 step counter holds (the reference's ``STEP_MAX``).
+STEP_MAX = 2**31 - 1
+
+
+def advance_step(step, count) -> torch.Tensor:
+    """``step + count`` for an int32 counter (tensor or int), saturating at :data:`STEP_MAX`
+    (the reference's ``numerics.advance_step``); summed in int64 on the counter's device."""
+    step = torch.as_tensor(step)
+    total = step.to(torch.int64) + torch.as_tensor(count, dtype=torch.int64, device=step.device)
+    return total.clamp(max=STEP_MAX).to(torch.int32)

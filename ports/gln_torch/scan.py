@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from gln_torch import chunked
+from gln_torch import chunked, numerics
 from gln_torch.gating import batch_context_indices
 from gln_torch.multiclass import batch_class_targets
 from gln_torch.network import (
@@ -121,7 +121,7 @@ def scan_update(
     rates, count = _masked(rates, mask)
     weights = clone_weights(state, config)
     p = _online_loop(flatten(weights), x0, rows, target_rows, rates, config)
-    return with_weights(state, weights, state.step + count), p
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), p
 
 
 @torch.no_grad()
@@ -181,4 +181,4 @@ def scan_batch_update(
             )
         )
     p = torch.stack(out) if out else x0.new_empty((0, b, config.num_models))
-    return with_weights(state, weights, state.step + count), p
+    return with_weights(state, weights, numerics.advance_step(state.step, count)), p

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from gln_jax.core.types import CHUNK_SIZE
+from gln_torch import numerics
 from gln_torch.network import (
     batch_step,
     clone_weights,
@@ -123,4 +124,4 @@ def fit_stream(
         batch_size=batch_size,
         chunk_size=chunk_size,
     )
-    return with_weights(state, weights, state.step + p.shape[0]), p
+    return with_weights(state, weights, numerics.advance_step(state.step, p.shape[0])), p

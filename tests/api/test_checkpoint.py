@@ -246,17 +246,28 @@ def test_a_fifo_or_a_directory_is_refused_without_opening_it(tmp_path):
 @pytest.mark.parametrize(
     ("step", "shown"),
     [
-        (np.array(2**31, np.int64), str(2**31)),
-        (np.array(2**32 + 5, np.int64), str(2**32 + 5)),
+        (np.array(2**63, np.uint64), str(2**63)),
         (np.array(np.iinfo(np.uint64).max, np.uint64), str(2**64 - 1)),
         (np.array(-1, np.int64), "-1"),
         (np.array(-(2**63), np.int64), str(-(2**63))),
     ],
 )
-def test_a_step_outside_int32_is_refused_not_wrapped(saved, step, shown):
+def test_a_step_outside_int64_is_refused_not_wrapped(saved, step, shown):
     _, path, _ = saved
     rewrite(path, lambda c: c.__setitem__("step", step))
-    refused(path, rf"'step' is {shown}, outside \[0, 2147483647\]")
+    refused(path, rf"'step' is {shown}, outside \[0, 9223372036854775807\]")
+
+
+@pytest.mark.parametrize("step", [2**31, 2**32 + 5, 2**63 - 1])
+def test_a_step_beyond_int32_loads_exactly_with_the_state_step_saturated(saved, step):
+    model, path, X = saved
+    rewrite(path, lambda c: c.__setitem__("step", np.array(step, np.int64)))
+    assert load_checkpoint(path).step == step
+    loaded = GLN.load(path)
+    assert loaded.step == step and int(loaded.state.step) == 2**31 - 1
+    np.testing.assert_array_equal(
+        loaded.predict(X, return_probs=True), model.predict(X, return_probs=True)
+    )
 
 
 @pytest.mark.parametrize(

@@ -295,3 +295,37 @@ def test_bad_schedule_changes_nothing(data):
 
 def test_repr_names_the_model():
     assert "num_classes=10" in repr(GLN("jax", [4, 1], 12, num_classes=10))
+
+
+@pytest.mark.parametrize("backend", ["jax", "numpy", "torch", "tf"])
+def test_normalized_probabilities_sum_to_one(backend, data):
+    X, y = data
+    model = GLN(backend, [4, 1], 12, num_classes=4, learning_rate=0.05)
+    model.fit(X, y)
+    raw = model.predict(X, return_probs=True)
+    sums = raw.sum(axis=1)
+    assert np.abs(sums - 1).max() > 1e-3  # independent sigmoids: not a distribution
+    normalized = model.predict(X, return_probs=True, normalize=True)
+    np.testing.assert_allclose(normalized, raw / sums[:, None], rtol=1e-6)
+    np.testing.assert_allclose(normalized.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(normalized.argmax(axis=1), model.predict(X))
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="return_probs=True"):
+        model.predict(X, y, normalize=True)
+    with pytest.raises(TypeError, match="normalize must be a bool"):
+        model.predict(X, return_probs=True, normalize="yes")
+    chex.assert_trees_all_equal(snapshot(model), before)  # a refused call learned nothing
+    binary = GLN(backend, [4, 1], 12)
+    np.testing.assert_array_equal(
+        binary.predict(X, return_probs=True, normalize=True), binary.predict(X, return_probs=True)
+    )
+
+
+@pytest.mark.parametrize("port", ["gln_torch", "gln_tf"])
+def test_port_classes_normalize_in_their_own_tensors(port, data):
+    module = pytest.importorskip(port)
+    X, y = data
+    model = module.GLN([4, 1], 12, num_classes=4, learning_rate=0.05)
+    model.fit(X, y)
+    normalized = np.asarray(model.predict(X, return_probs=True, normalize=True))
+    np.testing.assert_allclose(normalized.sum(axis=1), 1.0, rtol=1e-6)

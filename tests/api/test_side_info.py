@@ -209,6 +209,12 @@ def test_corrupt_side_info_blocks_are_refused(tmp_path, data):
         ({"extra": {"side_info/mean": np.zeros(4, np.float32)}}, "side_info/mean"),
         ({"extra": {"side_info/m2": np.full(5, -1, np.float32)}}, "negative"),
         ({"extra": {"side_info/mean": np.full(5, np.nan, np.float32)}}, "NaN"),
+        ({"extra": {"side_info/mean": np.full(5, 1e30, np.float32)}}, "features' limit"),
+        ({"extra": {"side_info/count": np.array(-1)}}, r"is -1, outside \[0, 2147483647\]"),
+        ({"extra": {"side_info/count": np.array(2**31)}}, "is 2147483648, outside"),
+        ({"extra": {"side_info/count": np.array(2**64 - 1, np.uint64)}}, "outside"),
+        ({"extra": {"side_info/count": np.array(0)}}, "count' is 0 but"),
+        ({"extra": {"side_info/count": np.array(1.5)}}, "side_info/count' has shape"),
         ({"extra": {"side_info/other": np.zeros(1)}}, "unexpected"),
     ]
     for change, message in cases:

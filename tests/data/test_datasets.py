@@ -247,12 +247,28 @@ def test_mnist_files_are_passed_over_when_looking_for_fashion(monkeypatch):
 
 
 def test_user_cache_dir_follows_xdg_then_home(tmp_path, monkeypatch):
-    assert datasets.user_cache_dir("mnist") == tmp_path / "xdg" / "gln-jax" / "mnist"
+    assert datasets.user_cache_dir("mnist") == tmp_path / "xdg" / "gln_jax" / "datasets" / "mnist"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert (
-        datasets.user_cache_dir("fashion") == tmp_path / "home" / ".cache" / "gln-jax" / "fashion"
-    )
+    home = tmp_path / "home" / ".cache" / "gln_jax"
+    assert datasets.user_cache_dir("fashion") == home / "datasets" / "fashion"
+
+
+def test_one_cache_root_for_datasets_and_the_kernel():
+    from gln_jax.core.kernel import build
+
+    root = datasets.user_cache_dir("mnist").parent.parent
+    assert build.cache_dir().parent == root and root.name == "gln_jax"
+
+
+def test_files_downloaded_by_the_earlier_cache_folder_are_still_found(tiny, tmp_path):
+    spec, arrays = tiny
+    assert datasets.legacy_cache_dir("tiny") not in datasets.search_dirs("tiny")  # not there
+    legacy = write_files(tmp_path / "xdg" / "gln-jax" / "tiny", arrays)
+    assert datasets.search_dirs("tiny")[-2:] == [legacy, datasets.user_cache_dir("tiny")]
+    data = datasets.load_dataset("tiny", download=False)
+    assert {p.parent for p in data.paths} == {legacy}
+    assert not datasets.user_cache_dir("tiny").exists()  # read only: nothing copied or written
 
 
 def test_lookup_order_is_argument_then_environment_then_cache(tiny, tmp_path, monkeypatch):

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gln_jax._cache import cache_root
+
 _HERE = Path(__file__).parent
 #: The C++ sources compiled into the one shared library.
 SOURCES = (_HERE / "online_fit.cc", _HERE / "gates.cc")
@@ -102,8 +104,7 @@ class UntrustedCacheError(BuildError):
 
 def cache_dir() -> Path:
     """Where built kernels live: ``$XDG_CACHE_HOME/gln_jax/kernels`` or ``~/.cache/...``."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "gln_jax" / "kernels"
+    return cache_root() / "kernels"
 
 
 def flags() -> tuple[str, ...]:

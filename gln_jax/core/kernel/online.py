@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gln_jax.core import bernoulli, multiclass
+from gln_jax.core import bernoulli, multiclass, numerics
 from gln_jax.core.kernel import library
 from gln_jax.core.kernel.gates import GateMatrix, gate_matrix, kernel_context_indices
 from gln_jax.core.kernel.library import SWITCH as SWITCH
@@ -382,7 +382,7 @@ def _learn(
     weights, p = online_fit(
         weights, x0, contexts, binary, rates, config=config, threads=threads, batch_size=batch_size
     )
-    return weights, step + jnp.sum(mask, dtype=jnp.int32), p
+    return weights, numerics.advance_step(step, jnp.sum(mask, dtype=jnp.int32)), p
 
 
 def kernel_ensemble_update(
@@ -460,6 +460,6 @@ def kernel_ensemble_update(
         layer._replace(weights=w.reshape(layer.weights.shape))
         for layer, w in zip(states.layers, weights, strict=True)
     )
-    step = states.step + jnp.sum(mask, dtype=jnp.int32)
+    step = numerics.advance_step(states.step, jnp.sum(mask, dtype=jnp.int32))
     p = jnp.moveaxis(p.reshape(steps, members, classes), 0, 1)
     return GLNState(layers=layers, step=step), p
