@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from frameworks import require  # noqa: E402
 from test_readme import RUNNER, SMALL_DATA, why_not_runnable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +108,8 @@ def test_guide_code_runs(page, tmp_path):
         reason = why_not_runnable()
         if reason:
             pytest.skip(reason)
+    code = "\n".join(block for _, block in blocks)
+    require(*(name for name in ("gln_torch", "gln_tf", "flax") if name in code))
     payload = {"path": str(page), "prelude": SMALL_DATA, "blocks": blocks}
     path = os.pathsep.join([str(ROOT), str(ROOT / "ports"), os.environ.get("PYTHONPATH", "")])
     proc = subprocess.run(

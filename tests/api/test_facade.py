@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from frameworks import require
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -299,6 +300,7 @@ def test_repr_names_the_model():
 
 @pytest.mark.parametrize("backend", ["jax", "numpy", "torch", "tf"])
 def test_normalized_probabilities_sum_to_one(backend, data):
+    require(backend)
     X, y = data
     model = GLN(backend, [4, 1], 12, num_classes=4, learning_rate=0.05)
     model.fit(X, y)
@@ -323,6 +325,7 @@ def test_normalized_probabilities_sum_to_one(backend, data):
 
 @pytest.mark.parametrize("port", ["gln_torch", "gln_tf"])
 def test_port_classes_normalize_in_their_own_tensors(port, data):
+    require(port)
     module = pytest.importorskip(port)
     X, y = data
     model = module.GLN([4, 1], 12, num_classes=4, learning_rate=0.05)

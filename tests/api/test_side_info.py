@@ -7,6 +7,7 @@ import zipfile
 import jax
 import numpy as np
 import pytest
+from frameworks import require
 
 import gln_jax
 from gln_jax import GLN
@@ -64,6 +65,7 @@ def reference(X, S, y, transform=None):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_facade_side_info_equals_functional_api(backend, data):
+    require(backend)
     X, S, y = data
     expected, config = reference(X, S, y)
     m = model(backend)
@@ -113,6 +115,7 @@ def test_transform_on_the_input_itself(data):
 
 @pytest.mark.parametrize("backend", ["jax", "pytorch"])
 def test_bad_side_info_raises_and_changes_nothing(backend, data):
+    require(backend)
     X, S, y = data
     m = model(backend, "center")
     m.fit(X[:4], y[:4], side_info=S[:4])
@@ -144,6 +147,7 @@ def test_bad_side_info_raises_and_changes_nothing(backend, data):
 
 @pytest.mark.parametrize("source, target", [("numpy", "jax"), ("jax", "tf")])
 def test_checkpoint_round_trips_width_and_statistics(tmp_path, data, source, target):
+    require(source, target)
     X, S, y = data
     transform = transforms.make_transform("center", scale=10.0, freeze_after=7)
     m = model(source, transform)
