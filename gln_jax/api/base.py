@@ -87,8 +87,8 @@ class GLNBase(abc.ABC):
         exact count a checkpoint stored; ``None``: the state's)."""
         self._lock = threading.RLock()
         self._runner = runner
-        # the exact count, a Python int, for when the state's int32 step has stopped at
-        # 2**31 - 1 (see _current_step)
+        # the exact count, a Python int, added to after each training call without reading
+        # the backend's step (a device transfer); _current_step reconciles the two
         self._step = runner.step() if step is None else int(step)
         self._pipeline = pipeline
         self.learning_rate = learning_rate
@@ -137,9 +137,11 @@ class GLNBase(abc.ABC):
             return self._current_step()
 
     def _current_step(self) -> int:
-        """The state's count while it is below ``2**31 - 1``, else the host's."""
+        """The exact count: the state's while it is below ``2**31 - 1`` (a module's state may
+        have been loaded from outside), else the host's; the host's count follows it."""
         counted = self._runner.step()
-        return counted if counted < STEP_MAX else max(self._step, counted)
+        self._step = counted if counted < STEP_MAX else max(self._step, counted)
+        return self._step
 
     @property
     def base_predictor(self) -> Callable | None:
@@ -227,7 +229,6 @@ class GLNBase(abc.ABC):
                 outputs = self._runner.predict(prepared.inputs, prepared.side_info)
             else:
                 count = prepared.inputs.shape[0]
-                before = self._current_step()
                 outputs = self._runner.train(
                     prepared.inputs,
                     prepared.side_info,
@@ -235,7 +236,7 @@ class GLNBase(abc.ABC):
                     self._rates(count, count),
                 )
                 self._pipeline.commit(prepared.transform_state)
-                self._step = before + count
+                self._step += count
             return self._output(outputs, flag)
 
     def _fit(self, X, y, batch_size, num_epochs, side_info):
@@ -258,7 +259,6 @@ class GLNBase(abc.ABC):
             batch_size = min(int(batch_size), total)
             memory.check_fit_size(self.config, total, num_epochs)
             rates = self._rates(total * num_epochs, batch_size)
-            before = self._current_step()
             outputs = self._runner.fit(
                 prepared.inputs,
                 prepared.side_info,
@@ -268,7 +268,7 @@ class GLNBase(abc.ABC):
                 num_epochs,
             )
             self._pipeline.commit(prepared.transform_state)
-            self._step = before + total * num_epochs
+            self._step += total * num_epochs
             return self._predictions(outputs)
 
     def save(self, path) -> None:

@@ -240,8 +240,9 @@ def search_dirs(dataset: str, data_dir=None, cache_dir=None) -> list[Path]:
     if cache_dir is not None:
         dirs.append(Path(cache_dir).expanduser())
         return dirs
-    if legacy_cache_dir(dataset).is_dir():
-        dirs.append(legacy_cache_dir(dataset))
+    legacy = legacy_cache_dir(dataset)
+    if legacy.is_dir():
+        dirs.append(legacy)
     dirs.append(user_cache_dir(dataset))
     return dirs
 
