@@ -10,6 +10,7 @@ such as the command line's parser) imports no JAX until a name that needs it is 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
 from gln_jax._version import __version__ as __version__
@@ -45,6 +46,9 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+if "jax" in sys.modules:  # JAX already loaded: register the pytree and export types now, so
+    importlib.import_module("gln_jax.core.types")  # jax.export.deserialize finds them at once
 
 
 def __getattr__(name: str):

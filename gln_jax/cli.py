@@ -27,7 +27,7 @@ import time
 from gln_jax import utils
 from gln_jax._version import __version__
 from gln_jax.api import backends
-from gln_jax.core.types import (
+from gln_jax.core.defaults import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_LEARNING_RATE,
     MNIST_LAYER_SIZES,

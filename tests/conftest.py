@@ -14,6 +14,17 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
+#: ``GLN_JAX_TYPECHECK=1``: every annotation of the functional API is checked at run time, by
+#: jaxtyping's import hook with beartype, in every call the tests make (``.ci/run`` runs the
+#: functional-API tests this way).
+TYPECHECK = os.environ.get("GLN_JAX_TYPECHECK", "") == "1"
+if TYPECHECK:
+    from jaxtyping import install_import_hook  # noqa: E402
+
+    from gln_jax.core.shapes import CHECKED_MODULES  # noqa: E402 - imports no checked module
+
+    install_import_hook(CHECKED_MODULES, "beartype.beartype")
+
 try:  # TF32 off wherever a framework could use it
     import torch
 

@@ -32,6 +32,7 @@ from gln_jax.api.runner import EngineRunner, Runner
 from gln_jax.api.side_info import Prepared, SideInfoPipeline
 from gln_jax.core import transforms
 from gln_jax.core.numerics import STEP_MAX
+from gln_jax.core.stream import check_route
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_DTYPE,
@@ -239,7 +240,7 @@ class GLNBase(abc.ABC):
                 self._step += count
             return self._output(outputs, flag)
 
-    def _fit(self, X, y, batch_size, num_epochs, side_info):
+    def _fit(self, X, y, batch_size, num_epochs, side_info, route="auto"):
         """``fit``'s work on whole arrays: all or nothing."""
         for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -266,6 +267,7 @@ class GLNBase(abc.ABC):
                 rates,
                 batch_size,
                 num_epochs,
+                **({} if route == "auto" else {"route": route}),
             )
             self._pipeline.commit(prepared.transform_state)
             self._step += total * num_epochs
@@ -419,6 +421,7 @@ class BernoulliGLN(GLNBase):
         chunk_size: int | None = None,
         checkpoint_path=None,
         checkpoint_every: int | None = None,
+        route: str = "auto",
     ):
         """Trains on whole arrays from the current state, in order (no shuffling), or on a
         stream larger than memory.
@@ -444,10 +447,19 @@ class BernoulliGLN(GLNBase):
             side_info: optional ``[T, side_info_size]`` side information (see :meth:`predict`);
                 a ``side_info_transform`` learns online from every example of every epoch.
             chunk_size, checkpoint_path, checkpoint_every: streams only (see above).
+            route: ``"auto"`` (default), ``"kernel"`` or ``"xla"``: the implementation that
+                trains (:func:`gln_jax.fit_stream`; the JAX backend on one device has both,
+                a sharded model XLA only, the ports one). Routes agree to rounding at low
+                rates and drift apart along the stream at high rates; see the semantics page.
 
         Returns:
             ``[num_epochs * T]`` class predictions made before each update.
+
+        Raises:
+            ValueError: an unknown ``route``, or one this backend does not have.
+            RuntimeError: ``route="kernel"`` where the fused kernel cannot serve (the reason).
         """
+        self._check_route(route)
         plain = (
             side_info is None
             and self.side_info_transform is None
@@ -465,7 +477,7 @@ class BernoulliGLN(GLNBase):
                     "chunk_size and checkpoints apply to streams (iterators, memmaps), which "
                     "gln_jax.GLN of any backend and gln_numpy.GLN take"
                 )
-            return self._fit(X, y, batch_size, num_epochs, side_info)
+            return self._fit(X, y, batch_size, num_epochs, side_info, route)
         if not plain:
             raise ValueError(
                 "fit on a stream feeds each example to the gating as it is: a model with "
@@ -480,7 +492,19 @@ class BernoulliGLN(GLNBase):
             chunk_size=chunk_size or streaming.CHUNK_SIZE,
             checkpoint_path=checkpoint_path,
             checkpoint_every=checkpoint_every,
+            route=route,
         )
+
+    def _check_route(self, route) -> None:
+        """Raises ``ValueError`` for a route that is unknown or that this backend lacks."""
+        check_route(route, function="fit")
+        routes = getattr(self._runner, "routes", ("auto",))
+        if route not in routes:
+            raise ValueError(
+                f"fit: route={route!r} is not available on the {self.backend} backend"
+                f"{' of a sharded model' if 'xla' in routes else ''}, which takes "
+                f"{' or '.join(repr(r) for r in routes)}"
+            )
 
 
 class PortGLN(BernoulliGLN):

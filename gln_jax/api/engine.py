@@ -80,7 +80,17 @@ class Engine(Protocol):
 
 
 def fit_epochs(
-    fit_stream, state, inputs, side_info, targets, rates, *, config, batch_size, num_epochs
+    fit_stream,
+    state,
+    inputs,
+    side_info,
+    targets,
+    rates,
+    *,
+    config,
+    batch_size,
+    num_epochs,
+    **options,
 ):
     """``num_epochs`` passes of a functional ``fit_stream`` that never writes into its state.
 
@@ -98,6 +108,7 @@ def fit_epochs(
         config: the model's config.
         batch_size: examples per update.
         num_epochs: passes over the stream.
+        **options: further keywords of ``fit_stream`` (the JAX engine's ``route``).
 
     Returns:
         ``(state, probs [num_epochs * T, ...])`` with the probs as NumPy.
@@ -113,6 +124,7 @@ def fit_epochs(
             rates[epoch * total : (epoch + 1) * total],
             config=config,
             batch_size=batch_size,
+            **options,
         )
         outputs.append(as_numpy(probs, "probs"))  # torch/TF tensors on any device too
     return state, np.concatenate(outputs)
@@ -125,10 +137,14 @@ class FunctionalFit:
 
     fit_stream = None
     config = None
+    #: The ``route`` values ``fit`` takes (see :func:`gln_jax.fit_stream`); an engine whose
+    #: driver has one way to train takes ``"auto"`` only.
+    routes: tuple[str, ...] = ("auto",)
 
-    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1, route="auto"):
         """Trains on a stream in order (``num_epochs`` passes, ``rates [num_epochs * T]``);
         returns ``(state, probs [num_epochs * T, ...])``."""
+        options = {"route": route} if len(self.routes) > 1 else {}
         return fit_epochs(
             self.fit_stream,
             state,
@@ -139,4 +155,5 @@ class FunctionalFit:
             config=self.config,
             batch_size=batch_size,
             num_epochs=num_epochs,
+            **options,
         )

@@ -45,6 +45,7 @@ class GaussianJaxEngine(JaxEngine):
     64-bit check are :class:`~gln_jax.api.jax_engine.JaxEngine`'s."""
 
     fit_stream = staticmethod(gaussian_network.fit_stream)
+    routes = ("auto",)  # the Gaussian family trains in XLA only
 
     def predict(self, state, inputs, side_info):
         side_info = gating_input(inputs, side_info)

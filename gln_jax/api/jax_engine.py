@@ -13,7 +13,7 @@ from gln_jax.core import kernel
 from gln_jax.core.gating import batch_context_indices
 from gln_jax.core.kernel.gates import GateMatrix, gate_matrix
 from gln_jax.core.network import batch_apply, batch_update_from_contexts, update_from_contexts
-from gln_jax.core.stream import fit_stream
+from gln_jax.core.stream import ROUTES, fit_stream
 from gln_jax.core.types import GLNConfig, GLNState, LayerState
 
 _gate_matrix = jax.jit(gate_matrix)
@@ -90,6 +90,7 @@ class JaxEngine(FunctionalFit):
     """The reference implementation, jitted once per config and input shape."""
 
     fit_stream = staticmethod(fit_stream)
+    routes = ROUTES
 
     name = "jax"
 

@@ -93,9 +93,24 @@ class EngineRunner:
         self.state, outputs = self.engine.train(self.state, inputs, side_info, targets, rates)
         return outputs
 
-    def fit(self, inputs, side_info, targets, rates, batch_size: int, num_epochs: int):
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """The ``route`` values :meth:`fit` takes (the engine's; ``("auto",)`` by default)."""
+        return getattr(self.engine, "routes", ("auto",))
+
+    def fit(
+        self,
+        inputs,
+        side_info,
+        targets,
+        rates,
+        batch_size: int,
+        num_epochs: int,
+        route: str = "auto",
+    ):
+        options = {} if route == "auto" else {"route": route}
         self.state, outputs = self.engine.fit(
-            self.state, inputs, side_info, targets, rates, batch_size, num_epochs
+            self.state, inputs, side_info, targets, rates, batch_size, num_epochs, **options
         )
         return outputs
 

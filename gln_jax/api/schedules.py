@@ -19,11 +19,8 @@ import numbers
 
 import numpy as np
 
+from gln_jax.core.schedules import host_rates
 from gln_jax.core.types import GLNConfig, largest_finite, max_logit
-
-#: Floating dtypes NumPy knows only through ``ml_dtypes`` (JAX's and TF's bfloat16), accepted
-#: as a schedule's rate.
-_NARROW_FLOATS = ("bfloat16", "float16")
 
 
 def check_update_size(rate: float, batch: int, config: GLNConfig, name: str) -> None:
@@ -87,27 +84,6 @@ def check_learning_rate(learning_rate, config: GLNConfig | None = None):
     return rate
 
 
-def _schedule_value(learning_rate, step: int):
-    """One value of a schedule, checked to be one real number."""
-    value = learning_rate(step)
-    array = np.asarray(value)
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype.name in _NARROW_FLOATS
-    ):
-        raise TypeError(
-            f"learning_rate schedule must return a real number per step, returned {value!r} "
-            f"({type(value).__name__}) for step {step}"
-        )
-    if array.size != 1:
-        raise ValueError(
-            f"learning_rate schedule must return one rate per step, returned shape "
-            f"{array.shape} for step {step}"
-        )
-    if np.issubdtype(array.dtype, np.complexfloating):
-        raise TypeError(f"learning_rate schedule returned a complex rate {value!r} at step {step}")
-    return array.reshape(())
-
-
 def learning_rates(
     learning_rate, step: int, count: int, dtype, *, config: GLNConfig | None = None, batch: int = 1
 ) -> np.ndarray:
@@ -121,31 +97,8 @@ def learning_rates(
         rates = np.full(count, learning_rate, dtype)
         largest = float(rates[0]) if count else None  # one value: no reduction
     else:
-        rates = _schedule_rates(learning_rate, step, count, dtype)
+        rates = host_rates(learning_rate, step, count, dtype)
         largest = float(rates.max()) if count else None
     if config is not None and largest is not None:
         check_update_size(largest, batch, config, "learning_rate")
-    return rates
-
-
-def _schedule_rates(learning_rate, step: int, count: int, dtype) -> np.ndarray:
-    steps = np.arange(step, step + count)
-    rates = None
-    if count > 1:
-        try:
-            with np.errstate(over="ignore"):
-                rates = np.asarray(learning_rate(steps), dtype=dtype)
-        except Exception:  # noqa: BLE001 - scalar-only schedules are evaluated one by one
-            rates = None
-        if rates is not None and rates.shape != (count,):
-            rates = None
-    if rates is None:
-        values = [_schedule_value(learning_rate, int(s)) for s in steps]
-        with np.errstate(over="ignore"):
-            rates = np.array(values, dtype=dtype).reshape(count)
-    if not (np.isfinite(rates).all() and (rates >= 0).all()):
-        raise ValueError(
-            f"learning_rate schedule must return finite non-negative rates, got {rates[:8]!r} "
-            f"for steps from {step}"
-        )
     return rates

@@ -92,7 +92,10 @@ class ShardedJaxEngine:
             chunk_size=size,
         )
 
-    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1):
+    #: A sharded model trains in XLA only (the fused kernel serves one CPU device).
+    routes = ("auto", "xla")
+
+    def fit(self, state, inputs, side_info, targets, rates, batch_size, num_epochs=1, route="auto"):
         def stream(state, inputs, side_info, targets, rates, *, config, batch_size):
             return sharding.fit_sharded(
                 state, inputs, side_info, targets, rates, layout=self.layout, batch_size=batch_size

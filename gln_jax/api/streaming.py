@@ -147,6 +147,7 @@ def train_chunks(
     checkpoint_every: int | None = None,
     skip: int = 0,
     step: int | None = None,
+    route: str = "auto",
 ) -> Iterator[tuple]:
     """Trains piece by piece; yields ``(state, probabilities [L, C])`` after every piece.
 
@@ -168,6 +169,8 @@ def train_chunks(
         skip: stream position of the first example of ``chunks`` (examples already learned).
         step: the examples ``state`` has learned from, where a schedule is evaluated (a
             facade's exact ``step``); ``None``: the state's ``step``.
+        route: ``"auto"``, ``"kernel"`` or ``"xla"`` (see :func:`gln_jax.fit_stream`); an
+            engine other than JAX's takes ``"auto"`` only.
 
     Yields:
         ``(state, probabilities)`` with NumPy ``[L, C]`` predictions made before each update.
@@ -207,7 +210,8 @@ def train_chunks(
             config=config,
             batch=batch_size,
         )
-        state, probs = engine.fit(state, inputs, side_info, targets, rates, batch_size)
+        options = {} if route == "auto" else {"route": route}
+        state, probs = engine.fit(state, inputs, side_info, targets, rates, batch_size, **options)
         step += targets.shape[0]
         yield state, probs
 
@@ -307,6 +311,7 @@ def fit_model(
     chunk_size: int = CHUNK_SIZE,
     checkpoint_path=None,
     checkpoint_every: int | None = None,
+    route: str = "auto",
 ):
     """:meth:`gln_jax.GLN.fit` on a stream: ``model.state`` advances after every piece.
 
@@ -356,6 +361,7 @@ def fit_model(
             checkpoint_every=checkpoint_every,
             skip=skip,
             step=step,
+            route=route,
         ):
             runner.state = state
             step += probs.shape[0]

@@ -253,7 +253,7 @@ def check_side_info_transform(transform):
     if isinstance(transform, str):
         return transforms.make_transform(transform)
     if isinstance(transform, transforms.TransformConfig):
-        return transforms.make_transform(*transform)
+        return transforms.make_transform(**transform._asdict())
     raise TypeError(
         "side_info_transform must be None, 'center', 'standardize' or a TransformConfig "
         f"(gln_jax.core.transforms.make_transform), got {transform!r}"

@@ -28,10 +28,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gln_jax.core import kernel, numerics
+from gln_jax.core import checks, kernel, numerics
 from gln_jax.core.network import batch_apply, init
+from gln_jax.core.schedules import host_rates
+from gln_jax.core.shapes import ArrayLike, Float, Rate, Real, Shaped
 from gln_jax.core.sharding import chunk_update, to_host
-from gln_jax.core.stream import chunk_spans, take_chunk
+from gln_jax.core.stream import check_stream, chunk_spans, take_chunk
 from gln_jax.core.types import CHUNK_SIZE, Array, GLNConfig, GLNState, PRNGKey
 
 #: Default name of the mesh axis the members are sharded over.
@@ -191,16 +193,16 @@ def _chunk_fn(
 
 def fit_ensemble(
     states: GLNState,
-    inputs: Array,
-    side_info: Array,
-    targets: Array,
-    learning_rates: Array,
+    inputs: Real[ArrayLike, "T P"],
+    side_info: Real[ArrayLike, "T N"],
+    targets: Shaped[ArrayLike, " T"],
+    learning_rates: Real[ArrayLike, "*E T"] | Rate,
     *,
     config: GLNConfig,
     batch_size: int = 1,
     chunk_size: int = CHUNK_SIZE,
     layout: MemberSharding | None = None,
-) -> tuple[GLNState, np.ndarray]:
+) -> tuple[GLNState, Float[np.ndarray, "E T C"]]:
     """Trains every member on one stream, in order, one compiled scan per chunk.
 
     Member ``e`` equals ``gln_jax.fit_stream`` of that member alone with its rates.
@@ -210,8 +212,9 @@ def fit_ensemble(
         inputs: ``[T, P]`` base probabilities (NumPy, memmap or JAX).
         side_info: ``[T, N]`` raw examples.
         targets: ``[T]`` labels.
-        learning_rates: ``[T]`` shared by the members, or ``[E, T]`` one vector per member (a
-            sweep).
+        learning_rates: one scalar rate, ``[T]`` shared by the members, ``[E, T]`` one vector
+            per member (a sweep), or a schedule (a callable of the step, evaluated on the host
+            at each member's ``step, ..., step + T - 1``).
         config: the members' config.
         batch_size: examples per update (1: exact online learning).
         chunk_size: most examples per compiled scan.
@@ -221,15 +224,30 @@ def fit_ensemble(
         ``(states, p)`` with ``p`` a NumPy ``[E, T, C]`` array of the predictions made before
         each update.
 
+    Raises:
+        ValueError, TypeError: checked on the host before anything runs, naming the argument:
+            members whose state does not match ``config``, shapes that disagree with ``T`` or
+            the config, labels outside ``[0, num_classes)``, rates of another shape.
+
     Example:
         >>> states, p = fit_ensemble(states, x, x, y, rates, config=config)  # doctest: +SKIP
     """
-    targets = np.asarray(targets)
-    total = targets.shape[0]
+    member = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), states)
+    checks.check_state(member, config, function="fit_ensemble", name="a member of states")
     members = num_members(states)
     real_members = members if layout is None else layout.num_members
     dtype = np.dtype(config.dtype)
+    if callable(learning_rates):
+        steps = np.asarray(states.step)[:real_members]
+        total = int(np.shape(targets)[0]) if np.ndim(targets) else 0
+        learning_rates = np.stack([host_rates(learning_rates, int(s), total, dtype) for s in steps])
+    targets, _ = check_stream(inputs, side_info, targets, 0.0, batch_size, config)
+    total = targets.shape[0]
     rates = np.asarray(learning_rates, dtype)
+    if rates.ndim == 0:
+        rates = np.full(total, rates, dtype)
+    if not np.isfinite(rates).all():
+        raise ValueError("fit_ensemble: learning_rates must be finite numbers")
     if rates.shape == (total,):
         rates = np.broadcast_to(rates, (real_members, total))
     if rates.shape != (real_members, total):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gln_jax.core.types import Array, GLNConfig, LayerState
+from gln_jax.core.shapes import ArrayLike, Int, Real
+from gln_jax.core.types import GLNConfig, LayerState
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32/bf16 passes on GPU/TPU: gates must be exact
 
@@ -22,8 +23,8 @@ def _bits_to_index(bits: jax.Array) -> jax.Array:
 
 
 def context_indices(
-    layers: tuple[LayerState, ...], side_info: Array, *, config: GLNConfig
-) -> tuple[jax.Array, ...]:
+    layers: tuple[LayerState, ...], side_info: Real[ArrayLike, " N"], *, config: GLNConfig
+) -> tuple[Int[jax.Array, "C _"], ...]:
     """Context index of every neuron for one example.
 
     Args:
@@ -42,8 +43,8 @@ def context_indices(
 
 
 def batch_context_indices(
-    layers: tuple[LayerState, ...], side_info: Array, *, config: GLNConfig
-) -> tuple[jax.Array, ...]:
+    layers: tuple[LayerState, ...], side_info: Real[ArrayLike, "B N"], *, config: GLNConfig
+) -> tuple[Int[jax.Array, "B C _"], ...]:
     """Context indices of a batch: every class and neuron of a layer from one matrix product.
 
     Args:

@@ -1,4 +1,4 @@
-"""Static configuration of a Gaussian GLN (Budden et al., 2020): a hashable NamedTuple.
+"""Static configuration of a Gaussian GLN (Budden et al., 2020): a frozen, hashable dataclass.
 
 The state is the Bernoulli family's :class:`~gln_jax.core.types.GLNState` (same field names,
 so one checkpoint format and one gating module serve both families); only the config differs.
@@ -8,20 +8,22 @@ The leading axis of every state array runs over the ``C`` outputs of a multi-out
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_DTYPE,
+    StaticConfig,
     _is_int,
     _is_real,
     _memory_limit_bytes,
     largest_finite,
     make_config,
+    register_static_config,
     renamed_argument,
 )
 
@@ -77,7 +79,9 @@ def check_gaussian_learning_rate(learning_rate) -> None:
         )
 
 
-class GaussianConfig(NamedTuple):
+@register_static_config
+@dataclasses.dataclass(frozen=True)
+class GaussianConfig(StaticConfig):
     """Static, hashable hyperparameters of a Gaussian GLN. Build it with :func:`make_config`.
 
     Attributes:

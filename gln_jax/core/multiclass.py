@@ -13,6 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from gln_jax.core.shapes import ArrayLike, Int, Real, Shaped
 from gln_jax.core.types import Array, GLNConfig
 
 
@@ -31,7 +32,7 @@ def over_classes(fn: Callable, in_axes: tuple, *, config: GLNConfig) -> Callable
     return jax.vmap(functools.partial(fn, config=config), in_axes=in_axes)
 
 
-def class_targets(label: Array, config: GLNConfig) -> jax.Array:
+def class_targets(label: Shaped[ArrayLike, ""], config: GLNConfig) -> Int[jax.Array, " C"]:
     """Binary target of every one-vs-all model for one example.
 
     Args:
@@ -52,7 +53,9 @@ def batch_class_targets(labels: Array, config: GLNConfig) -> jax.Array:
     return jax.vmap(lambda label: class_targets(label, config))(jnp.asarray(labels))
 
 
-def predict_classes(probabilities: Array, *, config: GLNConfig):
+def predict_classes(
+    probabilities: Real[ArrayLike, "B C"], *, config: GLNConfig
+) -> Shaped[ArrayLike, " B"]:
     """Class predictions from per-class probabilities.
 
     Args:

@@ -13,15 +13,72 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from gln_jax.core import bernoulli, multiclass, numerics
+from gln_jax.core import bernoulli, checks, multiclass, numerics
 from gln_jax.core.gating import batch_context_indices, context_indices
-from gln_jax.core.types import Array, GLNConfig, GLNState, LayerState, PRNGKey, dense_rows
+from gln_jax.core.schedules import traced_rates
+from gln_jax.core.shapes import ArrayLike, Float, Rate, Real, Shaped
+from gln_jax.core.types import (
+    Array,
+    GLNConfig,
+    GLNState,
+    LayerState,
+    PRNGKey,
+    StaticConfig,
+    dense_rows,
+)
 
 Weights = tuple[jax.Array, ...]  # per layer [K, R, I] (one model) or [C, K, R, I]
 
 
 _NORMAL_BLOCK = 1 << 15
+
+_BATCH_HINT = "one example per call here; a batch goes to batch_apply or batch_update"
+
+
+def check_example(function: str, state, inputs, side_info, config: GLNConfig) -> None:
+    """Trace-time checks of one example's arguments (``inputs [P]``, ``side_info [N]``)."""
+    checks.check_state(state, config, function=function)
+    checks.check_array(
+        inputs,
+        (config.base_prediction_size,),
+        "[P]",
+        function=function,
+        name="inputs",
+        hint=_BATCH_HINT,
+    )
+    checks.check_array(
+        side_info,
+        (config.side_info_size,),
+        "[N]",
+        function=function,
+        name="side_info",
+        hint=_BATCH_HINT,
+    )
+
+
+def check_examples(function: str, state, inputs, side_info, config: GLNConfig, lead="B") -> int:
+    """Trace-time checks of a batch or stream (``inputs [B, P]``, ``side_info [B, N]``);
+    returns ``B``."""
+    checks.check_state(state, config, function=function)
+    checks.check_array(
+        inputs,
+        (None, config.base_prediction_size),
+        f"[{lead}, P]",
+        function=function,
+        name="inputs",
+    )
+    checks.check_array(
+        side_info,
+        (None, config.side_info_size),
+        f"[{lead}, N]",
+        function=function,
+        name="side_info",
+    )
+    count = int(np.shape(inputs)[0])
+    checks.check_lengths(function, inputs=count, side_info=int(np.shape(side_info)[0]))
+    return count
 
 
 def _standard_normal(key: PRNGKey, count: int, dtype) -> jax.Array:
@@ -149,6 +206,7 @@ def init(key: PRNGKey, config: GLNConfig) -> GLNState:
     Example:
         >>> state = init(jax.random.key(0), make_config([4, 4], 784))  # doctest: +SKIP
     """
+    checks.check_config(config, function="init", families=(StaticConfig,))
     dtype = jnp.dtype(config.dtype)
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
         raise ValueError(
@@ -172,16 +230,27 @@ def init(key: PRNGKey, config: GLNConfig) -> GLNState:
     return GLNState(layers=tuple(layers), step=jnp.zeros((), jnp.int32))
 
 
-def base_predictions(x: Array, *, config: GLNConfig) -> jax.Array:
+def base_predictions(x: Real[ArrayLike, "*B P"], *, config: GLNConfig) -> Float[jax.Array, "*B P"]:
     """Default base predictions: the example itself, clipped into ``[eps, 1 - eps]``.
 
     Args:
-        x: ``[N]`` (or ``[B, N]``) example with entries in [0, 1].
+        x: ``[P]`` (or ``[B, P]``) example with entries in [0, 1].
         config: the network's config.
 
     Returns:
         Same shape, clipped, in ``config.dtype``.
+
+    Raises:
+        ValueError: a last axis other than ``config.base_prediction_size`` wide, or a rank
+            other than 1 or 2 (raised while tracing).
     """
+    checks.check_config(config, function="base_predictions")
+    width = config.base_prediction_size
+    if np.ndim(x) not in (1, 2) or np.shape(x)[-1] != width:
+        raise ValueError(
+            f"base_predictions: x must have shape [P] or [B, P] with P = {width}, got shape "
+            f"{tuple(np.shape(x))}"
+        )
     return numerics.clip_probability(jnp.asarray(x, config.dtype), config.pred_clipping)
 
 
@@ -204,7 +273,13 @@ def apply_from_contexts(state: GLNState, inputs: Array, contexts, *, config: GLN
     return ps[-1][:, 0]
 
 
-def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig):
+def batch_apply(
+    state: GLNState,
+    inputs: Real[ArrayLike, "B P"],
+    side_info: Real[ArrayLike, "B N"],
+    *,
+    config: GLNConfig,
+) -> Float[jax.Array, "B C"]:
     """Probabilities of a batch: :func:`apply` vmapped, computed layer by layer for speed.
 
     Where :func:`gln_jax.core.types.dense_rows` says so (few rows per neuron, more than one
@@ -220,7 +295,11 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
 
     Returns:
         ``[B, C]`` clipped probabilities.
+
+    Raises:
+        ValueError, TypeError: arguments that disagree with ``config`` (see :func:`update`).
     """
+    check_examples("batch_apply", state, inputs, side_info, config)
     contexts = batch_context_indices(state.layers, side_info, config=config)
     if not dense_rows(config, contexts[0].shape[0]):
         return jax.vmap(functools.partial(apply_from_contexts, state, config=config))(
@@ -235,7 +314,13 @@ def batch_apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLN
     return p[..., 0].T
 
 
-def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig) -> jax.Array:
+def apply(
+    state: GLNState,
+    inputs: Real[ArrayLike, " P"],
+    side_info: Real[ArrayLike, " N"],
+    *,
+    config: GLNConfig,
+) -> Float[jax.Array, " C"]:
     """Probability of the positive class of every one-vs-all model, for one example.
 
     Args:
@@ -248,9 +333,13 @@ def apply(state: GLNState, inputs: Array, side_info: Array, *, config: GLNConfig
     Returns:
         ``[C]`` clipped probabilities, ``C = config.num_models``.
 
+    Raises:
+        ValueError, TypeError: arguments that disagree with ``config`` (see :func:`update`).
+
     Example:
         >>> p = apply(state, x, x, config=config)  # doctest: +SKIP
     """
+    check_example("apply", state, inputs, side_info, config)
     contexts = context_indices(state.layers, side_info, config=config)
     return apply_from_contexts(state, inputs, contexts, config=config)
 
@@ -269,13 +358,13 @@ def update_from_contexts(
 
 def update(
     state: GLNState,
-    inputs: Array,
-    side_info: Array,
-    target: Array,
-    learning_rate: Array,
+    inputs: Real[ArrayLike, " P"],
+    side_info: Real[ArrayLike, " N"],
+    target: Shaped[ArrayLike, ""],
+    learning_rate: Rate,
     *,
     config: GLNConfig,
-) -> tuple[GLNState, jax.Array]:
+) -> tuple[GLNState, Float[jax.Array, " C"]]:
     """Predicts one example, then learns from it (exact online step).
 
     Only the active row of each neuron moves, from that neuron's own clipped output:
@@ -290,17 +379,34 @@ def update(
             and a label outside the range trains every one-vs-all model towards 0 (a binary
             model takes it as its target value). Check labels on the host first, or use
             :func:`gln_jax.fit_stream` or the ``GLN`` facade, which do.
-        learning_rate: scalar rate for this example.
+        learning_rate: scalar rate for this example, or a schedule: a traceable callable of
+            the step, evaluated at ``state.step`` (the examples learned so far).
         config: the network's config.
 
     Returns:
         ``(new_state, p)`` with ``p [C]`` the prediction made before the update.
 
+    Raises:
+        ValueError, TypeError: while tracing, naming the argument: a state whose layers,
+            class axis, shapes or dtype are not the config's; ``inputs`` not ``[P]`` or
+            ``side_info`` not ``[N]`` (one example: a batch goes to :func:`batch_update`); a
+            ``target`` or ``learning_rate`` that is not a scalar.
+
     Example:
         >>> state, p = update(state, x, x, 3, 1e-3, config=config)  # doctest: +SKIP
     """
+    check_example("update", state, inputs, side_info, config)
+    checks.check_array(target, (), "[]", function="update", name="target", hint=_BATCH_HINT)
+    rate = traced_rates(
+        learning_rate,
+        jnp.asarray(state.step),
+        config.dtype,
+        function="update",
+        name="learning_rate",
+        letters="[]",
+    )
     contexts = context_indices(state.layers, side_info, config=config)
-    return update_from_contexts(state, inputs, contexts, target, learning_rate, config=config)
+    return update_from_contexts(state, inputs, contexts, target, rate, config=config)
 
 
 def batch_update_from_contexts(
@@ -330,13 +436,13 @@ def batch_update_from_contexts(
 
 def batch_update(
     state: GLNState,
-    inputs: Array,
-    side_info: Array,
-    targets: Array,
-    learning_rates: Array,
+    inputs: Real[ArrayLike, "B P"],
+    side_info: Real[ArrayLike, "B N"],
+    targets: Shaped[ArrayLike, " B"],
+    learning_rates: Real[ArrayLike, " B"] | Rate,
     *,
     config: GLNConfig,
-) -> tuple[GLNState, jax.Array]:
+) -> tuple[GLNState, Float[jax.Array, "B C"]]:
     """Predicts a batch with the weights from before it, then learns from all of it.
 
     Example ``i`` contributes ``-learning_rates[i] * (p_i - y_i) * x_i`` to its active rows;
@@ -349,13 +455,26 @@ def batch_update(
         side_info: ``[B, N]`` raw examples.
         targets: ``[B]`` class labels in ``[0, num_classes)``; not checked under ``jit`` (see
             :func:`update`).
-        learning_rates: ``[B]`` rate of each example (``schedule(step + i)``).
+        learning_rates: ``[B]`` rate of each example, one scalar rate for all of them, or a
+            schedule: a traceable callable of the step, evaluated at ``state.step + i`` for
+            example ``i``.
         config: the network's config.
 
     Returns:
         ``(new_state, p)`` with ``p [B, C]`` the predictions made before the update.
+
+    Raises:
+        ValueError, TypeError: while tracing, naming the argument (see :func:`update`).
     """
-    contexts = batch_context_indices(state.layers, side_info, config=config)
-    return batch_update_from_contexts(
-        state, inputs, contexts, targets, learning_rates, config=config
+    batch = check_examples("batch_update", state, inputs, side_info, config)
+    checks.check_array(targets, (batch,), "[B]", function="batch_update", name="targets")
+    rates = traced_rates(
+        learning_rates,
+        jnp.asarray(state.step) + jnp.arange(batch, dtype=jnp.int32),
+        config.dtype,
+        function="batch_update",
+        name="learning_rates",
+        letters="[B]",
     )
+    contexts = batch_context_indices(state.layers, side_info, config=config)
+    return batch_update_from_contexts(state, inputs, contexts, targets, rates, config=config)

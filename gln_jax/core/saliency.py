@@ -24,7 +24,8 @@ import jax.numpy as jnp
 from gln_jax.core import multiclass, numerics
 from gln_jax.core.gating import context_indices
 from gln_jax.core.network import base_predictions
-from gln_jax.core.types import Array, GLNConfig, GLNState
+from gln_jax.core.shapes import ArrayLike, Real
+from gln_jax.core.types import GLNConfig, GLNState
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32/bf16 passes: the map should match the network
 
@@ -33,8 +34,8 @@ class Saliency(NamedTuple):
     """The affine map from input logits to output logits of a GLN on one example.
 
     Attributes:
-        weights: ``[C, K]`` one collapsed weight vector per class (the saliency map),
-            ``K = config.base_prediction_size``.
+        weights: ``[C, P]`` one collapsed weight vector per class (the saliency map),
+            ``P = config.base_prediction_size``.
         bias: ``[C]`` the constant term: the bias inputs' contributions, carried through the
             network (zero when ``config.bias`` is false and no clipped neuron is frozen).
         num_clipped: ``[C]`` int32, how many neurons of each class's model have their output
@@ -45,6 +46,9 @@ class Saliency(NamedTuple):
     weights: jax.Array
     bias: jax.Array
     num_clipped: jax.Array
+
+
+jax.export.register_namedtuple_serialization(Saliency, serialized_name="gln_jax.Saliency")
 
 
 def _model_saliency(weights, x0, contexts, *, config: GLNConfig, local: bool):
@@ -88,8 +92,8 @@ def _model_saliency(weights, x0, contexts, *, config: GLNConfig, local: bool):
 
 def saliency(
     state: GLNState,
-    inputs: Array,
-    side_info: Array,
+    inputs: Real[ArrayLike, " P"],
+    side_info: Real[ArrayLike, " N"],
     *,
     config: GLNConfig,
     local: bool = False,
@@ -118,7 +122,7 @@ def saliency(
         local: freeze clipped neurons instead of ignoring their clip.
 
     Returns:
-        A :class:`Saliency` with ``weights [C, K]``, ``bias [C]`` and ``num_clipped [C]``,
+        A :class:`Saliency` with ``weights [C, P]``, ``bias [C]`` and ``num_clipped [C]``,
         ``C = config.num_models`` (1 for a binary model).
 
     Example:

@@ -38,6 +38,7 @@ Shapes: ``N`` side-information width, ``T`` stream.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -46,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gln_jax.core import numerics
-from gln_jax.core.types import CHUNK_SIZE, Array
+from gln_jax.core.types import CHUNK_SIZE, Array, StaticConfig, register_static_config
 
 #: Transform kinds: ``"center"`` (subtract the running mean) or ``"standardize"`` (also divide by
 #: the running standard deviation plus ``eps``).
@@ -54,8 +55,11 @@ KINDS = ("center", "standardize")
 DEFAULT_STD_EPS = 0.1
 
 
-class TransformConfig(NamedTuple):
-    """Static, hashable settings of a side-information transform.
+@register_static_config
+@dataclasses.dataclass(frozen=True)
+class TransformConfig(StaticConfig):
+    """Static, hashable settings of a side-information transform (a frozen dataclass; see
+    :class:`~gln_jax.core.types.StaticConfig`).
 
     Attributes:
         kind: ``"center"`` or ``"standardize"``.
@@ -92,6 +96,11 @@ class TransformState(NamedTuple):
     count: Array
     mean: Array
     m2: Array
+
+
+jax.export.register_namedtuple_serialization(
+    TransformState, serialized_name="gln_jax.TransformState"
+)
 
 
 def make_transform(

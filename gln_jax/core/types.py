@@ -1,7 +1,8 @@
 """Static configuration and state pytrees of a Gated Linear Network, and the project's glossary.
 
-The config is a hashable NamedTuple of Python scalars (it is a static argument of every jitted
-function); the state is a NamedTuple pytree of arrays. Field names are shared verbatim by every
+The config is a frozen dataclass of Python scalars that JAX sees as static (hashable, no pytree
+leaves: a static argument of every jitted function); the state is a NamedTuple pytree of
+arrays, registered for :mod:`jax.export` serialisation. Field names are shared verbatim by every
 port, so one checkpoint format serves all of them.
 
 Glossary (one word per concept, in code, kernel and docs):
@@ -24,20 +25,32 @@ Glossary (one word per concept, in code, kernel and docs):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import math
 import numbers
 import os
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+import jax
 import numpy as np
+
+from gln_jax.core.defaults import (
+    DEFAULT_CONTEXT_MAP_SIZE as DEFAULT_CONTEXT_MAP_SIZE,
+)
+from gln_jax.core.defaults import DEFAULT_DTYPE as DEFAULT_DTYPE
+from gln_jax.core.defaults import DEFAULT_LEARNING_RATE as DEFAULT_LEARNING_RATE
+from gln_jax.core.defaults import DEFAULT_NUM_CLASSES as DEFAULT_NUM_CLASSES
+from gln_jax.core.defaults import DEFAULT_PRED_CLIPPING as DEFAULT_PRED_CLIPPING
+from gln_jax.core.defaults import DEFAULT_WEIGHT_CLIPPING as DEFAULT_WEIGHT_CLIPPING
+from gln_jax.core.defaults import DTYPES as DTYPES
+from gln_jax.core.defaults import ESTIMATOR_LAYER_SIZES as ESTIMATOR_LAYER_SIZES
+from gln_jax.core.defaults import MNIST_LAYER_SIZES as MNIST_LAYER_SIZES
 
 Array = Any  # jax.Array in the reference; numpy/torch/tf arrays in the ports.
 PRNGKey = Any
-
-#: The dtypes a GLN may hold its weights and probabilities in.
-DTYPES = ("float32", "float64")
 
 # Shape letters, one meaning each everywhere in the code, the kernel and the docstrings:
 #   C  one-vs-all models (``config.num_models``: 1 for a binary model, else ``num_classes``)
@@ -48,20 +61,6 @@ DTYPES = ("float32", "float64")
 #   E  members of an ensemble             B  examples of a batch
 #   T  examples of a stream
 
-# Named defaults: the one place where the classic interface's defaults are written.
-DEFAULT_CONTEXT_MAP_SIZE = 4
-DEFAULT_NUM_CLASSES = 2
-DEFAULT_LEARNING_RATE = 1e-4
-DEFAULT_PRED_CLIPPING = 1e-3
-DEFAULT_WEIGHT_CLIPPING = 5.0
-DEFAULT_DTYPE = "float32"
-# Two default architectures, for two kinds of data:
-#: The command line's default layers: the classic README's MNIST model (two hidden layers of
-#: four neurons), a pass of MNIST in seconds.
-MNIST_LAYER_SIZES = (4, 4, 1)
-#: The scikit-learn estimators' default layers: tabular problems of tens of features and a few
-#: hundred examples need wider layers than MNIST's pixels to learn in one pass.
-ESTIMATOR_LAYER_SIZES = (32, 16, 1)
 #: Up to this many rows per neuron, a batch scores every row of a layer with one matrix product
 #: and then picks the active one; above it, it gathers the active rows (see :func:`dense_scoring`).
 DENSE_ROWS_MAX = 64
@@ -146,7 +145,81 @@ class GLNState(NamedTuple):
     step: Array
 
 
-class GLNConfig(NamedTuple):
+class StaticConfig:
+    """Base of the hyperparameter configs: frozen dataclasses that JAX sees as static.
+
+    A config holds Python scalars only. It is hashable (a ``static_argnames`` argument of a
+    jitted function) and registered with :func:`jax.tree_util.register_static`: it has no
+    pytree leaves, so ``jax.tree.map`` passes it by and a pytree that holds one (a module, a
+    dict of state and config) goes through ``jax.jit`` with the config as structure. Sequences
+    become tuples on construction, so a config built from JSON (lists) is hashable and equal to
+    the original; :func:`make_config` validates, the constructor only normalises.
+    ``_replace``, ``_asdict`` and ``_fields`` keep the NamedTuple spelling of earlier releases.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, (list, tuple)):
+                value = tuple(int(v) if isinstance(v, numbers.Integral) else v for v in value)
+            elif isinstance(value, np.generic):
+                value = value.item()
+            elif field.name == "dtype" and not isinstance(value, str):
+                try:
+                    value = np.dtype(value).name
+                except TypeError:
+                    pass
+            object.__setattr__(self, field.name, value)
+
+    def _replace(self, **changes):
+        """A copy with ``changes`` applied (``dataclasses.replace``); not validated."""
+        return dataclasses.replace(self, **changes)
+
+    def _asdict(self) -> dict[str, Any]:
+        """The fields as a dict (tuples stay tuples), in declaration order."""
+        return {name: getattr(self, name) for name in self._fields}
+
+    def to_json(self) -> str:
+        """The config as a JSON object; ``type(config).from_json`` rebuilds an equal config."""
+        return json.dumps(self._asdict())
+
+    @classmethod
+    def from_json(cls, text: str):
+        """The config that :meth:`to_json` wrote (fields it does not know are refused).
+
+        Raises:
+            TypeError: unknown or missing fields.
+        """
+        return cls(**json.loads(text))
+
+
+def register_static_config(cls):
+    """Registers a :class:`StaticConfig` dataclass with JAX: static pytree, export name.
+
+    The serialised name ``gln_jax.<Class>`` lets an exported function whose arguments hold a
+    config be deserialised in another process.
+    """
+    cls._fields = tuple(field.name for field in dataclasses.fields(cls))
+    jax.tree_util.register_static(cls)
+    jax.export.register_pytree_node_serialization(
+        cls,
+        serialized_name=f"gln_jax.{cls.__name__}",
+        serialize_auxdata=lambda config: config.to_json().encode(),
+        deserialize_auxdata=lambda data: cls.from_json(data.decode()),
+        from_children=lambda config, children: config,
+    )
+    return cls
+
+
+jax.export.register_namedtuple_serialization(LayerState, serialized_name="gln_jax.LayerState")
+jax.export.register_namedtuple_serialization(GLNState, serialized_name="gln_jax.GLNState")
+
+
+@register_static_config
+@dataclasses.dataclass(frozen=True)
+class GLNConfig(StaticConfig):
     """Static, hashable hyperparameters of a GLN. Build it with :func:`make_config`.
 
     Attributes:

@@ -29,6 +29,7 @@ def fit_stream(
     config: GLNConfig,
     batch_size: int = 1,
     chunk_size: int = CHUNK_SIZE,
+    route: str = "auto",
 ) -> tuple[GLNState, np.ndarray]:
     """Trains on a whole stream in order, in chunks that bound the memory.
 
@@ -45,6 +46,8 @@ def fit_stream(
         config: the network's config.
         batch_size: examples per update.
         chunk_size: most examples whose contexts are computed at once.
+        route: ``"auto"``, the one route of this port (the reference's ``"kernel"`` and
+            ``"xla"`` name its own implementations).
 
     Returns:
         ``(state, p)`` with ``p`` a ``[T, C]`` array of the predictions made before each
@@ -53,6 +56,11 @@ def fit_stream(
     Example:
         >>> state, p = fit_stream(state, x, x, y, rates, config=config)  # doctest: +SKIP
     """
+    if route != "auto":
+        raise ValueError(
+            f"fit_stream: route={route!r}: the NumPy port trains one way, route='auto' "
+            "('kernel' and 'xla' are the JAX reference's routes)"
+        )
     targets = np.asarray(targets)
     total = targets.shape[0]
     length = batch_size * max(1, chunk_size // batch_size)

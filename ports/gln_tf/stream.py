@@ -27,6 +27,7 @@ def fit_stream(
     config: GLNConfig,
     batch_size: int = 1,
     chunk_size: int = CHUNK_SIZE,
+    route: str = "auto",
 ) -> tuple[GLNState, tf.Tensor]:
     """Trains on a whole stream in order, in chunks that bound the memory.
 
@@ -43,6 +44,8 @@ def fit_stream(
         config: the network's config.
         batch_size: examples per update.
         chunk_size: most examples per call of the compiled scan.
+        route: ``"auto"``, the one route of this port (the reference's ``"kernel"`` and
+            ``"xla"`` name its own implementations).
 
     Returns:
         ``(state, p)`` with ``p [T, C]`` the predictions made before each update.
@@ -50,6 +53,11 @@ def fit_stream(
     Example:
         >>> state, p = fit_stream(state, x, x, y, rates, config=config)  # doctest: +SKIP
     """
+    if route != "auto":
+        raise ValueError(
+            f"fit_stream: route={route!r}: the TensorFlow port trains one way, route='auto' "
+            "('kernel' and 'xla' are the JAX reference's routes)"
+        )
     online, batched = _scans(config)
     stream = _stream(config, inputs, side_info, targets, learning_rates, None)
     total = int(stream[2].shape[0])

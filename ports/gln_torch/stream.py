@@ -88,6 +88,7 @@ def fit_stream(
     config: GLNConfig,
     batch_size: int = 1,
     chunk_size: int = CHUNK_SIZE,
+    route: str = "auto",
 ) -> tuple[GLNState, torch.Tensor]:
     """Trains on a whole stream in order, in chunks that bound the memory.
 
@@ -104,6 +105,8 @@ def fit_stream(
         config: the network's config.
         batch_size: examples per update.
         chunk_size: most examples whose contexts are computed at once.
+        route: ``"auto"``, the one route of this port (the reference's ``"kernel"`` and
+            ``"xla"`` name its own implementations).
 
     Returns:
         ``(state, p)`` with ``p [T, C]`` the predictions made before each update, on the
@@ -112,6 +115,11 @@ def fit_stream(
     Example:
         >>> state, p = fit_stream(state, x, x, y, rates, config=config)  # doctest: +SKIP
     """
+    if route != "auto":
+        raise ValueError(
+            f"fit_stream: route={route!r}: the PyTorch port trains one way, route='auto' "
+            "('kernel' and 'xla' are the JAX reference's routes)"
+        )
     weights = clone_weights(state, config)
     p = fit_chunks(
         flatten(weights),
