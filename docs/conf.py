@@ -108,6 +108,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(gln_jax\.)?(core|api|data|tools)\..*"),
     (r"py:.*", r"(gln_numpy|gln_torch|gln_tf|gln_common)\.(?!GLN$).*\..*"),
     (r"py:.*", r"(jax|jaxlib|numpy|np|jnp|torch|tensorflow|tf|flax|nnx|sklearn|optax|pathlib)\b.*"),
+    # jaxtyping's shaped annotations: Real[ArrayLike, "B P"] renders its parts as names
+    (r"py:.*", r"(jaxtyping\..*|ndarray|'[A-Za-z _*]*')"),
     (r"py:.*", r"(Array|ArrayLike|PRNGKey|Mesh|NamedSharding|Path|Callable|Sequence|Iterable)"),
     (r"py:.*", r"(Iterator|Any|Literal|Self|collections\.abc\..*|typing\..*|optional|callable)"),
     (r"py:.*", r"(GLNConfig|GLNState|LayerState|GaussianConfig|TransformConfig|TransformState)"),

@@ -122,7 +122,8 @@ class GLNBase(abc.ABC):
     @state.setter
     def state(self, value) -> None:
         with self._lock:
-            self._runner.state = value
+            own = getattr(getattr(self._runner, "engine", None), "own", None)
+            self._runner.state = value if own is None else own(value)
             self._step = self._runner.step()
 
     @property

@@ -142,6 +142,11 @@ class JaxEngine(FunctionalFit):
     def from_reference(self, state: GLNState) -> GLNState:
         return jax.tree.map(jnp.asarray, state)
 
+    def own(self, state: GLNState) -> GLNState:
+        """A copy of a state given from outside (``model.state = ...``): training donates the
+        engine's buffers, which must never be the caller's."""
+        return jax.tree.map(lambda a: jnp.array(a, copy=True), state)
+
     def to_reference(self, state: GLNState) -> GLNState:
         return jax.tree.map(np.asarray, state)
 

@@ -441,3 +441,14 @@ def test_the_annotations_are_checked_under_the_import_hook():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["(1,)", "checked", "True"]
+
+
+def test_a_state_assigned_to_the_facade_stays_the_callers():
+    """Training donates the facade's buffers; an assigned state is copied first, so the caller's
+    arrays stay alive and unchanged."""
+    state = state_of(MULTI)
+    model = gln_jax.GLN("jax", [4, 4, 1], 64, num_classes=10, learning_rate=1e-3)
+    model.state = state
+    model.predict(np.asarray(XS[:2]), np.asarray(LABELS[:2]))  # learns: a donating update
+    assert not state.layers[0].weights.is_deleted()
+    assert_trees_equal(state, state_of(MULTI))
