@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gln_jax.core import checks
+from gln_jax.core import checks, numerics
 from gln_jax.core.gating import batch_context_indices
 from gln_jax.core.network import (
     batch_update_from_contexts,
@@ -30,10 +30,12 @@ from gln_jax.core.types import GLNConfig, GLNState
 
 def example_steps(step, mask) -> jax.Array:
     """The step at which each example of a stream is learned: ``step`` plus the real
-    (unmasked) examples before it, int32 of ``mask``'s shape (flattened order)."""
+    (unmasked) examples before it, int32 of ``mask``'s shape (flattened order), saturating at
+    :data:`~gln_jax.core.numerics.STEP_MAX` as the state's ``step`` does."""
     flat = jnp.asarray(mask, jnp.int32).reshape(-1)
     before = jnp.cumsum(flat) - flat
-    return (jnp.asarray(step, jnp.int32) + before).reshape(jnp.shape(mask))
+    step = jnp.asarray(step, jnp.int32)
+    return numerics.advance_step(step, before).reshape(jnp.shape(mask))
 
 
 def _check_mask(mask, shape, letters: str, function: str) -> None:

@@ -352,6 +352,8 @@ def test_a_masked_example_does_not_advance_the_schedule():
     mask = jnp.asarray([True, False] * 32)
     steps = example_steps(jnp.int32(3), mask)
     np.testing.assert_array_equal(steps[:6], [3, 4, 4, 5, 5, 6])
+    near_the_end = example_steps(jnp.int32(2**31 - 3), jnp.ones(5, bool))
+    np.testing.assert_array_equal(near_the_end, [2**31 - 3, 2**31 - 2] + [2**31 - 1] * 3)
     masked, _ = gln_jax.scan_update(state_of(), XS, XS, BITS, piecewise, config=CONFIG, mask=mask)
     real = np.asarray(mask)
     plain, _ = gln_jax.scan_update(
