@@ -14,7 +14,8 @@
 #     ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 (the interpreter's own allocations are not
 #     leaks worth reporting; the first error stops the run) and UBSAN_OPTIONS that print a
 #     stack trace;
-#   * runs tests/core/test_kernel.py, test_kernel_inputs.py and test_kernel_cache.py in one
+#   * runs tests/core/test_kernel.py, test_kernel_inputs.py, test_kernel_cache.py and
+#     test_kernel_fuzz.py (the public API fuzzed by Hypothesis, fixed seed) in one
 #     pytest worker (-n 1; subprocesses the tests start inherit the same environment);
 #   * greps the output for "ERROR: AddressSanitizer" and "runtime error:".
 #
@@ -48,7 +49,7 @@ env \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     python3 -m pytest -q -n 1 -p no:cacheprovider \
         tests/core/test_kernel.py tests/core/test_kernel_inputs.py \
-        tests/core/test_kernel_cache.py "$@" 2>&1 | tee "$log"
+        tests/core/test_kernel_cache.py tests/core/test_kernel_fuzz.py "$@" 2>&1 | tee "$log"
 status=$?
 echo "sanitizer run: pytest exit status $status after $(($(date +%s) - start)) s"
 

@@ -185,3 +185,87 @@ def test_temporaries_of_killed_builds_are_removed(monkeypatch, tmp_path):
         build.build(folder)
     assert not stale.exists() and fresh.exists()
     assert sorted(p.name for p in folder.iterdir()) == sorted([build.LOCK_NAME, fresh.name])
+
+
+def _start_build(cache):
+    """``python -m gln_jax.core.kernel build`` started (not waited for) with its own cache."""
+    environment = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=os.pathsep.join(sys.path))
+    environment.pop(library.SWITCH, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gln_jax.core.kernel", "build"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+
+
+def test_two_processes_building_at_once_compile_once(built, tmp_path):
+    cache = tmp_path / "cache"
+    first, second = _start_build(cache), _start_build(cache)
+    said = [process.communicate(timeout=600) for process in (first, second)]
+    assert [process.returncode for process in (first, second)] == [0, 0], said
+    heads = sorted(out.split()[0] for out, _ in said)
+    assert heads == ["already", "built"]  # the lock made the second wait, then find it built
+    folder = cache / "gln_jax" / "kernels"
+    libraries = list(folder.glob("*.so"))
+    assert len(libraries) == 1 and build.verified(libraries[0])
+    assert not list(folder.glob("*.tmp"))
+    proc = _run(_FIT, cache)
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "available", proc.stderr[-2000:]
+
+
+# a process that loads the kernel, fits, says so, waits for a go file, then fits again many
+# times and checks every result equals the first
+_FIT_THROUGH_A_REBUILD = """
+import pathlib, sys, time
+import jax, numpy as np, gln_jax
+from gln_jax import make_config
+from gln_jax.core import kernel
+config = make_config([4, 1], 6, num_classes=3)
+state = gln_jax.init(jax.random.key(0), config)
+x = np.random.default_rng(0).random((64, 6), np.float32)
+y = np.arange(64) % 3
+rates = np.full(64, 0.1, np.float32)
+first = np.asarray(gln_jax.fit_stream(state, x, x, y, rates, config=config)[1])
+assert kernel.available()
+print("ready", flush=True)
+go = pathlib.Path(sys.argv[1])
+deadline = time.time() + 300
+while not go.exists() and time.time() < deadline:
+    time.sleep(0.05)
+for _ in range(20):
+    again = np.asarray(gln_jax.fit_stream(state, x, x, y, rates, config=config)[1])
+    assert np.array_equal(again, first)
+print("same", kernel.status().library, flush=True)
+"""
+
+
+def test_a_process_keeps_its_kernel_while_another_rebuilds_it(built, tmp_path):
+    """A rebuild writes a new file and renames it into place: a process that has the old one
+    loaded keeps it mapped, unchanged, and goes on computing the same results."""
+    cache = tmp_path / "cache"
+    target = _seed_cache(built, cache)
+    go = tmp_path / "go"
+    environment = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=os.pathsep.join(sys.path))
+    environment.pop(library.SWITCH, None)
+    user = subprocess.Popen(
+        [sys.executable, "-c", _FIT_THROUGH_A_REBUILD, str(go)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert user.stdout.readline().strip() == "ready", user.stderr.read()[-2000:]
+        loaded = os.stat(target).st_ino
+        target.with_name(target.name + build.RECORD_SUFFIX).unlink()  # forces a rebuild
+        rebuilder = _start_build(cache)
+        out, err = rebuilder.communicate(timeout=600)
+        assert rebuilder.returncode == 0 and out.startswith("built "), err[-2000:]
+        assert os.stat(target).st_ino != loaded and build.verified(target)  # a new file
+    finally:
+        go.touch()
+    out, err = user.communicate(timeout=600)
+    assert user.returncode == 0, err[-2000:]
+    assert out.split()[0] == "same"

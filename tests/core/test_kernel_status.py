@@ -6,6 +6,7 @@ own ``XDG_CACHE_HOME``.
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,7 @@ print(json.dumps({
 def _run(args, cache, **env):
     """``python args...`` in a fresh process with its own cache and ``env`` on top."""
     environment = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=os.pathsep.join(sys.path))
-    for name in (library.SWITCH, "CXX", build.EXTRA_FLAGS):
+    for name in (library.SWITCH, "CXX", build.EXTRA_FLAGS, build.TARGET):
         environment.pop(name, None)
     environment.update(env)
     return subprocess.run(
@@ -137,6 +138,44 @@ def test_the_fallback_warning_is_a_user_warning_given_once(fresh_library, monkey
         library.warn_fallback()
         library.warn_fallback()
     assert len(caught) == 1
+
+
+def test_the_target_chooses_the_instruction_set(monkeypatch):
+    monkeypatch.delenv(build.TARGET, raising=False)
+    compiler = build.find_compiler() if shutil.which("c++") else None
+    assert build.target() == "native" and "-march=native" in build.flags()
+    native = build.library_path(compiler) if compiler else None
+    monkeypatch.setenv(build.TARGET, " x86-64-v2 ")
+    assert build.target() == "x86-64-v2"
+    assert "-march=x86-64-v2" in build.flags() and "-march=native" not in build.flags()
+    if compiler:  # a library per target: one never stands in for another
+        assert build.library_path(compiler) != native
+    for bad in ("-O0", "x86 64", "native;rm -rf", "$(cc)", "a" * 65):
+        monkeypatch.setenv(build.TARGET, bad)
+        with pytest.raises(build.BuildError, match=r"\$GLN_JAX_KERNEL_TARGET=.* is not an"):
+            build.flags()
+    monkeypatch.setenv(build.TARGET, "")
+    assert build.target() == "native"  # empty means unset
+
+
+def test_an_invalid_target_is_a_failed_build_that_names_it(tmp_path):
+    result, _, _ = _fits(tmp_path, "bad-target", **{build.TARGET: "not a cpu"})
+    assert [w[0] for w in result["warnings"]] == ["KernelFallbackWarning"]
+    assert "$GLN_JAX_KERNEL_TARGET='not a cpu' is not an" in result["warnings"][0][1]
+    assert (result["cause"], result["in_use"]) == (library.BUILD_FAILED, False)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 targets")
+def test_builds_for_two_instruction_sets_give_the_same_bits(tmp_path, built):
+    """The kernel's float operations and their order are fixed by its source, and fused
+    multiply-adds are off: a baseline build (``x86-64-v2``, SSE4.2) computes bit for bit what a
+    build for this CPU (``native``) computes (the process's exp and log are the same)."""
+    import numpy as np
+
+    baseline, _, _ = _fits(tmp_path, "v2", **{build.TARGET: "x86-64-v2"})
+    native, _, _ = _fits(tmp_path, "native", **{build.TARGET: "native"})
+    assert baseline["in_use"] and native["in_use"]
+    np.testing.assert_array_equal(np.load(tmp_path / "v2.npy"), np.load(tmp_path / "native.npy"))
 
 
 def test_cxx_is_honoured_first_and_alone(monkeypatch, tmp_path):

@@ -146,7 +146,8 @@ class KernelStatus:
         built: whether that file is in the cache, whole.
         compiler: the compiler's path (``$CXX`` first, else ``c++``, ``g++``, ``clang++``).
         compiler_version: the first line of its ``--version``.
-        flags: the compiler flags (with ``$GLN_JAX_KERNEL_CXXFLAGS``).
+        flags: the compiler flags (with ``-march=$GLN_JAX_KERNEL_TARGET``, default
+            ``native``, and ``$GLN_JAX_KERNEL_CXXFLAGS``); empty when the target is invalid.
         backend: JAX's default backend.
     """
 
@@ -186,6 +187,15 @@ class KernelStatus:
             f"  backend:  {self.backend}",
         ]
         return "\n".join(lines)
+
+
+def _flags_or_none() -> tuple[str, ...]:
+    """The compiler flags, or none where ``$GLN_JAX_KERNEL_TARGET`` is invalid (the cause
+    then says so)."""
+    try:
+        return _build.flags()
+    except _build.BuildError:
+        return ()
 
 
 def status(build: bool = False) -> KernelStatus:
@@ -256,6 +266,6 @@ def status(build: bool = False) -> KernelStatus:
         built=built,
         compiler=compiler,
         compiler_version=version,
-        flags=_build.flags(),
+        flags=_flags_or_none(),
         backend=backend,
     )

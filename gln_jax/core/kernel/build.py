@@ -2,8 +2,17 @@
 
 The shared library goes to a per-user cache, ``$XDG_CACHE_HOME/gln_jax/kernels/`` (default
 ``~/.cache/gln_jax/kernels/``), under a name that hashes everything the binary depends on:
-the sources, the compiler and its version, the flags, the XLA FFI headers and the CPU (the
-flags include ``-march=native``).
+the sources, the compiler and its version, the flags, the XLA FFI headers and the CPU.
+
+The instruction set is chosen by ``$GLN_JAX_KERNEL_TARGET``, passed to the compiler as
+``-march=<target>``: ``native`` (the default) builds for the CPU it runs on; a baseline such as
+``x86-64-v2`` (SSE4.2), ``x86-64-v3`` (AVX2) or ``x86-64-v4`` (AVX-512) builds a library that
+any CPU of that level runs (a container image built on one machine and run on others). The
+kernel fixes its summation order in its source and forbids fused multiply-adds
+(``-ffp-contract=off``), so every target computes the same float operations: on one machine,
+builds for ``x86-64-v2``, ``x86-64-v3`` and ``native`` gave the same bits. Two CPUs can still
+differ in the last bits, because the C library's ``exp``, ``log`` and ``log1p`` pick their code
+path by the CPU they run on (see the semantics page, "Routes and rounding").
 
 The cache is trusted only as far as it is private and whole:
 
@@ -31,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shlex
 import shutil
 import stat
@@ -50,7 +60,6 @@ HEADERS = (_HERE / "simd.h", _HERE / "handler.h")
 #: reference writes them. The handlers check their arguments themselves (``-DNDEBUG``).
 FLAGS = (
     "-O3",
-    "-march=native",
     "-shared",
     "-fPIC",
     "-std=c++17",
@@ -60,6 +69,11 @@ FLAGS = (
 )
 #: Environment variable of extra compiler flags (see the module docstring).
 EXTRA_FLAGS = "GLN_JAX_KERNEL_CXXFLAGS"
+#: Environment variable naming the instruction set (``-march=<target>``).
+TARGET = "GLN_JAX_KERNEL_TARGET"
+#: The target when :data:`TARGET` is unset or empty.
+DEFAULT_TARGET = "native"
+_TARGET_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 #: The compilers tried in turn when ``$CXX`` is not set.
 COMPILERS = ("c++", "g++", "clang++")
 #: Seconds a compilation may take.
@@ -107,9 +121,31 @@ def cache_dir() -> Path:
     return cache_root() / "kernels"
 
 
+def target() -> str:
+    """The instruction set the kernel is built for: ``$GLN_JAX_KERNEL_TARGET`` or ``native``.
+
+    Raises:
+        BuildError: when the variable holds something that cannot be a ``-march`` value (white
+            space, a leading dash, shell characters).
+    """
+    named = os.environ.get(TARGET, "").strip()
+    if not named:
+        return DEFAULT_TARGET
+    if not _TARGET_PATTERN.fullmatch(named):
+        raise BuildError(
+            f"${TARGET}={named!r} is not an instruction-set name; use native, x86-64-v2, "
+            "x86-64-v3, x86-64-v4 or another value the compiler takes for -march"
+        )
+    return named
+
+
 def flags() -> tuple[str, ...]:
-    """The compiler flags: :data:`FLAGS` and those of ``$GLN_JAX_KERNEL_CXXFLAGS``."""
-    return (*FLAGS, *shlex.split(os.environ.get(EXTRA_FLAGS, "")))
+    """The compiler flags: :data:`FLAGS`, ``-march=<target>`` and ``$GLN_JAX_KERNEL_CXXFLAGS``.
+
+    Raises:
+        BuildError: when ``$GLN_JAX_KERNEL_TARGET`` is not a valid name (see :func:`target`).
+    """
+    return (*FLAGS, f"-march={target()}", *shlex.split(os.environ.get(EXTRA_FLAGS, "")))
 
 
 def find_compiler() -> str:
