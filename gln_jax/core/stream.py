@@ -133,6 +133,25 @@ def take_chunk(array, start: int, stop: int, pad: int, fill=0, dtype=None) -> np
     return chunk
 
 
+def check_finite(name: str, values, rows: int = 1 << 16) -> None:
+    """Raises a ``ValueError`` naming ``name`` and the first non-finite entry of ``values``.
+
+    A memmap is read ``rows`` rows at a time, so the check needs no copy of the stream.
+    """
+    dtype = np.asarray(values[:0]).dtype
+    if not np.issubdtype(dtype, np.number) or dtype.kind == "c":
+        raise ValueError(f"{name} must hold real numbers, got dtype {dtype}")
+    for start in range(0, len(values), rows):
+        block = np.asarray(values[start : start + rows])
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name} must be finite, got {block[row, column]} at row {start + row}, "
+                f"column {column}: nothing was learned"
+            )
+
+
 def check_stream(inputs, side_info, targets, learning_rates, batch_size, config: GLNConfig, step=0):
     """Host-side checks of :func:`fit_stream`'s arguments; returns ``(targets, rates)``.
 
@@ -152,6 +171,7 @@ def check_stream(inputs, side_info, targets, learning_rates, batch_size, config:
                 f"{name} must have shape [T, {width}] = {(total, width)} (T from targets), "
                 f"got shape {tuple(np.shape(value))}"
             )
+        check_finite(name, value)
     if targets.dtype != bool:
         if not np.issubdtype(targets.dtype, np.number) or not np.array_equal(
             targets, np.round(targets)

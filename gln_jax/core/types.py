@@ -380,7 +380,8 @@ def make_config(
         bias: add a constant bias input to every layer.
         context_bias: random non-zero hyperplane offsets.
         pred_clipping: float in (0, 0.5), at least :func:`smallest_pred_clipping` of ``dtype``.
-        weight_clipping: positive float; a neuron's largest weighted sum,
+        weight_clipping: positive float, a normal number of ``dtype`` (at least
+            ``np.finfo(dtype).tiny``); a neuron's largest weighted sum,
             ``weight_clipping * inputs * max_logit``, must be finite in ``dtype``.
         dtype: "float32" or "float64" (or the numpy dtype).
         input_size: deprecated name of ``side_info_size`` (warns).
@@ -456,6 +457,13 @@ def make_config(
         raise TypeError(f"weight_clipping must be a positive float, got {weight_clipping!r}")
     if not (math.isfinite(weight_clipping) and weight_clipping > 0):
         raise ValueError(f"weight_clipping must be a positive finite float, got {weight_clipping}")
+    tiny = float(np.finfo(dtype_name).tiny)
+    if weight_clipping < tiny:
+        raise ValueError(
+            f"weight_clipping={weight_clipping} is subnormal in {dtype_name}: CPUs flush it to "
+            f"zero, which would clip every weight to 0; the smallest allowed value is "
+            f"{tiny:.6g} (np.finfo({dtype_name}).tiny)"
+        )
     config = GLNConfig(
         layer_sizes=sizes,
         side_info_size=int(side_info_size),

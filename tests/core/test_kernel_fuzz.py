@@ -647,13 +647,6 @@ def test_fit_stream_answers_hostile_side_information_and_clipped_inputs(
             assert_states_close(runs[True][0], runs[False][0], dtype)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="fit_stream checks labels and learning rates for NaN but not inputs: a NaN input "
-    "gives NaN predictions and writes NaN into every weight row it touches, for good, with no "
-    "error (docs/failure_modes.md: inputs are checked for NaN before anything is learned)",
-)
 def test_fit_stream_refuses_nan_inputs(compiled):
     """A NaN input is refused by name before anything is learned, as a NaN rate is."""
     config = make_config([1], 2, context_map_size=1)
@@ -770,15 +763,6 @@ def test_a_subnormal_float32_weight_clipping_is_refused_or_served(compiled):
     serves_or_refuses_a_subnormal_clip("float32", 1e-40)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=jax.errors.JaxRuntimeError,
-    reason="make_config accepts a float64 weight_clipping below the smallest normal float64 "
-    "(2.2e-308), but the kernel's attribute check (online_fit.cc CheckAttributes, "
-    "'weight_clipping > 0.0') runs on an XLA CPU thread with denormals-are-zero set, sees 0 "
-    "and refuses every call, predict included: 'weight_clipping is 0.000000, must be "
-    "positive and finite'; with GLN_JAX_KERNEL=0 the same model works",
-)
 def test_a_subnormal_float64_weight_clipping_is_refused_or_served(compiled):
     """1e-310 is subnormal in float64: refused at construction, or served as XLA serves it."""
     serves_or_refuses_a_subnormal_clip("float64", 1e-310)
