@@ -3,8 +3,8 @@
 ``classes``: a ``[16, 16, 1]`` model with 1,000 classes, trained and evaluated on a
 class-sharded mesh of every device (drawn onto it by ``init_sharded``), then on one device in
 the same process; prints the largest difference of outputs and states, the shard each device
-holds, the peak memory of the process after the sharded run (before anything of the one-device
-run exists) and at the end. Run it with forced host devices::
+holds, and the peak memory of the sharded run per stage (before anything of the one-device run
+exists) and of the one-device run. Run it with forced host devices::
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python benchmarks/scaling.py classes
 
@@ -27,8 +27,8 @@ import numpy as np
 from gln_jax.core import ensemble, sharding
 from gln_jax.core.network import batch_apply, init
 from gln_jax.core.stream import fit_stream
-from gln_jax.core.types import make_config
-from gln_jax.tools.memory import peak_rss_mib
+from gln_jax.core.types import CHUNK_SIZE, make_config
+from gln_jax.tools.memory import current_peak_rss_mib, reset_peak_rss, rss_mib
 
 
 def _max_diff(a, b) -> float:
@@ -39,26 +39,47 @@ def _max_diff(a, b) -> float:
 
 
 def classes(
-    num_classes=1000, examples=2000, width=64, batch_size=1, dtype="float32", chunk_size=256
+    num_classes=1000, examples=2000, width=64, batch_size=1, dtype="float32", chunk_size=CHUNK_SIZE
 ) -> dict:
     """1,000 classes at ``[16, 16, 1]``: sharded over every device vs one device.
 
-    A chunk's gating projections are ``chunk x classes x neurons x context_map_size`` numbers
-    (about 135 MB at 256 examples here), so the chunk size bounds the peak memory.
+    ``sharded_stages`` holds, for ``init``, ``fit`` and ``predict`` of the sharded run, the
+    resident memory before the stage and its peak during it (Linux ``VmHWM``, reset before each
+    stage). The library caps the rows of each compiled call (``sharding.rows_per_call``), so the
+    peak does not grow with ``chunk_size``.
     """
     config = make_config([16, 16, 1], width, num_classes=num_classes, dtype=dtype)
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(examples, width)).astype(dtype)
     y = rng.integers(0, num_classes, examples)
     rates = np.full(examples, 0.01, dtype)
+    stages = {}
+
+    def stage(name, run):
+        """``run()``, with the resident memory before it and the peak during it."""
+        before = rss_mib()
+        reset_peak_rss()
+        result = jax.block_until_ready(run())
+        stages[name] = {"rss_before_mib": before, "peak_mib": current_peak_rss_mib()}
+        return result
+
     started = time.perf_counter()
-    state, layout = sharding.init_sharded(jax.random.key(0), config, sharding.make_mesh())
-    trained, p_sharded = sharding.fit_sharded(
-        state, X, X, y, rates, layout=layout, batch_size=batch_size, chunk_size=chunk_size
+    mesh = sharding.make_mesh()
+    state, layout = stage("init", lambda: sharding.init_sharded(jax.random.key(0), config, mesh))
+    trained, p_sharded = stage(
+        "fit",
+        lambda: sharding.fit_sharded(
+            state, X, X, y, rates, layout=layout, batch_size=batch_size, chunk_size=chunk_size
+        ),
     )
-    q_sharded = sharding.to_host(sharding.predict_sharded(trained, X, X, layout=layout))
+    q_sharded = sharding.to_host(
+        stage("predict", lambda: sharding.predict_sharded(trained, X, X, layout=layout))
+    )
     sharded_s = time.perf_counter() - started
-    sharded_peak = peak_rss_mib()  # the sharded run alone: nothing of the reference exists yet
+    # The sharded run alone (nothing of the one-device run exists yet): the largest stage peak.
+    sharded_peak = max(stage["peak_mib"] for stage in stages.values())
+    single_before = rss_mib()
+    reset_peak_rss()
     reference = init(jax.random.key(0), config)
     init_diff = _max_diff(sharding.unshard_state(state, layout), reference)
     started = time.perf_counter()
@@ -86,8 +107,10 @@ def classes(
         "sharded_seconds_with_compile": sharded_s,
         "single_seconds_with_compile": single_s,
         "init_sharded_vs_init_max_diff": init_diff,
+        "sharded_stages": stages,
         "peak_rss_mib_sharded_run": sharded_peak,
-        "peak_rss_mib": peak_rss_mib(),
+        "rss_mib_before_single_run": single_before,
+        "peak_rss_mib_single_run": current_peak_rss_mib(),
     }
 
 
@@ -160,7 +183,7 @@ def main(argv=None) -> None:
     parser.add_argument("case", choices=("classes", "ensemble"))
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     parser.add_argument(
         "--sweep", action="store_true", help="ensemble: members from one key with 16 rates"
     )

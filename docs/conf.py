@@ -29,6 +29,7 @@ import gln_jax  # noqa: E402
 #: the public module before the package's lazy ``__getattr__`` can.
 PUBLIC_MODULES = [
     "gln_jax.transforms",
+    "gln_jax.gaussian",
     "gln_jax.streaming",
     "gln_jax.ensemble",
     "gln_jax.sharding",

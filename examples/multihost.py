@@ -39,7 +39,7 @@ def main() -> None:
         initialization_timeout=120,
     )
     from gln_jax import make_config
-    from gln_jax.core import sharding
+    from gln_jax import sharding
 
     config = make_config([16, 16, 1], 64, num_classes=args.classes)
     mesh = sharding.make_mesh()  # every device of every process

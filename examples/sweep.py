@@ -1,7 +1,7 @@
 """A learning-rate sweep in one compiled scan; the best member chosen on a validation split.
 
 Every member starts from the same state (one key) and learns the same stream with its own rate;
-:func:`gln_jax.core.ensemble.fit_ensemble` trains all of them at once (a ``vmap`` over the
+:func:`gln_jax.ensemble.fit_ensemble` trains all of them at once (a ``vmap`` over the
 member axis), then the validation split picks the rate::
 
     python examples/sweep.py
@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from gln_jax import make_config
-from gln_jax.core import ensemble
+from gln_jax import ensemble
 
 
 def main() -> None:

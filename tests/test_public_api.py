@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ UPDATE = "python tests/test_public_api.py --update"
 MODULES = (
     "gln_jax",
     "gln_jax.transforms",
+    "gln_jax.gaussian",
     "gln_jax.streaming",
     "gln_jax.ensemble",
     "gln_jax.sharding",
@@ -103,6 +105,39 @@ def test_every_public_name_resolves():
         module = importlib.import_module(name)
         for item in module.__all__:
             assert getattr(module, item) is not None, f"{name}.{item}"
+
+
+#: An import of an implementation module (``gln_jax.core``, ``.api``, ``.data``, ``.tools``).
+INTERNAL_IMPORT = re.compile(r"^\s*(?:from|import)\s+gln_jax\.(?:core|api|data|tools)\b", re.M)
+
+
+def _user_code() -> dict[str, str]:
+    """The code a user reads and copies: README, guides, examples and notebooks' code cells."""
+    files = [ROOT / "README.md", *sorted((ROOT / "examples").glob("*.py"))]
+    files += [
+        path
+        for path in sorted((ROOT / "docs").rglob("*.md"))
+        if path.name not in ("changelog.md", "contributing.md")
+    ]
+    code = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in files}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        code[str(path.relative_to(ROOT))] = "\n".join(
+            "".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"
+        )
+    return code
+
+
+def test_user_facing_code_imports_public_modules_only():
+    """What the docs teach is importable from a public module (implementation modules move)."""
+    code = _user_code()
+    assert len(code) > 10, "the README, guides, examples and notebooks were not found"
+    found = {}
+    for name, text in code.items():
+        lines = [line.strip() for line in text.splitlines() if INTERNAL_IMPORT.match(line)]
+        if lines:
+            found[name] = lines
+    assert not found, f"user-facing code imports implementation modules: {found}"
 
 
 def _update() -> None:

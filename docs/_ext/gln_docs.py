@@ -166,8 +166,25 @@ def _scaling_classes(root: Path) -> tuple[str, str]:
         ("argmax agreement", f"{d['argmax_agreement']:.3f}"),
         ("sharded run, with compilation (s)", f"{d['sharded_seconds_with_compile']:.0f}"),
         ("one-device run, with compilation (s)", f"{d['single_seconds_with_compile']:.0f}"),
-        ("peak RSS after the sharded run (MiB)", f"{d['peak_rss_mib_sharded_run']:,.0f}"),
-        ("peak RSS at the end (MiB)", f"{d['peak_rss_mib']:,.0f}"),
+    ]
+    for stage, what in (
+        ("init", "`init_sharded`"),
+        ("fit", "`fit_sharded`"),
+        ("predict", "`predict_sharded`"),
+    ):
+        rss = d["sharded_stages"][stage]
+        rows.append(
+            (
+                f"{what}: resident before, peak during (MiB)",
+                f"{rss['rss_before_mib']:,.0f}, {rss['peak_mib']:,.0f}",
+            )
+        )
+    rows += [
+        ("peak RSS of the sharded run (MiB)", f"{d['peak_rss_mib_sharded_run']:,.0f}"),
+        (
+            "one-device run: resident before, peak during (MiB)",
+            f"{d['rss_mib_before_single_run']:,.0f}, {d['peak_rss_mib_single_run']:,.0f}",
+        ),
     ]
     table = "\n".join(["| quantity | value |", "|---|---:|"] + [f"| {a} | {b} |" for a, b in rows])
     note = (

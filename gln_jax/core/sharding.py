@@ -248,6 +248,37 @@ def _predict_fn(layout: ClassSharding):
 #: and row scores of every local class) grow with its rows, so larger batches go in blocks.
 PREDICT_BLOCK = 256
 
+#: Most bytes of per-row temporaries one compiled call may hold on one device: the gating
+#: projections ``[rows, C_local, K, H]`` and context indices of every layer, and for
+#: predictions the selected weight rows ``[rows, C_local, K, I]``.
+TEMPORARY_BYTES = 32 * 2**20
+
+
+def rows_per_call(layout: ClassSharding, batch_size: int = 1, *, weight_rows: bool) -> int:
+    """Rows per compiled call that keep one device's temporaries within ``TEMPORARY_BYTES``.
+
+    Args:
+        layout: the state's :class:`ClassSharding`.
+        batch_size: the rows of one update; the answer is a power of two of batches.
+        weight_rows: count the weight rows each row selects (prediction) as well as its
+            gating projections and contexts (the scan drivers, which gate a whole chunk first).
+
+    Returns:
+        ``batch_size`` times the largest power of two of batches whose temporaries fit (at
+        least one batch).
+    """
+    config = layout.local_config
+    itemsize = np.dtype(config.dtype).itemsize
+    planes = config.context_map_size
+    per_row = 0
+    for neurons, inputs in zip(config.layer_sizes, config.layer_input_sizes(), strict=True):
+        rows = config.num_classes * neurons
+        per_row += rows * (planes * itemsize + np.dtype(np.int32).itemsize)
+        if weight_rows:
+            per_row += rows * inputs * itemsize
+    batches = max(1, TEMPORARY_BYTES // max(1, per_row * batch_size))
+    return batch_size * (1 << (batches.bit_length() - 1))
+
 
 def predict_sharded(
     state: GLNState,
@@ -260,12 +291,12 @@ def predict_sharded(
     """Probabilities ``[B, C]`` of the real classes (``inputs [B, P]``, ``side_info [B, N]``).
 
     The weights stay where they are; the ``[B, C]`` result is replicated on every device. A
-    batch of more than ``block_size`` rows is predicted ``block_size`` rows at a time (the last
-    block padded), so memory stays bounded: measured with 8 forced host devices, 1,000 classes
-    at ``[16, 16, 1]`` in float64, one call on 1,000 rows raised the process's peak memory by
-    3.1 GiB.
+    batch of more rows than ``block_size`` (capped by :func:`rows_per_call`, so that a call's
+    temporaries stay within ``TEMPORARY_BYTES`` per device) is predicted a block at a time,
+    the last block padded.
     """
     total = np.shape(inputs)[0]
+    block_size = min(block_size, rows_per_call(layout, weight_rows=True))
     predict = _predict_fn(layout)
     if total <= block_size:
         return predict(state, inputs, side_info)
@@ -278,7 +309,9 @@ def predict_sharded(
             np.pad(np.asarray(inputs[start:stop]), pad, constant_values=0.5),
             np.pad(np.asarray(side_info[start:stop]), pad),
         )
-        parts.append(block[: stop - start])
+        # One block in flight at a time: queued calls of a program with a collective could
+        # hold XLA:CPU's threads while waiting for devices whose turn has not come.
+        parts.append(block[: stop - start].block_until_ready())
     return jnp.concatenate(parts)
 
 
@@ -354,7 +387,9 @@ def fit_sharded(
     """:func:`gln_jax.fit_stream` on a class-sharded state: same chunks, same maths.
 
     Each chunk is one jitted call with the state's shardings in and out and the chunk's
-    arrays replicated; the caller's ``state`` is left intact.
+    arrays replicated; the caller's ``state`` is left intact. A chunk holds at most
+    ``chunk_size`` examples and at most :func:`rows_per_call` rows, so the gating temporaries
+    of a call stay within ``TEMPORARY_BYTES`` per device.
 
     Args:
         state: a state from :func:`init_sharded` or :func:`shard_state`.
@@ -373,6 +408,9 @@ def fit_sharded(
     total = targets.shape[0]
     dtype = np.dtype(layout.config.dtype)
     run = _chunk_fn(layout, batch_size)
+    chunk_size = min(
+        chunk_size, max(batch_size, rows_per_call(layout, batch_size, weight_rows=False))
+    )
     real = np.ones(total, bool)
     outputs = []
     for start, stop, pad in chunk_spans(total, batch_size, chunk_size):

@@ -13,3 +13,46 @@ def peak_rss_mib() -> float:
     """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Resets the peak that :func:`peak_rss_mib` reports to the current resident size.
+
+    Linux only (``/proc/self/clear_refs``); elsewhere nothing changes.
+
+    Returns:
+        Whether the peak was reset.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def current_peak_rss_mib() -> float:
+    """The peak resident size since the last :func:`reset_peak_rss` (``VmHWM``), in MiB.
+
+    Falls back to :func:`peak_rss_mib` where ``/proc/self/status`` is missing.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return peak_rss_mib()
+
+
+def rss_mib() -> float:
+    """The current resident set size in MiB (``VmRSS``; ``nan`` where it cannot be read)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")

@@ -114,6 +114,23 @@ def sharding_checks(tmp):
         q_got = engine.predict(got, X, X)
         out[f"predict_bs{batch_size}"] = float(np.abs(q_got - np.asarray(q_expected)).max())
         out[f"predict_bs{batch_size}_shape"] = list(q_got.shape)
+    # A tiny temporaries budget: every fit call holds one batch, every prediction one row.
+    budget = sharding.TEMPORARY_BYTES
+    sharding.TEMPORARY_BYTES = 1
+    try:
+        out["capped_rows"] = [
+            sharding.rows_per_call(engine.layout, 4, weight_rows=False),
+            sharding.rows_per_call(engine.layout, weight_rows=True),
+        ]
+        capped, p_capped = sharding.fit_sharded(
+            engine.from_reference(reference), X, X, y, rates, layout=engine.layout, batch_size=4
+        )
+        q_capped = engine.predict(capped, X[:20], X[:20])
+    finally:
+        sharding.TEMPORARY_BYTES = budget
+    out["capped_state"] = _max_diff(engine.to_reference(capped), expected)
+    out["capped_outputs"] = float(np.abs(p_capped - p_expected).max())
+    out["capped_predict"] = float(np.abs(q_capped - np.asarray(q_expected)[:20]).max())
     out["unsharded_apply_vs_sharded"] = float(
         np.abs(np.asarray(apply(expected, X[0], X[0], config=config)) - q_got[0]).max()
     )

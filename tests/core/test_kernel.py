@@ -26,16 +26,6 @@ def kernel_on(monkeypatch):
     monkeypatch.delenv(kernel.online.SWITCH, raising=False)
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    """The kernel, built (or found in the cache); skips only where no compiler exists."""
-    try:
-        build.find_compiler()
-    except build.BuildError as err:
-        pytest.skip(f"no C++ compiler on this machine, the kernel cannot be built: {err}")
-    assert online.load(), "a C++ compiler is present but the kernel did not build or load"
-
-
 def _config(sizes, classes, *, dtype="float64", bias=True, context_bias=True, m=1):
     return make_config(
         sizes,

@@ -56,7 +56,7 @@ import gln_jax
 from gln_jax import GLN, ensemble, make_config
 from gln_jax.api import validation
 from gln_jax.core import kernel
-from gln_jax.core.kernel import build, library
+from gln_jax.core.kernel import library
 from gln_jax.core.types import largest_finite, max_logit
 
 #: The learning rate of every comparison between the routes (see the module docstring).
@@ -94,16 +94,6 @@ def fuzz(max_examples: int):
 def kernel_on(monkeypatch):
     """Every test starts with the kernel switched on (whatever the caller's environment)."""
     monkeypatch.delenv(library.SWITCH, raising=False)
-
-
-@pytest.fixture(scope="module")
-def compiled():
-    """The kernel, built (or found in the cache); skips only where no compiler exists."""
-    try:
-        build.find_compiler()
-    except build.BuildError as err:
-        pytest.skip(f"no C++ compiler on this machine, the kernel cannot be built: {err}")
-    assert library.load(), "a C++ compiler is present but the kernel did not build or load"
 
 
 @contextlib.contextmanager

@@ -67,6 +67,11 @@ def test_class_sharded_model_equals_unsharded(tmp_path):
         assert r[f"stream_bs{batch_size}_output_shape"] == [300, 10]
         assert r[f"predict_bs{batch_size}"] < 1e-12
         assert r[f"predict_bs{batch_size}_shape"] == [300, 10]
+    # Calls capped to one batch (fit) and one row (predict) compute the same maths.
+    assert r["capped_rows"] == [4, 1]
+    assert r["capped_state"] < 1e-12
+    assert r["capped_outputs"] < 1e-12
+    assert r["capped_predict"] < 1e-12
     assert r["unsharded_apply_vs_sharded"] < 1e-12
     assert r["checkpoint_class_axis"] == 10  # no padded class in the file
     assert r["checkpoint_vs_unsharded"] < 1e-12
@@ -176,3 +181,35 @@ def test_two_processes_train_one_class_sharded_model(tmp_path):
         starts += r["local_shard_starts"]
     # Each process holds four of the eight class blocks, and together they hold all of them.
     assert sorted(starts) == [3 * i for i in range(8)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+@pytest.mark.parametrize("weight_rows", [False, True])
+def test_rows_per_call_is_the_largest_power_of_two_of_batches_within_the_budget(
+    dtype, batch_size, weight_rows
+):
+    """1,000 classes at [16, 16, 1] on one device: a call's per-row temporaries (projections,
+    contexts and, for predictions, weight rows) fit TEMPORARY_BYTES, twice as many would not."""
+    import jax
+    import numpy as np
+
+    from gln_jax import make_config
+    from gln_jax.core import sharding
+
+    config = make_config([16, 16, 1], 64, num_classes=1000, dtype=dtype)
+    layout = sharding.class_sharding(config, sharding.make_mesh(jax.devices()[:1]))
+    itemsize = np.dtype(dtype).itemsize
+
+    def temporaries(rows):
+        per_row = sum(
+            1000 * n * (4 * itemsize + 4 + (i * itemsize if weight_rows else 0))
+            for n, i in zip((16, 16, 1), (65, 17, 17), strict=True)
+        )
+        return rows * per_row
+
+    rows = sharding.rows_per_call(layout, batch_size, weight_rows=weight_rows)
+    batches = rows // batch_size
+    assert rows % batch_size == 0 and batches & (batches - 1) == 0
+    assert batches == 1 or temporaries(rows) <= sharding.TEMPORARY_BYTES
+    assert temporaries(2 * rows) > sharding.TEMPORARY_BYTES
