@@ -408,9 +408,7 @@ def fit_sharded(
     total = targets.shape[0]
     dtype = np.dtype(layout.config.dtype)
     run = _chunk_fn(layout, batch_size)
-    chunk_size = min(
-        chunk_size, max(batch_size, rows_per_call(layout, batch_size, weight_rows=False))
-    )
+    chunk_size = min(chunk_size, rows_per_call(layout, batch_size, weight_rows=False))
     real = np.ones(total, bool)
     outputs = []
     for start, stop, pad in chunk_spans(total, batch_size, chunk_size):

@@ -31,28 +31,29 @@ def reset_peak_rss() -> bool:
     return True
 
 
+def _status_mib(field: str) -> float | None:
+    """A ``kB`` field of ``/proc/self/status`` (``VmHWM``, ``VmRSS``) in MiB; ``None`` where
+    the file or the field is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def current_peak_rss_mib() -> float:
     """The peak resident size since the last :func:`reset_peak_rss` (``VmHWM``), in MiB.
 
     Falls back to :func:`peak_rss_mib` where ``/proc/self/status`` is missing.
     """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return peak_rss_mib()
+    peak = _status_mib("VmHWM")
+    return peak_rss_mib() if peak is None else peak
 
 
 def rss_mib() -> float:
     """The current resident set size in MiB (``VmRSS``; ``nan`` where it cannot be read)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    current = _status_mib("VmRSS")
+    return float("nan") if current is None else current

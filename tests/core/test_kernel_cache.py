@@ -29,17 +29,6 @@ _FIT = (
 )
 
 
-@pytest.fixture(scope="module")
-def built():
-    """The kernel in the user's cache (built once), or a skip where no compiler exists."""
-    try:
-        build.find_compiler()
-    except build.BuildError as err:
-        pytest.skip(f"no C++ compiler on this machine, the kernel cannot be built: {err}")
-    path, _ = build.build()
-    return path
-
-
 def _run(script, cache, **env):
     environment = dict(
         os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=os.pathsep.join(sys.path), **env

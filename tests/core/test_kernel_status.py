@@ -71,17 +71,6 @@ def _fake_compiler(tmp_path, body):
     return fake
 
 
-@pytest.fixture(scope="module")
-def built():
-    """The kernel in the user's cache (built once), or a skip where no compiler exists."""
-    try:
-        build.find_compiler()
-    except build.BuildError as err:
-        pytest.skip(f"no C++ compiler on this machine, the kernel cannot be built: {err}")
-    path, _ = build.build()
-    return path
-
-
 @pytest.fixture
 def fresh_library(monkeypatch):
     """The kernel's per-process state as in a fresh process (restored afterwards)."""
