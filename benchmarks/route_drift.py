@@ -27,7 +27,7 @@ import numpy as np
 
 import gln_jax
 from gln_jax import utils
-from gln_jax.core import ensemble
+from gln_jax.core import _ensemble as ensemble
 from gln_jax.tools.benchmark import _machine
 
 MARKS = (100, 500, 1000, 2000)

@@ -9,7 +9,7 @@ exists) and of the one-device run. Run it with forced host devices::
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python benchmarks/scaling.py classes
 
 ``ensemble``: ``E = 16`` members of ``[4, 4, 1]`` with 10 classes trained in one compiled scan
-(:func:`gln_jax.core.ensemble.fit_ensemble`) against 16 separate ``fit_stream`` runs, both
+(:func:`gln_jax.core._ensemble.fit_ensemble`) against 16 separate ``fit_stream`` runs, both
 warmed up first and then timed alternately; prints the ratio. Synthetic uniform data of MNIST's
 width (784) is used: the timing does not depend on the values. ``ensemble --sweep``: the same
 for a learning-rate sweep (members from one key, so they share their gates).
@@ -24,7 +24,8 @@ import time
 import jax
 import numpy as np
 
-from gln_jax.core import ensemble, sharding
+from gln_jax.core import _ensemble as ensemble
+from gln_jax.core import _sharding as sharding
 from gln_jax.core.network import batch_apply, init
 from gln_jax.core.stream import fit_stream
 from gln_jax.core.types import CHUNK_SIZE, make_config
@@ -122,9 +123,9 @@ def ensembles(members=16, examples=2000, width=784, repeats=5, sweep=False) -> d
         examples: stream length.
         width: features per example.
         repeats: timed runs of each (alternated); best and median are reported.
-        sweep: members from one key (:func:`gln_jax.core.ensemble.init_sweep`, shared gates)
+        sweep: members from one key (:func:`gln_jax.core._ensemble.init_sweep`, shared gates)
             with log-spaced rates from 1e-3 to 1e-1, each separate fit with its member's rate;
-            else members from ``E`` keys (:func:`gln_jax.core.ensemble.init_ensemble`) with
+            else members from ``E`` keys (:func:`gln_jax.core._ensemble.init_ensemble`) with
             rate 0.01.
     """
     config = make_config([4, 4, 1], width, num_classes=10)

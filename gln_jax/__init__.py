@@ -23,7 +23,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "GLNConfig": ("gln_jax.core.types", "GLNConfig"),
     "GLNState": ("gln_jax.core.types", "GLNState"),
     "LayerState": ("gln_jax.core.types", "LayerState"),
-    "Saliency": ("gln_jax.core.saliency", "Saliency"),
+    "Saliency": ("gln_jax.core._saliency", "Saliency"),
     "apply": ("gln_jax.core.network", "apply"),
     "backend_names": ("gln_jax.api.backends", "backend_names"),
     "base_predictions": ("gln_jax.core.network", "base_predictions"),
@@ -38,7 +38,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "make_config": ("gln_jax.core.types", "make_config"),
     "make_gaussian_config": ("gln_jax.core.gaussian_types", "make_gaussian_config"),
     "predict_classes": ("gln_jax.core.multiclass", "predict_classes"),
-    "saliency": ("gln_jax.core.saliency", "saliency"),
+    "saliency": ("gln_jax.core._saliency", "saliency"),
     "scan_batch_update": ("gln_jax.core.scan", "scan_batch_update"),
     "scan_update": ("gln_jax.core.scan", "scan_update"),
     "update": ("gln_jax.core.network", "update"),
@@ -73,6 +73,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax.api.backends import backend_names as backend_names
     from gln_jax.api.facade import GLN as GLN
     from gln_jax.api.gaussian_facade import GaussianGLN as GaussianGLN
+    from gln_jax.core._saliency import Saliency as Saliency
+    from gln_jax.core._saliency import saliency as saliency
     from gln_jax.core.gating import batch_context_indices as batch_context_indices
     from gln_jax.core.gating import context_indices as context_indices
     from gln_jax.core.gaussian_types import GaussianConfig as GaussianConfig
@@ -85,8 +87,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax.core.network import batch_update as batch_update
     from gln_jax.core.network import init as init
     from gln_jax.core.network import update as update
-    from gln_jax.core.saliency import Saliency as Saliency
-    from gln_jax.core.saliency import saliency as saliency
     from gln_jax.core.scan import scan_batch_update as scan_batch_update
     from gln_jax.core.scan import scan_update as scan_update
     from gln_jax.core.stream import fit_stream as fit_stream

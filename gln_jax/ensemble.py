@@ -15,21 +15,21 @@ Example:
     >>> ensemble.num_members(states)
     4
 
-This module re-exports :mod:`gln_jax.core.ensemble`; see :doc:`/guides/scale`.
+See :doc:`/guides/scale`.
 """
 
-from gln_jax.core.ensemble import MEMBER_AXIS as MEMBER_AXIS
-from gln_jax.core.ensemble import MemberSharding as MemberSharding
-from gln_jax.core.ensemble import fit_ensemble as fit_ensemble
-from gln_jax.core.ensemble import init_ensemble as init_ensemble
-from gln_jax.core.ensemble import init_sweep as init_sweep
-from gln_jax.core.ensemble import mean_logit_probabilities as mean_logit_probabilities
-from gln_jax.core.ensemble import num_members as num_members
-from gln_jax.core.ensemble import predict_ensemble as predict_ensemble
-from gln_jax.core.ensemble import predict_members as predict_members
-from gln_jax.core.ensemble import shard_ensemble as shard_ensemble
-from gln_jax.core.ensemble import shares_gates as shares_gates
-from gln_jax.core.ensemble import unshard_ensemble as unshard_ensemble
+from gln_jax.core._ensemble import MEMBER_AXIS as MEMBER_AXIS
+from gln_jax.core._ensemble import MemberSharding as MemberSharding
+from gln_jax.core._ensemble import fit_ensemble as fit_ensemble
+from gln_jax.core._ensemble import init_ensemble as init_ensemble
+from gln_jax.core._ensemble import init_sweep as init_sweep
+from gln_jax.core._ensemble import mean_logit_probabilities as mean_logit_probabilities
+from gln_jax.core._ensemble import num_members as num_members
+from gln_jax.core._ensemble import predict_ensemble as predict_ensemble
+from gln_jax.core._ensemble import predict_members as predict_members
+from gln_jax.core._ensemble import shard_ensemble as shard_ensemble
+from gln_jax.core._ensemble import shares_gates as shares_gates
+from gln_jax.core._ensemble import unshard_ensemble as unshard_ensemble
 
 __all__ = [
     "MEMBER_AXIS",

@@ -19,7 +19,7 @@ Example:
     >>> prediction.shape  # the mean and variance of the one output, before the update
     (1, 2)
 
-This module re-exports :mod:`gln_jax.core.gaussian_network`; see :doc:`/guides/gaussian`.
+See :doc:`/guides/gaussian`.
 """
 
 from gln_jax.core.gaussian_network import apply as apply

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from gln_jax.core.transforms import make_transform
+from gln_jax.core._transforms import make_transform
 
 #: Scale of the centred side information: a larger scale makes the hyperplanes' random offsets
 #: (``N(0, 1)``) small next to the projections, so the hyperplanes cut through the data's mean.
@@ -32,7 +32,7 @@ def mnist(*, input_size: int = 784, num_classes: int = 10) -> dict:
     The gates see the pixels minus their running per-pixel mean over the examples learned so
     far (itself included), times :data:`MNIST_SIDE_INFO_SCALE`; the base predictions are the
     same deviations sharpened, ``sigmoid(MNIST_BASE_GAIN * (x - running mean))``, clipped into
-    ``[pred_clipping, 1 - pred_clipping]`` (:mod:`gln_jax.core.transforms`, ``base_gain``).
+    ``[pred_clipping, 1 - pred_clipping]`` (:mod:`gln_jax.core._transforms`, ``base_gain``).
     ``[32, 32, 1]`` neurons with 64 contexts each, rate 1e-3; everything else is a default.
     Train with batch size 1, one pass (``model.fit(X, y)``).
 

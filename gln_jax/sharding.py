@@ -15,23 +15,23 @@ Example:
     >>> mesh = sharding.make_mesh(jax.devices()[:1])
     >>> state, layout = sharding.init_sharded(jax.random.key(0), config, mesh)  # doctest: +SKIP
 
-This module re-exports :mod:`gln_jax.core.sharding`; see :doc:`/guides/scale`.
+See :doc:`/guides/scale`.
 """
 
-from gln_jax.core.sharding import CLASS_AXIS as CLASS_AXIS
-from gln_jax.core.sharding import PREDICT_BLOCK as PREDICT_BLOCK
-from gln_jax.core.sharding import TEMPORARY_BYTES as TEMPORARY_BYTES
-from gln_jax.core.sharding import ClassSharding as ClassSharding
-from gln_jax.core.sharding import class_sharding as class_sharding
-from gln_jax.core.sharding import fit_sharded as fit_sharded
-from gln_jax.core.sharding import init_sharded as init_sharded
-from gln_jax.core.sharding import make_mesh as make_mesh
-from gln_jax.core.sharding import predict_sharded as predict_sharded
-from gln_jax.core.sharding import rows_per_call as rows_per_call
-from gln_jax.core.sharding import shard_state as shard_state
-from gln_jax.core.sharding import state_shardings as state_shardings
-from gln_jax.core.sharding import to_host as to_host
-from gln_jax.core.sharding import unshard_state as unshard_state
+from gln_jax.core._sharding import CLASS_AXIS as CLASS_AXIS
+from gln_jax.core._sharding import PREDICT_BLOCK as PREDICT_BLOCK
+from gln_jax.core._sharding import TEMPORARY_BYTES as TEMPORARY_BYTES
+from gln_jax.core._sharding import ClassSharding as ClassSharding
+from gln_jax.core._sharding import class_sharding as class_sharding
+from gln_jax.core._sharding import fit_sharded as fit_sharded
+from gln_jax.core._sharding import init_sharded as init_sharded
+from gln_jax.core._sharding import make_mesh as make_mesh
+from gln_jax.core._sharding import predict_sharded as predict_sharded
+from gln_jax.core._sharding import rows_per_call as rows_per_call
+from gln_jax.core._sharding import shard_state as shard_state
+from gln_jax.core._sharding import state_shardings as state_shardings
+from gln_jax.core._sharding import to_host as to_host
+from gln_jax.core._sharding import unshard_state as unshard_state
 
 __all__ = [
     "CLASS_AXIS",

@@ -3,7 +3,7 @@
 :class:`GLNClassifier` (Bernoulli family, one-vs-all) accepts labels of any type,
 :class:`GLNRegressor` (Gaussian family) real targets, one or several outputs. Both accept
 features of any scale: raw features go through an online running standardisation (Welford's
-algorithm, :mod:`gln_jax.core.transforms`) before the GLN sees them:
+algorithm, :mod:`gln_jax.core._transforms`) before the GLN sees them:
 
 - example ``t`` of a stream first updates the per-feature ``mean_`` and variance, then is
   standardised with the statistics of examples ``0..t``: ``z = (x - mean) / scale`` with
@@ -40,7 +40,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gln_jax.api import schedules
 from gln_jax.api.backends import make_engine
-from gln_jax.core import gaussian_network, transforms
+from gln_jax.core import _transforms as transforms
+from gln_jax.core import gaussian_network
 from gln_jax.core.gaussian_types import (
     DEFAULT_BIAS_LEN,
     DEFAULT_BIAS_MAX_MU,
@@ -79,7 +80,7 @@ def _engine(backend, config):
     return make_engine(backend, config)
 
 
-#: The online standardisation of :mod:`gln_jax.core.transforms`, dividing by the population
+#: The online standardisation of :mod:`gln_jax.core._transforms`, dividing by the population
 #: standard deviation itself: ``eps`` is the smallest normal float64, which changes no standard
 #: deviation and only keeps a feature of zero variance so far (whose ``x - mean`` is then 0
 #: exactly) at 0 instead of 0 / 0.
@@ -90,7 +91,7 @@ def running_standardize(X, count, mean, m2):
     """Standardises a stream with running (Welford) statistics, example by example.
 
     Example ``t`` updates the statistics first and is then standardised with those of examples
-    ``0..t`` (:func:`gln_jax.core.transforms.transform_stream` in float64); the result depends
+    ``0..t`` (:func:`gln_jax.core._transforms.transform_stream` in float64); the result depends
     only on the examples before it, so cutting a stream into chunks gives exactly the same
     values as one call.
 

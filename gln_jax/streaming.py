@@ -12,11 +12,11 @@ Example:
     >>> from gln_jax.streaming import array_chunks
     >>> model.fit(array_chunks(X, y, 4096))  # doctest: +SKIP
 
-This module re-exports :mod:`gln_jax.api.streaming`; see :doc:`/guides/scale`.
+See :doc:`/guides/scale`.
 """
 
-from gln_jax.api.streaming import array_chunks as array_chunks
-from gln_jax.api.streaming import fit_chunks as fit_chunks
-from gln_jax.api.streaming import train_chunks as train_chunks
+from gln_jax.api._streaming import array_chunks as array_chunks
+from gln_jax.api._streaming import fit_chunks as fit_chunks
+from gln_jax.api._streaming import train_chunks as train_chunks
 
 __all__ = ["array_chunks", "fit_chunks", "train_chunks"]

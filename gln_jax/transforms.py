@@ -14,23 +14,23 @@ Example:
     >>> state = transforms.init(784)
     >>> state, zs = transforms.scan(state, X_train[:100], config=config)  # doctest: +SKIP
 
-This module re-exports :mod:`gln_jax.core.transforms`; see :doc:`/guides/side_info`.
+See :doc:`/guides/side_info`.
 """
 
-from gln_jax.core.transforms import DEFAULT_STD_EPS as DEFAULT_STD_EPS
-from gln_jax.core.transforms import KINDS as KINDS
-from gln_jax.core.transforms import TransformConfig as TransformConfig
-from gln_jax.core.transforms import TransformState as TransformState
-from gln_jax.core.transforms import apply as apply
-from gln_jax.core.transforms import apply_batch as apply_batch
-from gln_jax.core.transforms import base_predictions as base_predictions
-from gln_jax.core.transforms import feature_limit as feature_limit
-from gln_jax.core.transforms import init as init
-from gln_jax.core.transforms import make_transform as make_transform
-from gln_jax.core.transforms import scan as scan
-from gln_jax.core.transforms import transform_stream as transform_stream
-from gln_jax.core.transforms import update as update
-from gln_jax.core.transforms import update_apply as update_apply
+from gln_jax.core._transforms import DEFAULT_STD_EPS as DEFAULT_STD_EPS
+from gln_jax.core._transforms import KINDS as KINDS
+from gln_jax.core._transforms import TransformConfig as TransformConfig
+from gln_jax.core._transforms import TransformState as TransformState
+from gln_jax.core._transforms import apply as apply
+from gln_jax.core._transforms import apply_batch as apply_batch
+from gln_jax.core._transforms import base_predictions as base_predictions
+from gln_jax.core._transforms import feature_limit as feature_limit
+from gln_jax.core._transforms import init as init
+from gln_jax.core._transforms import make_transform as make_transform
+from gln_jax.core._transforms import scan as scan
+from gln_jax.core._transforms import transform_stream as transform_stream
+from gln_jax.core._transforms import update as update
+from gln_jax.core._transforms import update_apply as update_apply
 
 __all__ = [
     "DEFAULT_STD_EPS",

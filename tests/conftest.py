@@ -43,8 +43,9 @@ settings.load_profile("default")
 
 TESTS = Path(__file__).resolve().parent
 #: Markers given by path: marker -> (description, ``fnmatch`` patterns of paths under tests/).
-#: The edit-test loop leaves them out, with ``slow`` (which tests set themselves):
-#: ``python3 -m pytest -q -n 2 -m "not slow and not parity and not docs and not kernel"``.
+#: A test may also set one itself (``@pytest.mark.e2e``). The edit-test loop leaves them out,
+#: with ``slow`` (which tests set themselves): every other test is marked ``fast``, so
+#: ``python3 -m pytest -q -n 2 -m fast`` runs it.
 MARKERS_BY_PATH = {
     "parity": ("the port harness, every port against the reference", ("ports/*",)),
     "docs": (
@@ -55,13 +56,33 @@ MARKERS_BY_PATH = {
         "the fused C++ kernel: builds, caches, equality with the reference",
         ("core/test_kernel*.py",),
     ),
+    "e2e": (
+        "end-to-end runs in fresh processes: the examples, the benchmark scripts, multi-device "
+        "and multi-process workers",
+        (
+            "test_examples.py",
+            "tools/test_accelerator.py",
+            "tools/test_compare.py",
+            "tools/test_learning_curve.py",
+            "tools/test_recipe_search.py",
+            "tools/test_regression.py",
+            "tools/test_scripts.py",
+            "tools/test_sklearn_compare.py",
+            "tools/test_uci_regression.py",
+        ),
+    ),
 }
+#: Left out of the edit-test loop: the markers above and ``slow``.
+NOT_FAST = frozenset(MARKERS_BY_PATH) | {"slow"}
 
 
 def pytest_configure(config):
     """Registers the markers given by path here, next to the rule that gives them."""
     for marker, (description, _) in MARKERS_BY_PATH.items():
         config.addinivalue_line("markers", f"{marker}: {description}")
+    config.addinivalue_line(
+        "markers", "fast: the edit-test loop, every test without " + ", ".join(sorted(NOT_FAST))
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -74,6 +95,8 @@ def pytest_collection_modifyitems(config, items):
         for marker, (_, patterns) in MARKERS_BY_PATH.items():
             if any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns):
                 item.add_marker(marker)
+        if not any(item.get_closest_marker(marker) for marker in NOT_FAST):
+            item.add_marker("fast")
 
 
 @pytest.fixture

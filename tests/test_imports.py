@@ -7,6 +7,7 @@ The checks read the source with :mod:`ast`, so they need none of the ports' fram
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ _LAZY_TOOL = "lazy JAX: the tool's parser and `--help` work without importing JA
 #: that stays. A cycle is never a reason: move the shared code into a module both import.
 #: Delete an entry once its import moves to the top of its file (a stale entry fails).
 FUNCTION_LEVEL_IMPORTS: dict[tuple[str, str], str] = {
-    ("gln_jax/api/validation.py", "gln_jax.core.transforms"): (
+    ("gln_jax/api/validation.py", "gln_jax.core._transforms"): (
         "lazy JAX: api.validation, and api.engine which the NumPy, PyTorch and TensorFlow "
         "engines import, stay free of JAX"
     ),
@@ -50,9 +51,15 @@ PACKAGES = {
 #: Subpackage -> the packages and modules its files may import (at any level): imports point
 #: down, from the host side to the maths, never the reverse.
 LAYERS = {
-    "gln_jax.core": ("gln_jax.core", "gln_jax._cache"),
-    "gln_jax.data": ("gln_jax.data", "gln_jax._version", "gln_jax._cache"),
-    "gln_jax.api": ("gln_jax.api", "gln_jax.core", "gln_jax.data", "gln_jax._version"),
+    "gln_jax.core": ("gln_jax.core", "gln_jax._cache", "gln_jax._deprecated"),
+    "gln_jax.data": ("gln_jax.data", "gln_jax._version", "gln_jax._cache", "gln_jax._deprecated"),
+    "gln_jax.api": (
+        "gln_jax.api",
+        "gln_jax.core",
+        "gln_jax.data",
+        "gln_jax._version",
+        "gln_jax._deprecated",
+    ),
 }
 
 
@@ -247,13 +254,18 @@ def test_modules_import_first_in_a_fresh_process(modules):
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "name"),
+    ("old", "new", "name", "hint"),
     [
-        ("gln_jax.api.registry", "gln_jax.api.backends", "get_backend"),
-        ("gln_jax.data.registry", "gln_jax.data.datasets", "get_spec"),
+        ("gln_jax.api.registry", "gln_jax.api.backends", "get_backend", "gln_jax.backend_names"),
+        ("gln_jax.data.registry", "gln_jax.datasets", "get_spec", "import gln_jax.datasets"),
+        ("gln_jax.core.transforms", "gln_jax.transforms", "make_transform", "gln_jax.transforms"),
+        ("gln_jax.core.ensemble", "gln_jax.ensemble", "fit_ensemble", "gln_jax.ensemble"),
+        ("gln_jax.core.sharding", "gln_jax.sharding", "fit_sharded", "gln_jax.sharding"),
+        ("gln_jax.api.streaming", "gln_jax.streaming", "fit_chunks", "gln_jax.streaming"),
+        ("gln_jax.core.saliency", "gln_jax", "saliency", "gln_jax.saliency"),
     ],
 )
-def test_renamed_modules_keep_working_with_a_deprecation_warning(old, new, name):
+def test_renamed_modules_keep_working_with_a_deprecation_warning(old, new, name, hint):
     code = (
         "import importlib, warnings\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
@@ -262,6 +274,38 @@ def test_renamed_modules_keep_working_with_a_deprecation_warning(old, new, name)
         f"new = importlib.import_module({new!r})\n"
         f"assert getattr(old, {name!r}) is getattr(new, {name!r})\n"
         "assert any(issubclass(w.category, DeprecationWarning) and "
-        f"{new.rsplit('.', 1)[0]!r} in str(w.message) for w in caught), caught\n"
+        f"{hint!r} in str(w.message) for w in caught), caught\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_moved_module_warns_a_script_under_the_default_filters(tmp_path):
+    """The warning names the script's import line, so Python's default filters show it."""
+    script = tmp_path / "old_paths.py"
+    script.write_text(
+        "from gln_jax.core.transforms import make_transform\n"
+        "from gln_jax.transforms import make_transform as public\n"
+        "assert make_transform is public\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, env=env
+    )
+    assert f"{script}:1: DeprecationWarning: gln_jax.core.transforms is deprecated" in (
+        result.stderr
+    ), result.stderr
+    assert "import gln_jax.transforms" in result.stderr
+
+
+def test_the_library_imports_no_deprecated_path():
+    """Importing every public module and using the facade raises no DeprecationWarning."""
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('error', DeprecationWarning)\n"
+        "import gln_jax\n"
+        "from gln_jax import ensemble, sharding, streaming, transforms, gaussian, recipes\n"
+        "gln_jax.saliency, gln_jax.Saliency, gln_jax.backend_names()\n"
+        "model = gln_jax.GLN('jax', [4, 1], 8, side_info_transform='center')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

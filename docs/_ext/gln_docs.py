@@ -304,10 +304,10 @@ def _restore_prose(app, what, name, obj, options, lines) -> None:
 
 #: Implementation module -> the public module that re-exports its names.
 PUBLIC_HOME = {
-    "gln_jax.core.transforms": "gln_jax.transforms",
-    "gln_jax.api.streaming": "gln_jax.streaming",
-    "gln_jax.core.ensemble": "gln_jax.ensemble",
-    "gln_jax.core.sharding": "gln_jax.sharding",
+    "gln_jax.core._transforms": "gln_jax.transforms",
+    "gln_jax.api._streaming": "gln_jax.streaming",
+    "gln_jax.core._ensemble": "gln_jax.ensemble",
+    "gln_jax.core._sharding": "gln_jax.sharding",
     "gln_jax.core.kernel": "gln_jax.kernel",
     "gln_jax.data.datasets": "gln_jax.datasets",
     "gln_jax.data.mnist": "gln_jax.datasets",

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from gln_jax.api import memory, schedules, streaming, validation
+from gln_jax.api import _streaming as streaming
+from gln_jax.api import memory, schedules, validation
 from gln_jax.api.build import build_model
 from gln_jax.api.checkpoint import SideInfo, load_checkpoint, save_checkpoint
 from gln_jax.api.runner import EngineRunner, Runner
 from gln_jax.api.side_info import Prepared, SideInfoPipeline
-from gln_jax.core import transforms
+from gln_jax.core import _transforms as transforms
 from gln_jax.core.numerics import STEP_MAX
 from gln_jax.core.stream import check_route
 from gln_jax.core.types import (
@@ -433,7 +434,7 @@ class BernoulliGLN(GLNBase):
         as it was.
 
         A stream is an iterator of ``(X, y)`` chunks (``y`` left out) or ``np.memmap`` arrays,
-        read at most ``chunk_size`` examples at a time (:func:`gln_jax.api.streaming.fit_model`;
+        read at most ``chunk_size`` examples at a time (:func:`gln_jax.api._streaming.fit_model`;
         :class:`gln_jax.GLN` of any backend, and ``gln_numpy.GLN``). A stream cannot be
         rewound: a failure leaves the model at the last completed chunk and ``step`` says
         where; with ``checkpoint_every=N`` the model is also saved to ``checkpoint_path``

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gln_jax.api.npz_reader import bad
-from gln_jax.core import transforms
+from gln_jax.core import _transforms as transforms
 from gln_jax.core.gaussian_types import make_gaussian_config
 from gln_jax.core.numerics import STEP_MAX
 from gln_jax.core.types import GLNConfig, GLNState, LayerState, make_config
@@ -62,9 +62,9 @@ class SideInfo(NamedTuple):
 
     Attributes:
         input_size: width of an example (``predict``'s input).
-        transform: the transform's :class:`~gln_jax.core.transforms.TransformConfig`, or
+        transform: the transform's :class:`~gln_jax.core._transforms.TransformConfig`, or
             ``None``.
-        transform_state: its :class:`~gln_jax.core.transforms.TransformState` (NumPy), or
+        transform_state: its :class:`~gln_jax.core._transforms.TransformState` (NumPy), or
             ``None``.
     """
 

@@ -57,15 +57,15 @@ class GLN(BernoulliGLN):
             ``input_size``, and the gating then sees the input itself unless ``side_info=``
             is given.
         side_info_transform: ``None`` (default), ``"center"``, ``"standardize"`` or a
-            :class:`gln_jax.core.transforms.TransformConfig` (``make_transform``): an online,
+            :class:`gln_jax.core._transforms.TransformConfig` (``make_transform``): an online,
             per-feature running mean (and scale) applied to the side information; its
             statistics learn from each training example before it is used
-            (:mod:`gln_jax.core.transforms`) and are saved in checkpoints. With its
+            (:mod:`gln_jax.core._transforms`) and are saved in checkpoints. With its
             ``base_gain`` set it also gives the base predictions, ``sigmoid(base_gain *
             transformed side information / scale)`` (then no ``base_predictor``, and
             ``side_info_size`` equal to the examples' width).
         devices: ``"jax"`` backend only: a device count or list of devices; the one-vs-all
-            classes are sharded over them (:mod:`gln_jax.core.sharding`).
+            classes are sharded over them (:mod:`gln_jax.core._sharding`).
         mesh: ``"jax"`` backend only: a one-axis ``jax.sharding.Mesh`` to shard the classes
             over (instead of ``devices``).
 

@@ -159,7 +159,7 @@ class GaussianGLN(GLNBase):
             ``side_info=``; ``None`` (default) means ``input_size``, and the gating then sees
             the example itself unless ``side_info=`` is given.
         side_info_transform: ``None`` (default), ``"center"``, ``"standardize"`` or a
-            :class:`gln_jax.core.transforms.TransformConfig` without ``base_gain``: an online,
+            :class:`gln_jax.core._transforms.TransformConfig` without ``base_gain``: an online,
             per-feature running mean (and scale) applied to what the gating sees, learned
             from every training example before it is used and saved in checkpoints. It does
             not change the Gaussian inputs (standardise those on the training data).

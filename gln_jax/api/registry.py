@@ -1,13 +1,7 @@
-"""Deprecated: the backend registry is :mod:`gln_jax.api.backends` (``gln_jax.backend_names``
-for the names); this module re-exports it for one release and warns when imported."""
+"""Deprecated: the backend registry is internal; :func:`gln_jax.backend_names` lists the
+backends. This module re-exports the registry for one release and warns when imported."""
 
-import warnings
-
+from gln_jax._deprecated import warn_moved
 from gln_jax.api.backends import *  # noqa: F403
 
-warnings.warn(
-    "gln_jax.api.registry is deprecated: import gln_jax.api.backends (or use "
-    "gln_jax.backend_names)",
-    DeprecationWarning,
-    stacklevel=2,
-)
+warn_moved("gln_jax.api.registry", "gln_jax (gln_jax.backend_names)")

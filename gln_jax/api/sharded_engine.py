@@ -1,7 +1,7 @@
 """The class-sharded JAX engine: the reference drivers with the class axis on a device mesh.
 
 The facade reaches it through ``GLN("jax", ..., devices=...)`` or ``mesh=``; the state it owns is
-the padded, sharded state of :mod:`gln_jax.core.sharding`, and everything it returns (outputs,
+the padded, sharded state of :mod:`gln_jax.core._sharding`, and everything it returns (outputs,
 the reference state of checkpoints and ports) holds the real classes only.
 """
 
@@ -13,7 +13,7 @@ from jax.sharding import Mesh
 
 from gln_jax.api.backends import get_backend, make_engine
 from gln_jax.api.engine import fit_epochs, gating_input
-from gln_jax.core import sharding
+from gln_jax.core import _sharding as sharding
 from gln_jax.core.types import GLNConfig, GLNState, PRNGKey
 
 

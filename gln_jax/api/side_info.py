@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from gln_jax.api import validation
-from gln_jax.core import transforms
+from gln_jax.core import _transforms as transforms
 from gln_jax.core.types import GLNConfig, GLNState
 
 
@@ -55,7 +55,7 @@ class SideInfoPipeline:
         base_predictor: host-side ``[B, input_size] -> [B, P]`` callable, or ``None`` (the
             examples are the base predictions).
         transform: ``None``, ``"center"``, ``"standardize"`` or a
-            :class:`~gln_jax.core.transforms.TransformConfig`.
+            :class:`~gln_jax.core._transforms.TransformConfig`.
         transform_state: the transform's statistics to resume from (``None``: fresh).
         warn_range: warn once when default base predictions leave [0, 1] (the Bernoulli
             family, whose inputs are probabilities).

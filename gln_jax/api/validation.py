@@ -243,10 +243,10 @@ def check_side_info_size(side_info_size, input_size) -> int:
 
 def check_side_info_transform(transform):
     """``None``, ``"center"``, ``"standardize"`` or a ``TransformConfig`` -> a checked config."""
-    # Imported here, not at the top: ``gln_jax.core.transforms`` imports JAX, and this module
+    # Imported here, not at the top: ``gln_jax.core._transforms`` imports JAX, and this module
     # (with ``gln_jax.api.engine``, which the NumPy, PyTorch and TensorFlow engines import)
     # stays free of JAX. There is no cycle: core never imports api.
-    from gln_jax.core import transforms  # noqa: PLC0415
+    from gln_jax.core import _transforms as transforms  # noqa: PLC0415
 
     if transform is None:
         return None
@@ -256,5 +256,5 @@ def check_side_info_transform(transform):
         return transforms.make_transform(**transform._asdict())
     raise TypeError(
         "side_info_transform must be None, 'center', 'standardize' or a TransformConfig "
-        f"(gln_jax.core.transforms.make_transform), got {transform!r}"
+        f"(gln_jax.core._transforms.make_transform), got {transform!r}"
     )

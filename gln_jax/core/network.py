@@ -99,7 +99,7 @@ def _standard_normal_range(key: PRNGKey, start, count: int, dtype) -> jax.Array:
     """Elements ``[start, start + count)`` of :func:`_standard_normal` (of any length).
 
     Only the blocks holding those elements are drawn, so a device can draw its own part of a
-    large model's hyperplanes without the rest (:func:`gln_jax.core.sharding.init_sharded`).
+    large model's hyperplanes without the rest (:func:`gln_jax.core._sharding.init_sharded`).
 
     Args:
         key: the key given to :func:`_standard_normal`.

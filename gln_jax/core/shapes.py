@@ -37,8 +37,8 @@ CHECKED_MODULES = (
     "gln_jax.core.network",
     "gln_jax.core.scan",
     "gln_jax.core.stream",
-    "gln_jax.core.saliency",
+    "gln_jax.core._saliency",
     "gln_jax.core.gating",
     "gln_jax.core.multiclass",
-    "gln_jax.core.ensemble",
+    "gln_jax.core._ensemble",
 )

@@ -148,7 +148,7 @@ def test_standardize_transform_learns_online_and_round_trips(tmp_path):
     # an online standardisation (with a negligible eps) makes the gating blind to an affine
     # change of units: the same side information in other units trains the same model (up to
     # float32 rounding, which may flip the gate of an example lying on a hyperplane)
-    from gln_jax.core.transforms import make_transform
+    from gln_jax.core._transforms import make_transform
 
     def standardised():
         transform = make_transform("standardize", eps=1e-12)
@@ -167,7 +167,7 @@ def test_standardize_transform_learns_online_and_round_trips(tmp_path):
 
 
 def test_bernoulli_only_transform_is_refused():
-    from gln_jax.core.transforms import make_transform
+    from gln_jax.core._transforms import make_transform
 
     with pytest.raises(ValueError, match="base_gain"):
         model(side_info_transform=make_transform("center", base_gain=2.0))

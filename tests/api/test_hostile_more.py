@@ -7,7 +7,8 @@ import pytest
 from jax.sharding import Mesh
 
 from gln_jax import GLN, make_config
-from gln_jax.core import sharding, transforms
+from gln_jax.core import _sharding as sharding
+from gln_jax.core import _transforms as transforms
 from gln_jax.sklearn import GLNClassifier, GLNRegressor
 from gln_jax.streaming import array_chunks
 

@@ -12,7 +12,7 @@ from frameworks import require
 import gln_jax
 from gln_jax import GLN
 from gln_jax.api.checkpoint import FORMAT_VERSION, load_checkpoint
-from gln_jax.core import transforms
+from gln_jax.core import _transforms as transforms
 
 BACKENDS = ["jax", "numpy", "pytorch", "tf"]
 DATA = pathlib.Path(__file__).parent / "data"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from gln_jax import fit_stream, init, make_config
+from gln_jax.api._streaming import array_chunks, fit_chunks, train_chunks
 from gln_jax.api.checkpoint import load_checkpoint
 from gln_jax.api.jax_engine import JaxEngine
-from gln_jax.api.streaming import array_chunks, fit_chunks, train_chunks
 
 CONFIG = make_config([4, 4, 1], 8, num_classes=3)
 RATE = 0.05

@@ -47,7 +47,7 @@ def sharding_checks(tmp):
     from gln_jax import apply, batch_apply, fit_stream, init, make_config, update
     from gln_jax.api.checkpoint import load_checkpoint, save_checkpoint
     from gln_jax.api.sharded_engine import ShardedJaxEngine
-    from gln_jax.core import sharding
+    from gln_jax.core import _sharding as sharding
 
     config = make_config([8, 4, 1], 16, num_classes=10, dtype="float64")
     mesh = sharding.make_mesh()
@@ -199,7 +199,8 @@ def ensemble_checks(tmp):
     """Ensembles and sweeps equal separate models; a member-sharded ensemble too."""
     jax.config.update("jax_enable_x64", True)
     from gln_jax import fit_stream, init, make_config
-    from gln_jax.core import ensemble, sharding
+    from gln_jax.core import _ensemble as ensemble
+    from gln_jax.core import _sharding as sharding
 
     config = make_config([8, 4, 1], 16, num_classes=10, dtype="float64")
     X, y = _data(200, 16, 10, seed=1)
@@ -270,8 +271,8 @@ def _rss_anon() -> int:
 def memmap_checks(tmp, count="100000"):
     """A memmap stream far larger than the chunk budget trains in bounded anonymous memory."""
     from gln_jax import init, make_config
+    from gln_jax.api._streaming import array_chunks, fit_chunks
     from gln_jax.api.jax_engine import JaxEngine
-    from gln_jax.api.streaming import array_chunks, fit_chunks
 
     count, width, chunk = int(count), 64, 4096
     config = make_config([4, 4, 1], width)
@@ -334,7 +335,7 @@ def multihost_checks(tmp, process_id, port, reference_path):
     )
     jax.config.update("jax_enable_x64", True)
     from gln_jax import init, make_config
-    from gln_jax.core import sharding
+    from gln_jax.core import _sharding as sharding
 
     config = make_config([8, 4, 1], 16, num_classes=10, dtype="float64")
     mesh = sharding.make_mesh()  # all 8 devices of both processes

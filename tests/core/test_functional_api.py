@@ -20,8 +20,8 @@ import pytest
 import gln_jax
 from gln_jax import ensemble
 from gln_jax.core import kernel
+from gln_jax.core._transforms import make_transform
 from gln_jax.core.scan import example_steps
-from gln_jax.core.transforms import make_transform
 
 TYPECHECK = os.environ.get("GLN_JAX_TYPECHECK", "") == "1"
 CONFIG = gln_jax.make_config([8, 8, 1], 64)

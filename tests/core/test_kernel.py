@@ -347,7 +347,7 @@ def test_an_ensemble_runs_in_one_call_and_equals_its_members_alone(compiled, x64
     """Members flattened into the class axis, each with its own rates (a sweep): every member
     equals its own kernel run bit for bit, and in float64 ``scan_update`` within 1e-10 (one
     member's rates reach 40 and clip, which amplifies the kernel's other summation order)."""
-    from gln_jax.core import ensemble
+    from gln_jax.core import _ensemble as ensemble
 
     config = _config([4, 3, 1], 3, dtype=dtype)
     x, y, _, _ = _stream(config, 0.2)
@@ -391,7 +391,7 @@ def test_an_ensemble_runs_in_one_call_and_equals_its_members_alone(compiled, x64
 def test_an_ensemble_learns_in_batches_in_the_kernel(compiled, x64):
     """fit_ensemble(batch_size=4) runs in the kernel; each member equals the reference's
     batches (scan_batch_update) with its own rates within 1e-12 in float64."""
-    from gln_jax.core import ensemble
+    from gln_jax.core import _ensemble as ensemble
 
     config = _config([4, 3, 1], 3)
     x, y, _, _ = _stream(config, 0.2)
@@ -452,7 +452,7 @@ def test_ensemble_members_equal_their_own_fits_bit_for_bit_in_float32(compiled, 
     """An ensemble's gates are each member's own product (a sweep's: member 0's, shared), so in
     float32, with thresholds on the edge of rounding, every member equals its own
     ``fit_stream`` bit for bit (a vmapped, batched product picked other rows here)."""
-    from gln_jax.core import ensemble
+    from gln_jax.core import _ensemble as ensemble
 
     width, members, steps = 784, 8, 64
     config = make_config([4, 1], width, context_map_size=4, num_classes=5, dtype="float32")
@@ -842,7 +842,7 @@ def test_kernel_gates_of_an_example_never_depend_on_its_batch(compiled):
 
 
 def test_kernel_gates_of_an_ensemble_are_each_members_own(compiled):
-    from gln_jax.core import ensemble
+    from gln_jax.core import _ensemble as ensemble
 
     config = make_config([3, 1], WIDTH, context_map_size=3, num_classes=4, dtype="float32")
     members = 5

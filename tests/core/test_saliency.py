@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gln_jax
-from gln_jax.core.saliency import Saliency, saliency
+from gln_jax.core._saliency import Saliency, saliency
 
 _scan_update = jax.jit(gln_jax.scan_update, static_argnames="config")
 _saliency = jax.jit(saliency, static_argnames=("config", "local"))

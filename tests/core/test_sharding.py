@@ -49,6 +49,7 @@ def run_worker(group: str, tmp_path, *args, devices: int = 8, env: dict | None =
     return _parse(output)
 
 
+@pytest.mark.e2e
 def test_class_sharded_model_equals_unsharded(tmp_path):
     r = run_worker("sharding", tmp_path)
     assert r["devices"] == 8
@@ -88,6 +89,7 @@ def test_class_sharded_model_equals_unsharded(tmp_path):
         assert r[f"facade_load_{name}"] < 1e-12
 
 
+@pytest.mark.e2e
 def test_ensembles_and_sweeps_equal_separate_models(tmp_path):
     r = run_worker("ensemble", tmp_path)
     assert r["member_shard_fractions"] == [1 / 8]  # 3 members padded to 8, one per device
@@ -120,6 +122,7 @@ def _check_memmap(result: dict) -> None:
     assert result["peak_growth_bytes"] < result["stream_bytes"] / 3, result
 
 
+@pytest.mark.e2e
 def test_memmap_stream_trains_in_bounded_memory(tmp_path):
     _check_memmap(run_worker("memmap", tmp_path, 200_000, devices=1, env=_LIVE_BUFFERS))
 
@@ -135,6 +138,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.e2e
 def test_two_processes_train_one_class_sharded_model(tmp_path):
     reference = tmp_path / "single.npz"
     run_worker("multihost_reference", tmp_path, reference, devices=1)
@@ -195,7 +199,7 @@ def test_rows_per_call_is_the_largest_power_of_two_of_batches_within_the_budget(
     import numpy as np
 
     from gln_jax import make_config
-    from gln_jax.core import sharding
+    from gln_jax.core import _sharding as sharding
 
     config = make_config([16, 16, 1], 64, num_classes=1000, dtype=dtype)
     layout = sharding.class_sharding(config, sharding.make_mesh(jax.devices()[:1]))

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from gln_jax.core import transforms
+from gln_jax.core import _transforms as transforms
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gln_jax import GLN, recipes, utils
-from gln_jax.core.transforms import TransformConfig
+from gln_jax.core._transforms import TransformConfig
 from gln_jax.tools.accuracy import recipe_fit
 
 needs_mnist = pytest.mark.skipif(

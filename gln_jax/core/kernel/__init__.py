@@ -103,7 +103,7 @@ def use_kernel(config: GLNConfig, state: GLNState | None = None, batch_size: int
     (or in NumPy with a CPU default backend) when :func:`available`. Never on a sharded state
     or on another platform; ``jax.grad`` users call the pure functions of
     :mod:`gln_jax.core.stream` and never reach it. An unsharded ensemble
-    (:func:`gln_jax.core.ensemble.fit_ensemble`) asks the same rule with its stacked state and
+    (:func:`gln_jax.core._ensemble.fit_ensemble`) asks the same rule with its stacked state and
     runs all members in one call.
 
     A state on one CPU device whose kernel could not be built or loaded (no compiler, a

@@ -415,7 +415,7 @@ def kernel_ensemble_update(
         mask: optional ``[T]`` bools; a masked-out example changes nothing (padding).
         threads: threads the ``E * C`` flattened classes are split over.
         shared_gates: every member has member 0's hyperplanes and thresholds (a sweep, see
-            :func:`gln_jax.core.ensemble.shares_gates`): the context indices are computed once,
+            :func:`gln_jax.core._ensemble.shares_gates`): the context indices are computed once,
             from member 0, for all members (the same indices, one member's gating instead of
             ``E``). Static.
         batch_size: examples per update, dividing ``T`` (static; see
