@@ -16,14 +16,24 @@ Models, all on the same splits:
 - ``recipe``: ``recipes.uci_regression()``, ``recipes.UCI_REGRESSION_EPOCHS`` passes, pass
   ``e`` of split ``s`` in the order ``epoch_order`` draws from ``(s, e)``.
 - ``recipe-calibrated``: the ``recipe`` model's means, its standard deviations times one
-  factor per split: the root mean square of the standardised residuals ``(y - mean) / std``
-  of the same recipe trained on 80% of the training split and validated on the other 20%
-  (:func:`calibration_factor`; the test split is never read).
+  factor per split, fitted by ``GaussianGLN.calibrate`` on held-out data: the same recipe
+  trained on 80% of the training split calibrates on the other 20%, and the full model takes
+  its ``std_scale`` (:func:`calibration_factor`; the test split is never read).
 - ``recipe-ensemble``: ``recipes.UCI_REGRESSION_MEMBERS`` (5) ``recipe`` models with gates and
   pass orders from seeds ``s + 1000 k``, trained on features clipped into
   ``+-recipes.UCI_REGRESSION_INPUT_CLIP`` (3) training standard deviations, combined as the
-  equal-weight geometric mixture of their Gaussians (:func:`geometric_mixture`). Chosen, with
-  the clip, by the cross-validation of ``--search --search-stage 4``.
+  mixture of their Gaussians weighted by their precisions, moment-matched
+  (:func:`precision_mixture`: the geometric mixture's mean, and its variance plus the
+  members' disagreement), the standard deviations times one factor per split fitted by
+  :func:`gln_jax.gaussian.std_scale_of` (what ``GaussianGLN.calibrate`` fits) on
+  held-out data: the same ensemble trained on 80% of the training split, on the other 20%
+  (:func:`ensemble_calibration_factor`). Members and clip chosen by the cross-validation of
+  ``--search --search-stage 4`` (validation RMSE), the spread and the calibration by
+  ``--search-stage 5`` (validation log-likelihood).
+- ``recipe-ensemble-uncalibrated``: the same, without the factor.
+- ``recipe-ensemble-geometric``: the same five models combined by the equal-weight geometric
+  mixture of their Gaussians (:func:`geometric_mixture`), without the factor: the same means,
+  narrower intervals.
 - baselines (scikit-learn): ``LinearRegression``, ``SGDRegressor`` with one pass
   (``max_iter=1, tol=None, shuffle=False``) and ``GradientBoostingRegressor``
   (``random_state=s``). Their log-likelihood is that of a Gaussian around the prediction whose
@@ -45,7 +55,8 @@ configuration of a stage of :data:`SEARCH_GRIDS` (``--search-stage``), on the tr
 of each of the first ``--search-splits`` splits of each ``--datasets`` dataset, an inner
 80/20 split (by the same seed), standardised on the inner training part; the mean validation
 RMSE and log-likelihood in standard deviations of the target, per dataset. The configuration
-with the lowest mean RMSE over the datasets wins. The test splits are never read.
+with the lowest mean RMSE over the datasets wins (stages 1 to 4); stage 5, which changes only
+the predictive spread, ranks by the mean log-likelihood. The test splits are never read.
 
 Examples:
     python benchmarks/uci_regression.py --json benchmarks/uci-regression.json
@@ -54,6 +65,8 @@ Examples:
         --json benchmarks/uci-regression-search.json
     python benchmarks/uci_regression.py --search --search-stage 2 --datasets boston concrete \\
         --json benchmarks/uci-regression-search-2.json
+    python benchmarks/uci_regression.py --search --search-stage 5 --datasets boston concrete \\
+        --json benchmarks/uci-regression-search-5.json
 """
 
 from __future__ import annotations
@@ -98,7 +111,11 @@ DEFAULT_MODEL = {"layer_sizes": [32, 32], "context_map_size": 4}
 #: each on top of the recipe's other settings). Stage 1 sets passes, rate, clipping and
 #: contexts; stage 2, around stage 1's choice, the variance floor, widths and more contexts;
 #: stage 3, around stage 2's choice, a rate that decays as ``rate * d / (d + step)`` with ``d``
-#: the steps of ``decay_epochs`` passes (``None``: constant).
+#: the steps of ``decay_epochs`` passes (``None``: constant). Stage 4 sets the ensemble; stage 5
+#: keeps stage 4's ensemble and its mean (the geometric mixture's) and sets the spread: the
+#: geometric mixture's variance or the precision-weighted mixture's (which adds the members'
+#: disagreement), and whether a calibration factor scales it (``"held-out"``: fitted on one half
+#: of the validation part, scored on the other, and the other way round; :func:`search_score`).
 SEARCH_GRIDS = {
     1: {
         "num_epochs": (10, 20, 40),
@@ -123,7 +140,15 @@ SEARCH_GRIDS = {
         "input_clip": (None, 3.0),
         "combine": ("geometric", "mixture"),
     },
+    5: {
+        "members": (5,),
+        "input_clip": (3.0,),
+        "combine": ("geometric", "precision-mixture"),
+        "calibrate": (None, "held-out"),
+    },
 }
+#: Stages whose configurations change only the predictive spread: ranked by log-likelihood.
+LL_STAGES = (5,)
 #: Single changes from the recipe towards DeepMind's reference ``gaussian.py`` (float64
 #: throughout, variance at most 1e5, weights within +-1e3, a variance floor the caller passes,
 #: hyperplane offsets of standard deviation 0.05, here the nearest setting: none).
@@ -135,7 +160,22 @@ REFERENCE_VARIANTS = {
     "min_sigma_sq=0.5": {"min_sigma_sq": 0.5},
     "context_bias=False": {"context_bias": False},
 }
-GLN_MODELS = ("gln-one-pass", "recipe-one-pass", "recipe", "recipe-calibrated", "recipe-ensemble")
+GLN_MODELS = (
+    "gln-one-pass",
+    "recipe-one-pass",
+    "recipe",
+    "recipe-calibrated",
+    "recipe-ensemble",
+    "recipe-ensemble-uncalibrated",
+    "recipe-ensemble-geometric",
+)
+#: How each ensemble model of :data:`GLN_MODELS` combines the members, and whether it is
+#: calibrated.
+ENSEMBLES = {
+    "recipe-ensemble": ("precision-mixture", True),
+    "recipe-ensemble-uncalibrated": ("precision-mixture", False),
+    "recipe-ensemble-geometric": ("geometric", False),
+}
 BASELINES = ("LinearRegression", "SGDRegressor-one-pass", "GradientBoostingRegressor")
 MODELS = GLN_MODELS + BASELINES
 
@@ -242,6 +282,18 @@ def fit_gln(settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: 
     """A GaussianGLN of ``settings`` (constructor arguments but ``backend`` and ``seed``)
     trained on standardised data; standardised ``(mean, std)`` of ``x_test``. ``seed`` draws
     the gates and each pass's order."""
+    mean, std, _ = fit_and_calibrate(
+        settings, x_train, y_train, x_test, seed=seed, num_epochs=num_epochs
+    )
+    return mean, std
+
+
+def fit_and_calibrate(
+    settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: int, held_out=None
+):
+    """:func:`fit_gln`, and with ``held_out=(x, y)`` (standardised) the model's
+    ``GaussianGLN.calibrate`` on it before predicting ``x_test``: ``(mean, std, std_scale)``,
+    ``std`` calibrated (``std_scale`` 1.0 without ``held_out``)."""
     import jax
 
     from gln_jax import GaussianGLN
@@ -252,8 +304,11 @@ def fit_gln(settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: 
         x_train, x_test = x_train.astype(dtype), x_test.astype(dtype)
         shuffle = None if num_epochs == 1 else seed
         model.fit(x_train, y_train.astype(dtype), num_epochs=num_epochs, shuffle_seed=shuffle)
+        if held_out is not None:
+            model.calibrate(held_out[0].astype(dtype), held_out[1].astype(dtype))
         mean, std = model.predict(x_test, return_std=True)
-    return np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    scale = float(model.std_scale[0])
+    return np.asarray(mean, np.float64), np.asarray(std, np.float64), scale
 
 
 def geometric_mixture(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,6 +333,61 @@ def linear_mixture(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, np.
     return means.mean(axis=0), np.sqrt(np.square(stds).mean(axis=0) + means.var(axis=0))
 
 
+def precision_mixture(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mixture of ``M`` Gaussians per example weighted by their precisions, moment-matched:
+    mean the precision-weighted mean (the :func:`geometric_mixture`'s), variance the geometric
+    mixture's (``1 / mean precision``, which is the weighted mean of the members' variances)
+    plus the precision-weighted variance of the members' means, so that the members'
+    disagreement widens the interval while a member far off with a wide variance moves the mean
+    little.
+
+    Args:
+        means, stds: ``[M, B]`` members' predictive means and standard deviations.
+
+    Returns:
+        ``(mean, std)``, each ``[B]``.
+    """
+    precisions = 1.0 / np.square(stds)
+    weights = precisions / precisions.sum(axis=0)
+    mean = (weights * means).sum(axis=0)
+    spread = (weights * np.square(means - mean)).sum(axis=0)
+    return mean, np.sqrt(1.0 / precisions.mean(axis=0) + spread)
+
+
+#: How :func:`fit_members` may combine its members' Gaussians.
+COMBINE = {
+    "geometric": geometric_mixture,
+    "mixture": linear_mixture,
+    "precision-mixture": precision_mixture,
+}
+
+
+def member_predictions(
+    settings: dict,
+    x_train,
+    y_train,
+    x_test,
+    *,
+    seed: int,
+    num_epochs: int,
+    members: int,
+    input_clip: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``members`` models of ``settings`` (gates and pass orders from seeds ``seed + 1000 k``)
+    on features clipped into ``+-input_clip`` standard deviations (``None``: not clipped):
+    their ``(means, stds)`` of ``x_test``, each ``[members, B]``."""
+    if input_clip is not None:
+        x_train, x_test = (
+            np.clip(x_train, -input_clip, input_clip),
+            np.clip(x_test, -input_clip, input_clip),
+        )
+    fits = [
+        fit_gln(settings, x_train, y_train, x_test, seed=seed + 1000 * k, num_epochs=num_epochs)
+        for k in range(members)
+    ]
+    return np.stack([m for m, _ in fits]), np.stack([s for _, s in fits])
+
+
 def fit_members(
     settings: dict,
     x_train,
@@ -288,30 +398,30 @@ def fit_members(
     num_epochs: int,
     members: int,
     input_clip: float | None,
-    combine: str = "geometric",
+    combine: str = "mixture",
 ):
-    """``members`` models of ``settings`` (gates and pass orders from seeds ``seed + 1000 k``)
-    on features clipped into ``+-input_clip`` standard deviations (``None``: not clipped),
-    combined by :func:`geometric_mixture` or :func:`linear_mixture` (``combine``)."""
-    if input_clip is not None:
-        x_train, x_test = (
-            np.clip(x_train, -input_clip, input_clip),
-            np.clip(x_test, -input_clip, input_clip),
-        )
-    fits = [
-        fit_gln(settings, x_train, y_train, x_test, seed=seed + 1000 * k, num_epochs=num_epochs)
-        for k in range(members)
-    ]
-    mix = {"geometric": geometric_mixture, "mixture": linear_mixture}[combine]
-    return mix(np.stack([m for m, _ in fits]), np.stack([s for _, s in fits]))
+    """:func:`member_predictions` combined by :func:`linear_mixture` or
+    :func:`geometric_mixture` (``combine``, a key of :data:`COMBINE`)."""
+    means, stds = member_predictions(
+        settings,
+        x_train,
+        y_train,
+        x_test,
+        seed=seed,
+        num_epochs=num_epochs,
+        members=members,
+        input_clip=input_clip,
+    )
+    return COMBINE[combine](means, stds)
 
 
 def fit_ensemble(settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: int):
-    """The ``recipe-ensemble`` model: :func:`fit_members` with ``recipes.UCI_REGRESSION_MEMBERS``
-    members, ``recipes.UCI_REGRESSION_INPUT_CLIP`` and the geometric mixture."""
+    """The members of ``recipe-ensemble``: :func:`member_predictions` with
+    ``recipes.UCI_REGRESSION_MEMBERS`` members and ``recipes.UCI_REGRESSION_INPUT_CLIP``
+    (``[M, B]`` means and stds; :func:`linear_mixture` combines them)."""
     from gln_jax import recipes
 
-    return fit_members(
+    return member_predictions(
         settings,
         x_train,
         y_train,
@@ -331,7 +441,7 @@ def gln_settings(name: str, input_size: int) -> tuple[dict, int]:
     if name == "gln-one-pass":
         return {**DEFAULT_MODEL, "input_size": input_size}, 1
     recipe = recipes.uci_regression(input_size)
-    if name not in GLN_MODELS or name == "recipe-ensemble":
+    if name not in GLN_MODELS or name.startswith("recipe-ensemble"):
         raise ValueError(f"unknown GLN model {name!r}")
     return recipe, 1 if name == "recipe-one-pass" else recipes.UCI_REGRESSION_EPOCHS
 
@@ -364,14 +474,18 @@ def fit_baseline(name: str, x_train, y_train, x_test, *, seed: int):
     return mean, np.full_like(mean, noise)
 
 
-def calibration_factor(settings: dict, x_train, y_train, *, seed: int, num_epochs: int) -> float:
-    """The factor that calibrates the standard deviations of ``settings`` on one training
-    split: ``sqrt(mean(z**2))`` of the standardised residuals ``z`` of a model trained on a
-    random 80% of ``(x_train, y_train)`` (already standardised) and validated on the rest."""
+def ensemble_calibration_factor(
+    settings: dict, x_train, y_train, *, seed: int, num_epochs: int, combine: str
+) -> float:
+    """:func:`calibration_factor` of the ``recipe-ensemble`` ensemble: the members of
+    :func:`fit_ensemble` trained on the same random 80% of the training split, combined by
+    ``combine``, and :func:`~gln_jax.gaussian.std_scale_of` on the other 20%."""
+    from gln_jax.gaussian import std_scale_of
+
     order = np.random.RandomState(seed).permutation(len(y_train))
     cut = int(round(0.8 * len(y_train)))
     fit_rows, valid_rows = order[:cut], order[cut:]
-    mean, std = fit_gln(
+    members = fit_ensemble(
         settings,
         x_train[fit_rows],
         y_train[fit_rows],
@@ -379,8 +493,30 @@ def calibration_factor(settings: dict, x_train, y_train, *, seed: int, num_epoch
         seed=seed,
         num_epochs=num_epochs,
     )
-    z = (y_train[valid_rows] - mean) / std
-    return float(np.sqrt(np.mean(z**2)))
+    mean, std = COMBINE[combine](*members)
+    check_finite("calibration", seed, "recipe-ensemble", mean, std)
+    return float(std_scale_of(y_train[valid_rows, None], mean[:, None], std[:, None])[0])
+
+
+def calibration_factor(settings: dict, x_train, y_train, *, seed: int, num_epochs: int) -> float:
+    """The factor that calibrates the standard deviations of ``settings`` on one training
+    split: the ``std_scale`` that ``GaussianGLN.calibrate`` fits (``sqrt(mean(z**2))`` of the
+    standardised residuals ``z``) for a model trained on a random 80% of
+    ``(x_train, y_train)`` (already standardised), on the other 20%."""
+    order = np.random.RandomState(seed).permutation(len(y_train))
+    cut = int(round(0.8 * len(y_train)))
+    fit_rows, valid_rows = order[:cut], order[cut:]
+    held_out = (x_train[valid_rows], y_train[valid_rows])
+    _, _, scale = fit_and_calibrate(
+        settings,
+        x_train[fit_rows],
+        y_train[fit_rows],
+        x_train[valid_rows],
+        seed=seed,
+        num_epochs=num_epochs,
+        held_out=held_out,
+    )
+    return scale
 
 
 def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
@@ -400,11 +536,19 @@ def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
             mean, std = fitted["recipe"]
             factor = calibration_factor(settings, x_train, y_train, seed=seed, num_epochs=epochs)
             std = std * factor
-        elif model == "recipe-ensemble":
+        elif model.startswith("recipe-ensemble"):
             settings, epochs = gln_settings("recipe", X.shape[1])
-            mean, std = fit_ensemble(
-                settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs
-            )
+            if "members" not in fitted:  # one set of members serves both combinations
+                fitted["members"] = fit_ensemble(
+                    settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs
+                )
+            combine, calibrated = ENSEMBLES[model]
+            mean, std = COMBINE[combine](*fitted["members"])
+            if calibrated:
+                factor = ensemble_calibration_factor(
+                    settings, x_train, y_train, seed=seed, num_epochs=epochs, combine=combine
+                )
+                std = std * factor
         elif model in GLN_MODELS:
             settings, epochs = gln_settings(model, X.shape[1])
             mean, std = fit_gln(settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs)
@@ -414,7 +558,7 @@ def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
         check_finite(dataset, seed, model, mean, std)
         row = scores(y[test], y_mean + y_std * mean, y_std * std)
         row["seconds"] = time.perf_counter() - start
-        if model == "recipe-calibrated":
+        if model in ("recipe-calibrated", "recipe-ensemble"):
             row["factor"] = factor
         results[model] = row
     return results
@@ -462,10 +606,20 @@ def search_configs(stage: int = 1) -> list[dict]:
     return [c for c in configs if c.get("members", 2) > 1 or c.get("combine") == "geometric"]
 
 
-def search_score(name: str, X, y, config: dict, splits: int) -> tuple[float, float]:
+def search_score(
+    name: str, X, y, config: dict, splits: int, cache: dict | None = None
+) -> tuple[float, float]:
     """Mean inner validation RMSE and log-likelihood (standardised target) of ``config`` over
-    the training parts of the first ``splits`` splits; the test parts are never read."""
+    the training parts of the first ``splits`` splits; the test parts are never read.
+
+    ``config["calibrate"] == "held-out"`` scales the standard deviations by
+    :func:`gln_jax.gaussian.std_scale_of` fitted on one random half of the
+    validation part and applied to the other, each way round (what ``GaussianGLN.calibrate``
+    fits; the scored half is never the fitted one). ``cache`` (a dict) keeps the members'
+    predictions for configurations that differ only in ``combine`` and ``calibrate``.
+    """
     from gln_jax import recipes
+    from gln_jax.gaussian import std_scale_of
 
     settings = {**recipes.uci_regression(X.shape[1]), **config}
     if "layer_sizes" in config:
@@ -475,6 +629,10 @@ def search_score(name: str, X, y, config: dict, splits: int) -> tuple[float, flo
     members = settings.pop("members", 1)
     input_clip = settings.pop("input_clip", None)
     combine = settings.pop("combine", "geometric")
+    calibrate = settings.pop("calibrate", None)
+    if calibrate not in (None, "held-out"):
+        raise ValueError(f"calibrate must be None or 'held-out', got {calibrate!r}")
+    cache = {} if cache is None else cache
     errors, likelihoods = [], []
     for seed in range(splits):
         train, _ = split(len(y), seed)
@@ -487,18 +645,27 @@ def search_score(name: str, X, y, config: dict, splits: int) -> tuple[float, flo
             )
         x_fit, x_valid, _, _ = standardise(X[fit_rows], X[valid_rows])
         y_fit, y_valid, _, _ = standardise(y[fit_rows], y[valid_rows])
-        mean, std = fit_members(
-            settings,
-            x_fit,
-            y_fit,
-            x_valid,
-            seed=seed,
-            num_epochs=epochs,
-            members=members,
-            input_clip=input_clip,
-            combine=combine,
-        )
+        key = (name, seed, epochs, members, input_clip, repr(sorted(settings.items())))
+        if key not in cache:
+            cache[key] = member_predictions(
+                settings,
+                x_fit,
+                y_fit,
+                x_valid,
+                seed=seed,
+                num_epochs=epochs,
+                members=members,
+                input_clip=input_clip,
+            )
+        mean, std = COMBINE[combine](*cache[key])
         check_finite(name, seed, f"search {config}", mean, std)
+        if calibrate == "held-out":
+            halves = np.array_split(np.random.RandomState(seed).permutation(len(y_valid)), 2)
+            scaled = std.copy()
+            for fitted, scored in (halves, halves[::-1]):
+                factor = std_scale_of(y_valid[fitted, None], mean[fitted, None], std[fitted, None])
+                scaled[scored] = std[scored] * factor[0]
+            std = scaled
         valid = scores(y_valid, mean, std)
         errors.append(valid["rmse"])
         likelihoods.append(valid["ll"])
@@ -507,26 +674,32 @@ def search_score(name: str, X, y, config: dict, splits: int) -> tuple[float, flo
 
 def search(datasets, splits: int, stage: int = 1, log=None) -> dict:
     """The recipe's cross-validation: ``{"rows": [...], "best": config}``; the best
-    configuration has the lowest mean over ``datasets`` of the inner validation RMSE."""
+    configuration has the lowest mean over ``datasets`` of the inner validation RMSE (the
+    highest mean log-likelihood in the stages of :data:`LL_STAGES`)."""
     data = {name: load(name) for name in datasets}
-    rows = []
+    rows, cache = [], {}
     for config in search_configs(stage):
         row = {
             key: list(value) if isinstance(value, tuple) else value for key, value in config.items()
         }
         for name, (X, y) in data.items():
             try:
-                row[name], row[f"{name}_ll"] = search_score(name, X, y, config, splits)
+                row[name], row[f"{name}_ll"] = search_score(name, X, y, config, splits, cache)
             except FloatingPointError as error:  # a diverging configuration is a result here
                 row[name] = row[f"{name}_ll"] = None
                 row[f"{name}_error"] = str(error)
         finite = [row[name] for name in datasets if row[name] is not None]
         row["mean"] = float(np.mean(finite)) if len(finite) == len(datasets) else None
+        if row["mean"] is not None:
+            row["mean_ll"] = float(np.mean([row[f"{name}_ll"] for name in datasets]))
         rows.append(row)
         if log:
             log(json.dumps(row))
     ranked = [r for r in rows if r["mean"] is not None]
-    best = min(ranked, key=lambda r: r["mean"])
+    if stage in LL_STAGES:
+        best = max(ranked, key=lambda r: r["mean_ll"])
+    else:
+        best = min(ranked, key=lambda r: r["mean"])
     return {
         "datasets": list(datasets),
         "splits": splits,
@@ -654,11 +827,17 @@ def _value(value, key: str = "") -> str:
 
 
 def render_search(data: dict, top: int = 10) -> str:
-    """The ``top`` configurations of a search, best first, as Markdown."""
+    """The ``top`` configurations of a search, best first (by mean RMSE, or by mean
+    log-likelihood in the stages of :data:`LL_STAGES`), as Markdown."""
     datasets = data["datasets"]
-    ranked = sorted(
-        data["rows"], key=lambda r: (r["mean"] is None, r["mean"] if r["mean"] is not None else 0)
-    )
+    by_ll = data.get("stage", 1) in LL_STAGES
+
+    def rank(row):
+        if row["mean"] is None:
+            return (True, 0.0)
+        return (False, -row["mean_ll"] if by_ll else row["mean"])
+
+    ranked = sorted(data["rows"], key=rank)
     keys = list(SEARCH_GRIDS[data.get("stage", 1)])
     lines = [
         "| "
@@ -667,15 +846,18 @@ def render_search(data: dict, top: int = 10) -> str:
             + [f"{d} RMSE (std. units)" for d in datasets]
             + [f"{d} LL (std. units)" for d in datasets]
             + ["mean RMSE"]
+            + (["mean LL"] if by_ll else [])
         )
         + " |",
-        "|" + "---|" * (len(keys) + 2 * len(datasets) + 1),
+        "|" + "---|" * (len(keys) + 2 * len(datasets) + 1 + by_ll),
     ]
     for row in ranked[:top]:
         cells = [_value(row[k], k) for k in keys]
         cells += ["diverged" if row[d] is None else f"{row[d]:.4f}" for d in datasets]
         cells += ["-" if row.get(f"{d}_ll") is None else f"{row[f'{d}_ll']:.3f}" for d in datasets]
         cells.append("-" if row["mean"] is None else f"{row['mean']:.4f}")
+        if by_ll:
+            cells.append("-" if row["mean"] is None else f"{row['mean_ll']:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "GLN": ("gln_jax.api.facade", "GLN"),
     "GaussianConfig": ("gln_jax.core.gaussian_types", "GaussianConfig"),
     "GaussianGLN": ("gln_jax.api.gaussian_facade", "GaussianGLN"),
+    "InverseTime": ("gln_jax.core.schedules", "InverseTime"),
     "GLNConfig": ("gln_jax.core.types", "GLNConfig"),
     "GLNState": ("gln_jax.core.types", "GLNState"),
     "LayerState": ("gln_jax.core.types", "LayerState"),
@@ -35,6 +36,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "datasets": ("gln_jax.datasets", None),
     "fit_stream": ("gln_jax.core.stream", "fit_stream"),
     "init": ("gln_jax.core.network", "init"),
+    "inverse_time": ("gln_jax.core.schedules", "inverse_time"),
     "make_config": ("gln_jax.core.types", "make_config"),
     "make_gaussian_config": ("gln_jax.core.gaussian_types", "make_gaussian_config"),
     "predict_classes": ("gln_jax.core.multiclass", "predict_classes"),
@@ -89,6 +91,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from gln_jax.core.network import update as update
     from gln_jax.core.scan import scan_batch_update as scan_batch_update
     from gln_jax.core.scan import scan_update as scan_update
+    from gln_jax.core.schedules import InverseTime as InverseTime
+    from gln_jax.core.schedules import inverse_time as inverse_time
     from gln_jax.core.stream import fit_stream as fit_stream
     from gln_jax.core.types import GLNConfig as GLNConfig
     from gln_jax.core.types import GLNState as GLNState

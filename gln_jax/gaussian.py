@@ -22,6 +22,8 @@ Example:
 See :doc:`/guides/gaussian`.
 """
 
+from gln_jax.api.gaussian_facade import epoch_order as epoch_order
+from gln_jax.api.gaussian_facade import std_scale_of as std_scale_of
 from gln_jax.core.gaussian_network import apply as apply
 from gln_jax.core.gaussian_network import batch_apply as batch_apply
 from gln_jax.core.gaussian_network import batch_update as batch_update
@@ -35,9 +37,11 @@ __all__ = [
     "apply",
     "batch_apply",
     "batch_update",
+    "epoch_order",
     "fit_stream",
     "init",
     "scan_batch_update",
     "scan_update",
+    "std_scale_of",
     "update",
 ]

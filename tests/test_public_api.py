@@ -31,6 +31,7 @@ MODULES = (
     "gln_jax.gaussian",
     "gln_jax.streaming",
     "gln_jax.ensemble",
+    "gln_jax.continual",
     "gln_jax.sharding",
     "gln_jax.kernel",
     "gln_jax.sklearn",

@@ -224,6 +224,12 @@ def _uci(root: Path, file: str, render: str) -> tuple[str, str]:
     return getattr(uci_regression, render)(data), note
 
 
+def _forgetting(root: Path, file: str) -> tuple[str, str]:
+    data = json.loads((root / "benchmarks" / file).read_text())
+    note = f"Command: `{data['command']}`. Machine: {data['machine']}. Date: {data['date']}."
+    return _script(root, "forgetting").render(data), note
+
+
 KINDS = {
     "speed": _speed,
     "accuracy": _accuracy,
@@ -238,6 +244,9 @@ KINDS = {
     "uci-search-2": lambda root: _uci(root, "uci-regression-search-2.json", "render_search"),
     "uci-search-3": lambda root: _uci(root, "uci-regression-search-3.json", "render_search"),
     "uci-search-4": lambda root: _uci(root, "uci-regression-search-4.json", "render_search"),
+    "uci-search-5": lambda root: _uci(root, "uci-regression-search-5.json", "render_search"),
+    "forgetting": lambda root: _forgetting(root, "forgetting.json"),
+    "forgetting-permuted": lambda root: _forgetting(root, "forgetting-permuted.json"),
 }
 
 

@@ -37,6 +37,7 @@ from gln_jax.core.stream import check_route
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_DTYPE,
+    DEFAULT_HYPERPLANE_BIAS_SCALE,
     DEFAULT_LEARNING_RATE,
     DEFAULT_NUM_CLASSES,
     DEFAULT_PRED_CLIPPING,
@@ -80,6 +81,10 @@ class GLNBase(abc.ABC):
     @abc.abstractmethod
     def _predictions(self, outputs):
         """What ``fit`` returns for the runner's outputs (classes, or means)."""
+
+    @abc.abstractmethod
+    def _checkpoint_extras(self) -> dict:
+        """The family's own keyword arguments of ``save_checkpoint`` (``{}``: none)."""
 
     # ----------------------------------------------------------------- assembly
     def _assemble(
@@ -290,18 +295,25 @@ class GLNBase(abc.ABC):
                 has_base_predictor=self.base_predictor is not None,
                 side_info=SideInfo(self.input_size, self.side_info_transform, self.side_info_state),
                 step=self._current_step(),
+                **self._checkpoint_extras(),
             )
 
     @classmethod
     def _restore(cls, path, base_predictor, learning_rate, backend: str):
+        """:meth:`_read_checkpoint` without the checkpoint itself: the 6-tuple."""
+        return cls._read_checkpoint(path, base_predictor, learning_rate, backend)[0]
+
+    @classmethod
+    def _read_checkpoint(cls, path, base_predictor, learning_rate, backend: str):
         """Reads and checks a checkpoint for ``cls`` in ``backend``.
 
         The rate is checked in the checkpoint's dtype and the memory that building the model in
         ``backend`` takes must be available, as at construction.
 
         Returns:
-            ``(config, state, base_predictor, learning_rate, side_info, step)`` (``step`` the
-            exact count).
+            ``((config, state, base_predictor, learning_rate, side_info, step), checkpoint)``
+            (``step`` the exact count; ``checkpoint`` the
+            :class:`~gln_jax.api.checkpoint.Checkpoint` read, for a family's own fields).
         """
         checkpoint = load_checkpoint(path)
         config = checkpoint.config
@@ -333,7 +345,7 @@ class GLNBase(abc.ABC):
             )
         learning_rate = schedules.check_learning_rate(learning_rate, config)
         memory.check_construction_memory(config, backend)
-        return (
+        restored = (
             config,
             checkpoint.state,
             base_predictor,
@@ -341,6 +353,7 @@ class GLNBase(abc.ABC):
             checkpoint.side_info,
             checkpoint.step,
         )
+        return restored, checkpoint
 
 
 class BernoulliGLN(GLNBase):
@@ -363,6 +376,9 @@ class BernoulliGLN(GLNBase):
 
     def _predictions(self, probs):
         return self._runner.classes(probs)
+
+    def _checkpoint_extras(self) -> dict:
+        return {}
 
     def predict(
         self,
@@ -541,6 +557,8 @@ class PortGLN(BernoulliGLN):
         dtype: str = DEFAULT_DTYPE,
         side_info_size: int | None = None,
         side_info_transform=None,
+        hyperplane_normalize: bool | None = None,
+        hyperplane_bias_scale: float = DEFAULT_HYPERPLANE_BIAS_SCALE,
     ):
         """Builds the model; the arguments are :class:`gln_jax.GLN`'s without ``backend``.
 
@@ -564,6 +582,8 @@ class PortGLN(BernoulliGLN):
             scoped_x64=True,
             backend=self.port_backend,
             side_info_size=side_info_size,
+            hyperplane_normalize=hyperplane_normalize,
+            hyperplane_bias_scale=hyperplane_bias_scale,
         )
         pipeline = SideInfoPipeline(config, input_size, base_predictor, side_info_transform)
         self._assemble(self._make_runner(config, state), pipeline, learning_rate)

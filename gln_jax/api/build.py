@@ -20,6 +20,7 @@ from gln_jax.core.network import init
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_DTYPE,
+    DEFAULT_HYPERPLANE_BIAS_SCALE,
     DEFAULT_LEARNING_RATE,
     DEFAULT_NUM_CLASSES,
     DEFAULT_PRED_CLIPPING,
@@ -61,6 +62,8 @@ def build_model(
     scoped_x64: bool = False,
     backend: str | None = None,
     side_info_size: int | None = None,
+    hyperplane_normalize: bool | None = None,
+    hyperplane_bias_scale: float = DEFAULT_HYPERPLANE_BIAS_SCALE,
     draw: bool = True,
 ) -> tuple[GLNConfig, GLNState | None]:
     """Checks the constructor's arguments and draws the initial reference state.
@@ -78,6 +81,8 @@ def build_model(
         side_info_size: width ``N`` of the side information the gating sees; ``None`` means
             ``input_size`` (the example itself). The config's ``base_prediction_size`` is the
             base predictor's width or else ``input_size``.
+        hyperplane_normalize, hyperplane_bias_scale: how the gating hyperplanes are drawn, as
+            :func:`~gln_jax.make_config`.
         draw: draw the reference state (``False``: the caller draws it itself, for example
             straight onto a device mesh, and ``state`` is ``None``).
 
@@ -104,6 +109,8 @@ def build_model(
         pred_clipping=pred_clipping,
         weight_clipping=weight_clipping,
         dtype=dtype,
+        hyperplane_normalize=hyperplane_normalize,
+        hyperplane_bias_scale=hyperplane_bias_scale,
     )
     schedules.check_learning_rate(learning_rate, config)
     if backend is not None:

@@ -57,6 +57,7 @@ def save_checkpoint(
     has_base_predictor: bool = False,
     side_info: SideInfo | None = None,
     step: int | None = None,
+    std_scale: np.ndarray | None = None,
 ) -> None:
     """Writes a checkpoint atomically (a temporary file renamed into place).
 
@@ -70,6 +71,8 @@ def save_checkpoint(
             examples are the side information, no transform.
         step: the exact count of examples learned (a facade's ``step``), when it may exceed
             what ``state.step`` holds (``2**31 - 1``); ``None``: ``state.step``.
+        std_scale: a Gaussian model's calibrated factor on its standard deviations, ``[C]``
+            positive floats; ``None`` (default): not calibrated, nothing written.
 
     Example:
         >>> save_checkpoint("model.npz", model.config, model.state)  # doctest: +SKIP
@@ -80,7 +83,10 @@ def save_checkpoint(
         has_base_predictor=has_base_predictor,
         side_info=side_info,
     )
-    arrays = {"config": np.array(text), **schema.state_members(state, side_info, step)}
+    if std_scale is not None and not schema.calibration_members(config):
+        raise ValueError("std_scale is saved for Gaussian models only")
+    members = schema.state_members(state, side_info, step, std_scale)
+    arrays = {"config": np.array(text), **members}
     write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
@@ -98,7 +104,7 @@ def load_checkpoint(path) -> Checkpoint:
         CheckpointError: not a regular file; a truncated, corrupt or foreign file; an unknown
             ``format_version``; an unexpected member; a member whose dtype, shape or values do
             not match the stored config; a ``step`` outside ``[0, 2**63 - 1]``; side-information
-            statistics out of range.
+            statistics out of range; a calibration scale that is not finite and positive.
 
     Example:
         >>> load_checkpoint("model.npz").state.step  # doctest: +SKIP
@@ -117,7 +123,8 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     config = header.config
     expected = schema.expected_members(config)
     side = schema.side_info_members(config) if header.version >= 2 else {}
-    extra = set(members) - {"config", "step"} - set(expected) - set(side)
+    calibration = schema.calibration_members(config) if header.version >= 3 else {}
+    extra = set(members) - {"config", "step"} - set(expected) - set(side) - set(calibration)
     if extra:  # refused before reading anything else
         raise bad(path, f"unexpected entries {sorted(extra)}")
     step = read_member(path, archive, members["step"], "step", schema.is_step, ())
@@ -141,7 +148,13 @@ def _read_archive(path, archive: zipfile.ZipFile) -> Checkpoint:
     side_info = schema.read_side_info(
         path, header.side_meta, contents, config, header.has_base_predictor
     )
+    scale = {
+        key: read_member(path, archive, members[key], key, dtype_ok, shape)
+        for key, (dtype_ok, shape) in calibration.items()
+        if key in members
+    }
+    std_scale = schema.read_std_scale(path, scale.get(schema.STD_SCALE_KEY))
     state = GLNState(layers=layers, step=np.asarray(min(step, STEP_MAX), np.int32))
     return Checkpoint(
-        config, state, header.learning_rate, header.has_base_predictor, side_info, step
+        config, state, header.learning_rate, header.has_base_predictor, side_info, step, std_scale
     )

@@ -26,7 +26,18 @@ Version 2 adds, for side information (all optional; a version-1 file reads with 
 Version 3 gives each width one name, as the library does: the config key ``side_info_size`` is
 the side information's width ``N`` (``input_size`` in versions 1 and 2) and ``input_size`` is
 the facade's example width (``example_size`` in version 2). Files of versions 1 and 2 are read
-with their keys renamed (:func:`renamed_widths`).
+with their keys renamed (:func:`renamed_widths`). Version 3 also adds, for a Gaussian model
+whose predictive standard deviations were calibrated (optional; absent means a scale of 1):
+
+- ``calibration/std_scale``: float64 ``[C]``, the positive factor on every output's standard
+  deviation (:meth:`gln_jax.GaussianGLN.calibrate`).
+
+The Bernoulli config keys ``hyperplane_normalize`` and ``hyperplane_bias_scale`` record how the
+stored hyperplanes were drawn (:func:`~gln_jax.make_config`); they do not change what the state
+means (the hyperplanes themselves are stored), so they need no new version. A file without
+them, of any version, reads with their defaults (``hyperplane_normalize`` equal to
+``context_bias``, ``hyperplane_bias_scale`` 1.0): how every earlier release drew its
+hyperplanes. Releases before these keys refuse a file that holds them (an unknown config key).
 """
 
 from __future__ import annotations
@@ -55,6 +66,8 @@ MAX_CONFIG_CHARS = 1 << 16
 MAX_STEP = np.iinfo(np.int64).max
 #: The side-information members, in the order of the transform state's fields.
 SIDE_INFO_KEYS = tuple(f"side_info/{f}" for f in transforms.TransformState._fields)
+#: The calibration member of a Gaussian model (version 3): its standard deviations' scale.
+STD_SCALE_KEY = "calibration/std_scale"
 
 
 class SideInfo(NamedTuple):
@@ -83,6 +96,9 @@ class Checkpoint(NamedTuple):
     side_info: SideInfo | None = None
     #: The exact count of examples learned (``state.step`` stops at ``2**31 - 1``).
     step: int = 0
+    #: A Gaussian model's factor on its standard deviations, float64 ``[C]``, or ``None``
+    #: (not calibrated: a scale of 1).
+    std_scale: np.ndarray | None = None
 
 
 class Header(NamedTuple):
@@ -142,6 +158,23 @@ def side_info_members(config: GLNConfig) -> dict:
     }
 
 
+def calibration_members(config: GLNConfig) -> dict:
+    """The optional calibration member of a Gaussian model (version 3):
+    ``{name: (dtype check, shape)}``; none for the Bernoulli family."""
+    if config.family != "gaussian":
+        return {}
+    return {STD_SCALE_KEY: (lambda d: d == np.dtype(np.float64), (config.num_outputs,))}
+
+
+def read_std_scale(path, array: np.ndarray | None) -> np.ndarray | None:
+    """The calibration member, checked: finite and positive (``None`` when absent)."""
+    if array is None:
+        return None
+    if not (np.isfinite(array).all() and (array > 0).all()):
+        raise bad(path, f"{STD_SCALE_KEY!r} holds entries that are not finite and positive")
+    return array
+
+
 def is_config(dtype: np.dtype) -> bool:
     """Whether ``dtype`` may hold the ``config`` member (a short enough unicode string)."""
     return dtype.kind == "U" and dtype.itemsize // 4 <= MAX_CONFIG_CHARS
@@ -176,14 +209,19 @@ def config_member(
 
 
 def state_members(
-    state: GLNState, side_info: SideInfo | None, step: int | None = None
+    state: GLNState,
+    side_info: SideInfo | None,
+    step: int | None = None,
+    std_scale: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The array members of a checkpoint: ``step`` (``step``, else the state's), every layer's
-    fields and side information."""
+    fields, side information and a Gaussian model's ``std_scale`` (when not ``None``)."""
     step = int(state.step) if step is None else int(step)
     if not 0 <= step <= MAX_STEP:
         raise ValueError(f"step {step} is outside [0, {MAX_STEP}]")
     arrays = {"step": np.array(step, np.int64)}
+    if std_scale is not None:
+        arrays[STD_SCALE_KEY] = np.asarray(std_scale, np.float64)
     if side_info is not None and side_info.transform is not None:
         arrays.update(
             (key, np.asarray(value))

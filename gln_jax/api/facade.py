@@ -21,6 +21,7 @@ from gln_jax.api.side_info import SideInfoPipeline
 from gln_jax.core.types import (
     DEFAULT_CONTEXT_MAP_SIZE,
     DEFAULT_DTYPE,
+    DEFAULT_HYPERPLANE_BIAS_SCALE,
     DEFAULT_LEARNING_RATE,
     DEFAULT_NUM_CLASSES,
     DEFAULT_PRED_CLIPPING,
@@ -43,12 +44,15 @@ class GLN(BernoulliGLN):
         base_predictor: optional host-side NumPy callable ``[B, input_size] -> [B, P]``
             giving the base predictions (clipped into ``[pred_clipping, 1 - pred_clipping]``)
             instead of the clipped input itself.
-        learning_rate: positive float, or a schedule ``step -> rate`` (optax schedules work),
-            stepped once per example.
+        learning_rate: positive float, or a schedule ``step -> rate`` (optax schedules work,
+            and so does :func:`gln_jax.inverse_time`, the paper's
+            ``min(100 / t, 0.01)``), stepped once per example: ``step`` is the number of
+            examples learned before this one (0 for the first).
         pred_clipping: probabilities are clipped into ``[p, 1 - p]`` at every layer.
         weight_clipping: weights are clipped into ``[-w, w]`` after every update.
         bias: add a constant bias input (logit 1.0) to every layer.
-        context_bias: random non-zero offsets for the gating hyperplanes.
+        context_bias: random non-zero offsets for the gating hyperplanes,
+            ``N(0, hyperplane_bias_scale**2)``; zero offsets if false.
         seed: integer seed of the gating hyperplanes (explicit; no global random state).
         dtype: ``"float32"`` (default) or ``"float64"`` (the JAX backend needs
             ``jax_enable_x64``).
@@ -68,6 +72,13 @@ class GLN(BernoulliGLN):
             classes are sharded over them (:mod:`gln_jax.core._sharding`).
         mesh: ``"jax"`` backend only: a one-axis ``jax.sharding.Mesh`` to shard the classes
             over (instead of ``devices``).
+        hyperplane_normalize: gating normals of unit norm (Gaussian vectors divided by their
+            norm) if true, standard Gaussian vectors ``[N]`` if false; ``None`` (default)
+            follows ``context_bias``, as in earlier releases.
+        hyperplane_bias_scale: standard deviation of the gating offsets (default 1.0);
+            another value needs ``context_bias=True``. Scale it with the side information: a
+            scale well below the projections' spread makes every hyperplane cut near the
+            origin.
 
     One seed gives the same model in every backend: the state is always the reference's
     ``gln_jax.init(jax.random.key(seed), config)``. Inputs are expected in [0, 1]: by default
@@ -109,6 +120,8 @@ class GLN(BernoulliGLN):
         side_info_transform=None,
         devices=None,
         mesh=None,
+        hyperplane_normalize: bool | None = None,
+        hyperplane_bias_scale: float = DEFAULT_HYPERPLANE_BIAS_SCALE,
     ):
         name = get_backend(backend).name  # an unknown backend is named before anything is built
         sharded = devices is not None or mesh is not None
@@ -128,6 +141,8 @@ class GLN(BernoulliGLN):
             scoped_x64=name != "jax",
             backend=name,
             side_info_size=side_info_size,
+            hyperplane_normalize=hyperplane_normalize,
+            hyperplane_bias_scale=hyperplane_bias_scale,
             draw=not sharded,  # a sharded model is drawn straight onto its mesh
         )
         engine = make_facade_engine(name, config, devices, mesh)

@@ -26,6 +26,11 @@ shuffle_seed=s)`` makes ``E`` passes, each in its own permutation drawn from ``s
 its own (``side_info_size``, ``side_info=``) and an online transform of it
 (``side_info_transform="standardize"``, whose running statistics are saved in checkpoints);
 the Gaussian inputs stay the examples (or a ``base_predictor``'s output).
+
+Calibration: ``calibrate(X, y)`` fits one factor per output on the standard deviations that
+``predict(..., return_std=True)`` returns, the one that maximises the Gaussian log-likelihood
+of held-out data (:func:`~gln_jax.gaussian.std_scale_of`, closed form); ``std_scale`` reads or
+sets it, and checkpoints keep it. The means and the learning are unchanged.
 """
 
 from __future__ import annotations
@@ -97,6 +102,77 @@ def check_regression_targets(
     return array
 
 
+def std_scale_of(targets, means, stds) -> np.ndarray:
+    """The factor on the standard deviations that maximises the Gaussian log-likelihood of
+    ``targets``, per output: ``sqrt(mean(((targets - means) / stds) ** 2))`` over the batch.
+
+    For a factor ``s`` the mean log-likelihood is ``-log(s) - mean(log(std)) - mean(z**2) /
+    (2 s**2)`` up to a constant (``z`` the standardised residuals), whose only stationary point
+    is this maximum. Pure NumPy, float64.
+
+    Args:
+        targets, means, stds: ``[B, C]`` arrays (``B >= 1``; ``stds`` positive).
+
+    Returns:
+        ``[C]`` float64 factors.
+
+    Raises:
+        ValueError: no examples, shapes that differ, non-finite values, ``stds`` not positive,
+            or an output whose residuals are all zero (no finite factor maximises it).
+
+    Example:
+        >>> std_scale_of(np.array([[2.0], [-2.0]]), np.zeros((2, 1)), np.ones((2, 1)))
+        array([2.])
+    """
+    targets, means, stds = (np.asarray(a, np.float64) for a in (targets, means, stds))
+    if targets.ndim != 2 or not targets.shape == means.shape == stds.shape:
+        raise ValueError(
+            "targets, means and stds must share one shape [B, C], got "
+            f"{targets.shape}, {means.shape} and {stds.shape}"
+        )
+    if targets.shape[0] == 0:
+        raise ValueError("calibration needs at least one example")
+    if not all(np.isfinite(a).all() for a in (targets, means, stds)) or (stds <= 0).any():
+        raise ValueError("calibration needs finite targets and means and positive stds")
+    with np.errstate(over="ignore"):  # an overflow is refused below, by name
+        mean_square = np.mean(np.square((targets - means) / stds), axis=0)
+    if not (mean_square > 0).all():  # also refuses an underflow to 0
+        raise ValueError(
+            "calibration needs a non-zero residual for every output: predictions equal to "
+            "every target leave the factor unbounded"
+        )
+    if not np.isfinite(mean_square).all():
+        raise ValueError(
+            "calibration overflowed: residuals of about 1e154 standard deviations or more"
+        )
+    return np.sqrt(mean_square)
+
+
+def check_std_scale(value, num_outputs: int) -> np.ndarray:
+    """A factor on the standard deviations: a positive finite float (every output) or
+    ``[num_outputs]`` of them; returns ``[num_outputs]`` float64 (a copy).
+
+    Raises:
+        TypeError: not real numbers.
+        ValueError: a wrong shape, or an entry that is not finite and positive.
+    """
+    array = validation.as_numpy(value, "std_scale")
+    if array.dtype == object or array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"std_scale must hold real numbers, got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"std_scale must hold real numbers, got dtype {array.dtype}")
+    if array.ndim == 0:
+        array = np.full(num_outputs, array)
+    if array.shape != (num_outputs,):
+        raise ValueError(
+            f"std_scale must be a float or have shape [{num_outputs}], got shape {array.shape}"
+        )
+    array = np.array(array, np.float64)
+    if not (np.isfinite(array).all() and (array > 0).all()):
+        raise ValueError(f"std_scale must be finite and positive, got {array.tolist()}")
+    return array
+
+
 def epoch_order(count: int, num_epochs: int, shuffle_seed: int) -> np.ndarray:
     """The order of ``num_epochs`` shuffled passes over ``count`` examples.
 
@@ -164,9 +240,13 @@ class GaussianGLN(GLNBase):
             from every training example before it is used and saved in checkpoints. It does
             not change the Gaussian inputs (standardise those on the training data).
 
+    :attr:`std_scale` is the ``[C]`` factor on the predicted standard deviations (1 until
+    :meth:`calibrate` fits it or it is assigned).
+
     Example:
         >>> model = GaussianGLN("jax", [16, 16], 10)  # doctest: +SKIP
         >>> model.fit(x_train, y_train)  # doctest: +SKIP
+        >>> model.calibrate(x_held_out, y_held_out)  # doctest: +SKIP
         >>> mean, std = model.predict(x_test, return_std=True)  # doctest: +SKIP
     """
 
@@ -225,6 +305,7 @@ class GaussianGLN(GLNBase):
         runner = EngineRunner(engine, engine.from_reference(state))
         pipeline = self._pipeline_of(config, input_size, base_predictor, side_info_transform)
         self._assemble(runner, pipeline, learning_rate)
+        self._std_scale = np.ones(config.num_outputs)
 
     @staticmethod
     def _pipeline_of(
@@ -255,22 +336,79 @@ class GaussianGLN(GLNBase):
                 schedule.
 
         Returns:
-            The model, with predictions identical to the saved one's.
+            The model, with predictions (and ``std_scale``) identical to the saved one's.
 
         Raises:
             ValueError: the file holds a Bernoulli-family model (or is not a checkpoint).
         """
         name = get_backend(backend).name
-        config, state, predictor, rate, side, step = cls._restore(
-            path, base_predictor, learning_rate, name
-        )
+        restored, checkpoint = cls._read_checkpoint(path, base_predictor, learning_rate, name)
+        config, state, predictor, rate, side, step = restored
         engine = make_engine(name, config)
         model = cls.__new__(cls)
         pipeline = cls._pipeline_of(
             config, side.input_size, predictor, side.transform, side.transform_state
         )
         model._assemble(EngineRunner(engine, engine.from_reference(state)), pipeline, rate, step)
+        scale = checkpoint.std_scale
+        model._std_scale = np.ones(config.num_outputs) if scale is None else np.array(scale)
         return model
+
+    @property
+    def std_scale(self) -> np.ndarray:
+        """``[C]`` float64 factor on every predicted standard deviation (a copy).
+
+        1 for a model that was never calibrated; :meth:`calibrate` fits it, assigning a
+        positive float (every output) or ``[C]`` floats sets it, and assigning 1 undoes it.
+        """
+        with self._lock:
+            return np.array(self._std_scale)
+
+    @std_scale.setter
+    def std_scale(self, value) -> None:
+        scale = check_std_scale(value, self.config.num_outputs)
+        with self._lock:
+            self._std_scale = scale
+
+    def calibrate(self, X, y, side_info=None) -> np.ndarray:
+        """Fits :attr:`std_scale` on held-out data: the factor on the standard deviations that
+        maximises the Gaussian log-likelihood of ``y`` (:func:`~gln_jax.gaussian.std_scale_of`).
+
+        Pass data the model has not learned from (a validation split): on its own training
+        data a model that has made several passes looks more certain than it is. The model
+        predicts without learning; its means, weights and step are unchanged, and the factor
+        replaces any earlier one (it is fitted to the uncalibrated standard deviations). To
+        keep every example for training, fit the factor on a copy trained without a held-out
+        part and assign it: ``model.std_scale = probe.calibrate(x_held_out, y_held_out)``.
+
+        Args:
+            X: ``[B, input_size]`` standardised held-out examples, ``B >= 1``.
+            y: ``[B]`` (one output) or ``[B, C]`` their targets.
+            side_info: optional ``[B, side_info_size]`` side information for the gating.
+
+        Returns:
+            The new ``std_scale``, ``[C]`` float64.
+
+        Raises:
+            ValueError, TypeError: bad inputs or targets (see :meth:`predict`), no examples, or
+                an output predicted exactly on every example; the model is unchanged.
+            FloatingPointError: the predictions are NaN or inf; the model is unchanged.
+
+        Example:
+            >>> model.calibrate(x_valid, y_valid)  # doctest: +SKIP
+            array([1.73])
+        """
+        with self._lock:
+            prepared = self._prepare(X, y, side_info, learn=False)
+            if prepared.inputs.shape[0] == 0:
+                raise ValueError("calibration needs at least one example")
+            outputs = self._checked(
+                lambda: self._runner.predict(prepared.inputs, prepared.side_info), False, False
+            )
+            outputs = np.asarray(outputs, np.float64)
+            scale = std_scale_of(prepared.targets, outputs[..., 0], np.sqrt(outputs[..., 1]))
+            self._std_scale = scale
+            return np.array(scale)
 
     # ----------------------------------------------------------------- family hooks
     def _check_targets(self, target, batch: int) -> np.ndarray:
@@ -322,7 +460,22 @@ class GaussianGLN(GLNBase):
         if not return_std:
             return mean
         std = np.sqrt(outputs[..., 1])
+        scale = self._scale_of(std.dtype)
+        if scale is not None:  # calibrated: in the outputs' dtype, which stays as it was
+            std = std * scale
         return mean, (std[:, 0] if self.config.num_outputs == 1 else std)
+
+    def _scale_of(self, dtype):
+        """``std_scale`` in ``dtype``, or ``None`` when it is 1 (left out: the exact outputs
+        of an uncalibrated model); a model pickled before calibration existed has none."""
+        scale = getattr(self, "_std_scale", None)
+        if scale is None or (scale == 1).all():
+            return None
+        return scale.astype(dtype)
+
+    def _checkpoint_extras(self) -> dict:
+        scale = getattr(self, "_std_scale", None)
+        return {} if scale is None or (scale == 1).all() else {"std_scale": np.array(scale)}
 
     def predict(self, input, target=None, return_std: bool = False, side_info=None):
         """Predicts a batch and, given targets, learns from it online.

@@ -1,7 +1,10 @@
 """Learning rates: checks of a constant rate or a schedule, and a schedule's rates per example.
 
 A rate is a positive finite real number or a callable schedule from the example's step to its
-rate; a schedule is evaluated on the host, once per example (see :func:`learning_rates`). With
+rate; a schedule is evaluated on the host, once per example (see :func:`learning_rates`). The
+step of an example is the number learned before it (0 for the first); :func:`inverse_time`
+(from :mod:`gln_jax.core.schedules`) is the paper's ``min(100 / t, 0.01)`` with ``t = step +
+1``. With
 a config, a rate is also checked against the model's dtype: one update with it must stay finite
 (:func:`check_update_size`).
 
@@ -19,7 +22,9 @@ import numbers
 
 import numpy as np
 
+from gln_jax.core.schedules import InverseTime as InverseTime
 from gln_jax.core.schedules import host_rates
+from gln_jax.core.schedules import inverse_time as inverse_time
 from gln_jax.core.types import GLNConfig, largest_finite, max_logit
 
 

@@ -16,6 +16,8 @@ DEFAULT_LEARNING_RATE = 1e-4
 DEFAULT_PRED_CLIPPING = 1e-3
 DEFAULT_WEIGHT_CLIPPING = 5.0
 DEFAULT_DTYPE = "float32"
+#: Standard deviation of the gating hyperplanes' random offsets (``context_bias=True``).
+DEFAULT_HYPERPLANE_BIAS_SCALE = 1.0
 # Two default architectures, for two kinds of data:
 #: The command line's default layers: the classic README's MNIST model (two hidden layers of
 #: four neurons), a pass of MNIST in seconds.

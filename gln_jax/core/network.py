@@ -20,6 +20,7 @@ from gln_jax.core.gating import batch_context_indices, context_indices
 from gln_jax.core.schedules import traced_rates
 from gln_jax.core.shapes import ArrayLike, Float, Rate, Real, Shaped
 from gln_jax.core.types import (
+    DEFAULT_HYPERPLANE_BIAS_SCALE,
     Array,
     GLNConfig,
     GLNState,
@@ -129,11 +130,16 @@ def _layer_state(planes, offsets, inputs: int, config: GLNConfig) -> LayerState:
         config: the model's config.
 
     Returns:
-        The layer: weights ``min(1 / inputs, weight_clipping)``; with ``context_bias``
-        unit-norm normals and the drawn offsets, else the raw normals and zero offsets.
+        The layer: weights ``min(1 / inputs, weight_clipping)``; normals divided by their norm
+        with ``hyperplane_normalize``, else the raw draws; with ``context_bias`` the drawn
+        offsets times ``hyperplane_bias_scale``, else zero offsets.
     """
-    if config.context_bias:
+    # A config without the hyperplane options (the Gaussian family's) draws as they default.
+    if getattr(config, "hyperplane_normalize", config.context_bias):
         planes = planes / jnp.sqrt(jnp.sum(planes * planes, axis=-1, keepdims=True))
+    if config.context_bias:
+        scale = getattr(config, "hyperplane_bias_scale", DEFAULT_HYPERPLANE_BIAS_SCALE)
+        offsets = offsets * jnp.asarray(scale, offsets.dtype)
     else:
         offsets = jnp.zeros_like(offsets)
     start = min(1.0 / inputs, config.weight_clipping)
@@ -191,10 +197,12 @@ def init_class_range(key: PRNGKey, config: GLNConfig, first, count: int) -> GLNS
 def init(key: PRNGKey, config: GLNConfig) -> GLNState:
     """Builds the initial state: gating hyperplanes at random, weights ``1 / inputs``.
 
-    Weight rows start at ``1 / inputs`` (the bias input counted), clipped into
-    ``[-weight_clipping, weight_clipping]`` so that every weight always lies inside the clip.
-    With ``context_bias`` the gating directions are unit-norm Gaussian and the offsets
-    ``N(0, 1)``; without it the directions are Gaussian and the offsets zero.
+    Weight rows start at ``1 / inputs`` (``1/K`` for a neuron of ``K`` inputs, the bias input
+    counted), clipped into ``[-weight_clipping, weight_clipping]`` so that every weight always
+    lies inside the clip. The gating normals are standard Gaussian vectors, divided by their
+    norm when ``config.hyperplane_normalize`` (which defaults to ``context_bias``); the offsets
+    are ``N(0, hyperplane_bias_scale**2)`` with ``context_bias`` and zero without it. The
+    defaults (``context_bias=True``) give unit-norm normals and ``N(0, 1)`` offsets.
 
     Args:
         key: a ``jax.random`` key.

@@ -7,16 +7,103 @@ accepted wherever rates are. The host drivers evaluate it with NumPy steps
 (:func:`traced_rates`), so a schedule used there must be traceable (``jnp`` operations on
 its argument, no ``float(step)``). Both give the facade's rates: the schedule of the number of
 examples learned before each one.
+
+A step is the count of examples learned before an example, so the first example of a model
+has step 0; the paper's example count ``t`` (1 for the first example) is ``step + 1``.
+:func:`inverse_time` is the paper's schedule, ``min(scale / t, max_rate)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from gln_jax.core.checks import check_rates
+
+#: The constants of the schedule of Veness et al. (Gated Linear Networks, AAAI 2021) on MNIST:
+#: ``min(100 / t, 0.01)``, constant for the first 10,000 examples, then ``100 / t``.
+PAPER_RATE_SCALE = 100.0
+PAPER_MAX_RATE = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class InverseTime:
+    """The schedule ``min(scale / t, max_rate)`` with ``t = step + 1``; see :func:`inverse_time`.
+
+    Frozen and hashable, and registered as a static pytree (no leaves): it can be passed
+    through ``jax.jit`` as an ordinary argument, and equal schedules share one compilation.
+
+    Attributes:
+        scale: the numerator, positive.
+        max_rate: the largest rate, positive; the rate equals it until ``t = scale /
+            max_rate``.
+    """
+
+    scale: float
+    max_rate: float
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "max_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"inverse_time: {name} must be a positive real number, got {value!r}"
+                )
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not (math.isfinite(number) and number > 0):
+                raise ValueError(f"inverse_time: {name} must be positive and finite, got {value}")
+            object.__setattr__(self, name, number)
+
+    def __call__(self, step):
+        """Rates of the steps ``step`` (any shape): NumPy float64 for host values (ints, NumPy
+        arrays), a JAX array in JAX's default float dtype for JAX arrays and tracers."""
+        if isinstance(step, jax.Array):
+            t = jnp.asarray(step).astype(jnp.result_type(float)) + 1
+            return jnp.minimum(self.scale / t, self.max_rate)
+        t = np.asarray(step, np.float64) + 1.0
+        return np.minimum(self.scale / t, self.max_rate)
+
+
+jax.tree_util.register_static(InverseTime)
+
+
+def inverse_time(scale: float = PAPER_RATE_SCALE, max_rate: float = PAPER_MAX_RATE) -> InverseTime:
+    """The schedule ``min(scale / t, max_rate)`` of the example count ``t = step + 1``.
+
+    With the defaults it is the paper's MNIST schedule ``min(100 / t, 0.01)`` (Veness et al.,
+    Gated Linear Networks): 0.01 for the first 10,000 examples, then ``100 / t``. ``t`` counts
+    the examples learned from, the current one included: the facades evaluate a schedule at
+    ``step``, the number of examples learned before, so the first example has ``t = 1``. It
+    keeps counting across ``fit`` calls, epochs and a checkpoint's save and load (the
+    checkpoint stores no schedule: pass it again to ``load``).
+
+    Args:
+        scale: positive finite float, the numerator.
+        max_rate: positive finite float, the largest rate.
+
+    Returns:
+        An :class:`InverseTime`, accepted wherever a learning rate is (facades, ``update``,
+        ``batch_update``, the ``lax.scan`` drivers; the ports' facades evaluate it on the
+        host).
+
+    Raises:
+        TypeError, ValueError: an argument that is not a positive finite real number.
+
+    Example:
+        >>> inverse_time()(np.array([0, 9999, 19999])).tolist()
+        [0.01, 0.01, 0.005]
+    """
+    return InverseTime(scale, max_rate)
+
 
 #: Floating dtypes NumPy knows only through ``ml_dtypes`` (JAX's and TF's bfloat16), accepted
 #: as a schedule's rate.

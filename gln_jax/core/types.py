@@ -41,6 +41,9 @@ from gln_jax.core.defaults import (
     DEFAULT_CONTEXT_MAP_SIZE as DEFAULT_CONTEXT_MAP_SIZE,
 )
 from gln_jax.core.defaults import DEFAULT_DTYPE as DEFAULT_DTYPE
+from gln_jax.core.defaults import (
+    DEFAULT_HYPERPLANE_BIAS_SCALE as DEFAULT_HYPERPLANE_BIAS_SCALE,
+)
 from gln_jax.core.defaults import DEFAULT_LEARNING_RATE as DEFAULT_LEARNING_RATE
 from gln_jax.core.defaults import DEFAULT_NUM_CLASSES as DEFAULT_NUM_CLASSES
 from gln_jax.core.defaults import DEFAULT_PRED_CLIPPING as DEFAULT_PRED_CLIPPING
@@ -229,11 +232,20 @@ class GLNConfig(StaticConfig):
         num_classes: 2 for a binary model, ``> 2`` for one-vs-all.
         base_prediction_size: width ``P`` of the base predictions fed to the first layer.
         bias: whether every layer gets a constant extra input whose logit is 1.0.
-        context_bias: random unit normals with ``N(0, 1)`` offsets if true; Gaussian normals
-            with zero offsets if false.
+        context_bias: random hyperplane offsets ``N(0, hyperplane_bias_scale**2)`` if true,
+            zero offsets if false.
         pred_clipping: ``eps``; every probability is clipped into ``[eps, 1 - eps]``.
         weight_clipping: weights are clipped into ``[-weight_clipping, weight_clipping]``.
         dtype: ``"float32"`` or ``"float64"``.
+        hyperplane_normalize: hyperplane normals of unit norm (a Gaussian vector divided by its
+            norm) if true, standard Gaussian vectors if false. ``None`` (the constructor's
+            default) becomes ``context_bias``, the coupling of earlier releases, so a config
+            always holds a bool.
+        hyperplane_bias_scale: standard deviation of the random offsets (only with
+            ``context_bias``; 1.0 otherwise).
+
+    :func:`init` is the only reader of the last two and of ``context_bias``: they say how the
+    fixed hyperplanes were drawn, which the state then holds.
     """
 
     layer_sizes: tuple[int, ...]
@@ -246,6 +258,13 @@ class GLNConfig(StaticConfig):
     pred_clipping: float = DEFAULT_PRED_CLIPPING
     weight_clipping: float = DEFAULT_WEIGHT_CLIPPING
     dtype: str = DEFAULT_DTYPE
+    hyperplane_normalize: bool | None = None
+    hyperplane_bias_scale: float = DEFAULT_HYPERPLANE_BIAS_SCALE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.hyperplane_normalize is None:  # a config always says how it was drawn
+            object.__setattr__(self, "hyperplane_normalize", bool(self.context_bias))
 
     @property
     def family(self) -> str:
@@ -351,6 +370,34 @@ def max_logit(config: GLNConfig) -> float:
     return max(largest, 1.0) if config.bias else largest
 
 
+#: The largest magnitude, in standard deviations, that a standard normal draw of :func:`init`
+#: is allowed to reach when :func:`make_config` checks that scaled offsets stay finite.
+_NORMAL_DRAW_BOUND = 16.0
+
+
+def _check_bias_scale(scale, context_bias: bool, dtype: str) -> float:
+    """The checked ``hyperplane_bias_scale`` of :func:`make_config`, as a Python float."""
+    if not _is_real(scale):
+        raise TypeError(f"hyperplane_bias_scale must be a non-negative float, got {scale!r}")
+    try:
+        value = float(scale)
+    except OverflowError:  # an int beyond every float
+        value = math.inf
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"hyperplane_bias_scale must be non-negative and finite, got {scale}")
+    if not context_bias and value != DEFAULT_HYPERPLANE_BIAS_SCALE:
+        raise ValueError(
+            f"hyperplane_bias_scale={scale} has no effect with context_bias=False (the offsets "
+            "are then zero): pass context_bias=True to draw scaled offsets"
+        )
+    if not value * _NORMAL_DRAW_BOUND < largest_finite(dtype):
+        raise ValueError(
+            f"hyperplane_bias_scale={scale} is too large for {dtype}: offsets of "
+            f"{_NORMAL_DRAW_BOUND:g} standard deviations must stay finite"
+        )
+    return value
+
+
 def make_config(
     layer_sizes,
     side_info_size=None,
@@ -363,6 +410,8 @@ def make_config(
     weight_clipping=DEFAULT_WEIGHT_CLIPPING,
     dtype=DEFAULT_DTYPE,
     *,
+    hyperplane_normalize=None,
+    hyperplane_bias_scale=DEFAULT_HYPERPLANE_BIAS_SCALE,
     input_size=None,
 ) -> GLNConfig:
     """Validates hyperparameters and builds a :class:`GLNConfig`.
@@ -378,12 +427,19 @@ def make_config(
         base_prediction_size: width of the base predictions; ``None`` means
             ``side_info_size``.
         bias: add a constant bias input to every layer.
-        context_bias: random non-zero hyperplane offsets.
+        context_bias: random non-zero hyperplane offsets, ``N(0, hyperplane_bias_scale**2)``;
+            zero offsets if false.
         pred_clipping: float in (0, 0.5), at least :func:`smallest_pred_clipping` of ``dtype``.
         weight_clipping: positive float, a normal number of ``dtype`` (at least
             ``np.finfo(dtype).tiny``); a neuron's largest weighted sum,
             ``weight_clipping * inputs * max_logit``, must be finite in ``dtype``.
         dtype: "float32" or "float64" (or the numpy dtype).
+        hyperplane_normalize: bool, unit-norm hyperplane normals (normalised Gaussian vectors)
+            instead of standard Gaussian ones; ``None`` (default) means ``context_bias``, as in
+            earlier releases.
+        hyperplane_bias_scale: non-negative finite float, the standard deviation of the
+            offsets (default 1.0); a value other than 1.0 needs ``context_bias=True``, and
+            ``16 * hyperplane_bias_scale`` must be finite in ``dtype``.
         input_size: deprecated name of ``side_info_size`` (warns).
 
     Returns:
@@ -436,6 +492,10 @@ def make_config(
     for name, flag in (("bias", bias), ("context_bias", context_bias)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
+    if hyperplane_normalize is not None and not isinstance(hyperplane_normalize, (bool, np.bool_)):
+        raise TypeError(
+            f"hyperplane_normalize must be a bool or None, got {hyperplane_normalize!r}"
+        )
     try:
         dtype_name = np.dtype(dtype).name
     except TypeError as err:
@@ -464,6 +524,7 @@ def make_config(
             f"zero, which would clip every weight to 0; the smallest allowed value is "
             f"{tiny:.6g} (np.finfo({dtype_name}).tiny)"
         )
+    bias_scale = _check_bias_scale(hyperplane_bias_scale, bool(context_bias), dtype_name)
     config = GLNConfig(
         layer_sizes=sizes,
         side_info_size=int(side_info_size),
@@ -475,6 +536,8 @@ def make_config(
         pred_clipping=float(pred_clipping),
         weight_clipping=float(weight_clipping),
         dtype=dtype_name,
+        hyperplane_normalize=None if hyperplane_normalize is None else bool(hyperplane_normalize),
+        hyperplane_bias_scale=bias_scale,
     )
     largest_sum = config.weight_clipping * max(config.layer_input_sizes()) * max_logit(config)
     if not (config.weight_clipping < largest_finite(dtype_name) > largest_sum):

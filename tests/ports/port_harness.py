@@ -157,14 +157,14 @@ class Case:
 
 
 @st.composite
-def cases(draw, dtype: str = "float32") -> Case:
-    """Random small configurations: depth, widths, gating, classes, bias, clipping."""
+def cases(draw, dtype: str = "float32", hyperplane_options: bool = False) -> Case:
+    """Random small configurations: depth, widths, gating, classes, bias, clipping; with
+    ``hyperplane_options`` also how the hyperplanes are drawn (``hyperplane_normalize``,
+    ``hyperplane_bias_scale``), drawn last so that the other draws stay those of the default."""
     depth = draw(st.integers(1, 3))
     hidden = draw(st.lists(st.integers(1, 4), min_size=depth - 1, max_size=depth - 1))
     input_size = draw(st.integers(1, 9))
-    config = make_config(
-        [*hidden, 1],
-        input_size,
+    settings = dict(
         context_map_size=draw(st.integers(0, 4)),
         num_classes=draw(st.sampled_from([2, 3, 4])),
         base_prediction_size=draw(st.one_of(st.none(), st.integers(1, 6))),
@@ -174,7 +174,12 @@ def cases(draw, dtype: str = "float32") -> Case:
         weight_clipping=draw(st.sampled_from([0.3, 1.0, 5.0])),
         dtype=dtype,
     )
-    return Case(config, draw(st.integers(0, 2**31 - 1)))
+    seed = draw(st.integers(0, 2**31 - 1))
+    if hyperplane_options:
+        settings["hyperplane_normalize"] = draw(st.booleans())
+        if settings["context_bias"]:
+            settings["hyperplane_bias_scale"] = draw(st.sampled_from([0.0, 0.25, 1.0, 3.0]))
+    return Case(make_config([*hidden, 1], input_size, **settings), seed)
 
 
 def reference_state(case: Case, *, random_weights: bool = True) -> GLNState:

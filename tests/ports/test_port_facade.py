@@ -1,8 +1,9 @@
 """``gln_jax.GLN`` on every backend, and each port's own ``GLN`` class, against the jax backend.
 
 One seed gives one model in every backend; the same calls (online and batched ``fit``,
-``predict`` with and without targets, schedules) give the same outputs; bad input raises and
-leaves the model as it was, and so does a training call that fails half-way.
+``predict`` with and without targets, schedules) give the same outputs, also with the gating
+options and the inverse-time schedule; bad input raises and leaves the model as it was, and so
+does a training call that fails half-way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 import gln_jax
 from gln_jax.api import schedules, validation
+from gln_jax.core.schedules import inverse_time
 
 from .port_harness import BACKENDS, BY_NAME, PORTS, clean_examples, params
 
@@ -37,6 +39,21 @@ def schedule(step):
     return 0.2 / (1.0 + 0.05 * np.asarray(step, np.float64))
 
 
+#: Constructor arguments of each facade session besides the setup's: a constant rate, an
+#: optax-style schedule, and the non-default gating options with the paper's schedule shape
+#: (raw Gaussian normals, offsets of scale 0.5, ``min(2 / t, 0.1)``: 0.1 until the 20th
+#: example, decaying after).
+VARIANTS = {
+    "constant": {"learning_rate": 0.05},
+    "schedule": {"learning_rate": schedule},
+    "options": {
+        "learning_rate": inverse_time(2.0, 0.1),
+        "hyperplane_normalize": False,
+        "hyperplane_bias_scale": 0.5,
+    },
+}
+
+
 def _as_numpy(value) -> np.ndarray:
     if hasattr(value, "detach"):
         return value.detach().cpu().numpy()
@@ -46,10 +63,10 @@ def _as_numpy(value) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _data(setup: str, count: int = 150):
+def _data(setup: str, count: int = 150, variant: str = "constant"):
     """Examples in [0, 1] clear of every hyperplane of the seed-5 model, and labels."""
     spec = SETUPS[setup]
-    state = gln_jax.GLN("numpy", **spec, seed=5).reference_state()
+    state = gln_jax.GLN("numpy", **spec, **VARIANTS[variant], seed=5).reference_state()
     rng = np.random.default_rng(1)
     x = clean_examples(state, rng, count, low=0.0, high=1.0)
     return x, rng.integers(0, spec["num_classes"], count)
@@ -66,13 +83,13 @@ CALLS = (
 )
 
 
-def _session(model, setup: str, on_call=None) -> list[np.ndarray]:
+def _session(model, setup: str, on_call=None, variant: str = "constant") -> list[np.ndarray]:
     """The same sequence of calls on any model; returns every output as NumPy.
 
     ``on_call(method, model, x, y, kwargs)`` is called before each call (the reference uses
     it to record its own per-step probabilities).
     """
-    x, y = _data(setup)
+    x, y = _data(setup, variant=variant)
     outputs = []
     for method, part, kwargs in CALLS:
         xs = x[part]
@@ -114,22 +131,20 @@ def _fit_probabilities(model, x, y, batch_size: int = 1, num_epochs: int = 1) ->
 
 
 @functools.lru_cache(maxsize=8)
-def _jax_session(setup: str, scheduled: bool):
+def _jax_session(setup: str, variant: str):
     """The jax backend's outputs, final state, and the probabilities behind each output."""
-    model = gln_jax.GLN(
-        "jax", **SETUPS[setup], seed=5, learning_rate=schedule if scheduled else 0.05
-    )
+    model = gln_jax.GLN("jax", **SETUPS[setup], **VARIANTS[variant], seed=5)
     behind = []
 
     def record(method, model, x, y, kwargs):
         behind.append(_fit_probabilities(model, x, y, **kwargs) if method == "fit" else None)
 
-    outputs = _session(model, setup, record)
+    outputs = _session(model, setup, record, variant)
     for i, (method, part, kwargs) in enumerate(CALLS):
         if method == "predict" and not kwargs:  # classes of the probabilities just before
             assert CALLS[i - 1] == (method, part, {"return_probs": True})
             behind[i] = outputs[i - 1]
-    return outputs, model.reference_state(), behind
+    return outputs, model.reference_state(), behind, model.config
 
 
 def _tied(probs: np.ndarray, num_classes: int, tolerance: float = 1e-5) -> np.ndarray:
@@ -141,7 +156,7 @@ def _tied(probs: np.ndarray, num_classes: int, tolerance: float = 1e-5) -> np.nd
 
 
 def _compare(outputs, state, expected, num_classes: int):
-    expected_outputs, expected_state, behind = expected
+    expected_outputs, expected_state, behind = expected[:3]
     for i, (got, want) in enumerate(zip(outputs, expected_outputs, strict=True)):
         assert got.shape == want.shape, f"output {i}"
         if want.dtype.kind == "f":
@@ -184,33 +199,37 @@ def test_same_seed_same_initial_model_everywhere(backend, setup):
     assert not np.array_equal(other.layers[0].hyperplanes, golden_planes)  # seeds matter
 
 
-@pytest.mark.parametrize("scheduled", [False, True], ids=["constant", "schedule"])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("setup", sorted(SETUPS))
 @pytest.mark.parametrize("backend", params(PORTS))
-def test_facade_calls_equal_the_jax_backend(backend, setup, scheduled):
-    rate = schedule if scheduled else 0.05
-    model = gln_jax.GLN(backend.name, **SETUPS[setup], seed=5, learning_rate=rate)
-    outputs = _session(model, setup)
+def test_facade_calls_equal_the_jax_backend(backend, setup, variant):
+    model = gln_jax.GLN(backend.name, **SETUPS[setup], **VARIANTS[variant], seed=5)
+    outputs = _session(model, setup, variant=variant)
     _compare(
         outputs,
         model.reference_state(),
-        _jax_session(setup, scheduled),
+        _jax_session(setup, variant),
         SETUPS[setup]["num_classes"],
     )
 
 
+@pytest.mark.parametrize("variant", ["constant", "options"])
 @pytest.mark.parametrize("setup", sorted(SETUPS))
 @pytest.mark.parametrize("backend", params(PORTS))
-def test_port_model_equals_the_jax_backend_in_native_arrays(backend, setup):
-    model = backend.module().GLN(**SETUPS[setup], seed=5, learning_rate=0.05)
-    x, _ = _data(setup)
+def test_port_model_equals_the_jax_backend_in_native_arrays(backend, setup, variant):
+    model = backend.module().GLN(**SETUPS[setup], **VARIANTS[variant], seed=5)
+    assert model.config == _jax_session(setup, variant)[3]
+    x, _ = _data(setup, variant=variant)
     native = type(backend.to_native(np.zeros(1, np.float32)))
     single = model.predict(backend.to_native(x[0]), return_probs=True)
     assert isinstance(single, native)
     assert _as_numpy(single).shape == ((1,) if SETUPS[setup]["num_classes"] == 2 else (1, 4))
-    outputs = _session(model, setup)
+    outputs = _session(model, setup, variant=variant)
     _compare(
-        outputs, model.reference_state(), _jax_session(setup, False), SETUPS[setup]["num_classes"]
+        outputs,
+        model.reference_state(),
+        _jax_session(setup, variant),
+        SETUPS[setup]["num_classes"],
     )
     classes = model.predict(x[:5])
     assert isinstance(classes, native)

@@ -71,6 +71,21 @@ def _reference_contexts(case: Case):
 @same_examples
 @given(case=cases())
 def test_context_indices_equal_exactly(backend, case):
+    _check_contexts(backend, case)
+
+
+@pytest.mark.parametrize("backend", params(PORTS))
+@same_examples
+@given(case=cases(hyperplane_options=True))
+def test_hyperplane_options_give_equal_contexts_and_steps(backend, case):
+    """States drawn with ``hyperplane_normalize`` and ``hyperplane_bias_scale`` of every kind
+    (raw or unit normals; offsets of scale 0, 1/4, 1, 3 or none): contexts equal exactly, and
+    ``apply`` and one ``update`` equal the reference."""
+    _check_contexts(backend, case)
+    _check_one_step(backend, case)
+
+
+def _check_contexts(backend, case: Case):
     config = case.config
     side, expected, expected_single = _reference_contexts(case)
     state = backend.from_reference(reference_state(case))
@@ -166,6 +181,10 @@ def _assert_unchanged(backend, native_state, original: GLNState):
 @same_examples
 @given(case=cases())
 def test_apply_and_one_update_equal_the_reference(backend, case):
+    _check_one_step(backend, case)
+
+
+def _check_one_step(backend, case: Case):
     config = case.config
     original = reference_state(case)
     inputs, side, label, rate = _one_example(case, original)

@@ -166,3 +166,83 @@ def test_committed_results_are_complete_finite_and_render():
         assert summary["rmse"]["mean"] == pytest.approx(np.mean(rmses))
     table = uci_regression.render(data)
     assert "MC dropout, published" in table
+
+
+def test_search_stage_five_calibrates_on_one_half_and_scores_the_other(monkeypatch):
+    """Stage 5 reuses the members of a configuration for every combination and calibration,
+    and its held-out factor never sees the half it scores."""
+    calls = []
+
+    def members(settings, x_train, y_train, x_test, *, seed, num_epochs, members, input_clip):
+        calls.append(seed)
+        # members agree on a mean of 0 with a standard deviation of 0.2: far too narrow for
+        # the standardised validation targets (standard deviation about 1)
+        return np.zeros((members, len(x_test))), np.full((members, len(x_test)), 0.2)
+
+    monkeypatch.setattr(uci_regression, "member_predictions", members)
+    X, y = uci_regression.load("diabetes")
+    config = {"members": 5, "input_clip": 3.0, "combine": "mixture", "calibrate": None}
+    cache = {}
+    raw = uci_regression.search_score("diabetes", X, y, config, 2, cache)
+    calibrated = uci_regression.search_score(
+        "diabetes", X, y, {**config, "calibrate": "held-out"}, 2, cache
+    )
+    assert calls == [0, 1]  # the second configuration's members came from the cache
+    assert calibrated[0] == raw[0]  # the same means
+    assert calibrated[1] > raw[1] + 5  # log-likelihood of z / 5 instead of z
+    # by hand for split 0: each half is scored with the factor of the other
+    train, _ = uci_regression.split(len(y), 0)
+    inner = np.random.RandomState(0).permutation(len(train))
+    cut = int(round(0.8 * len(train)))
+    _, y_valid, _, _ = uci_regression.standardise(y[train[inner[:cut]]], y[train[inner[cut:]]])
+    halves = np.array_split(np.random.RandomState(0).permutation(len(y_valid)), 2)
+    std = np.empty(len(y_valid))
+    for fitted, scored in (halves, halves[::-1]):
+        std[scored] = 0.2 * np.sqrt(np.mean((y_valid[fitted] / 0.2) ** 2))
+    split_0 = uci_regression.scores(y_valid, np.zeros(len(y_valid)), std)["ll"]
+    one_split = uci_regression.search_score(
+        "diabetes", X, y, {**config, "calibrate": "held-out"}, 1, cache
+    )
+    assert one_split[1] == pytest.approx(split_0, rel=1e-12)
+
+
+def test_search_stage_five_ranks_by_log_likelihood():
+    rows = [
+        {"combine": "geometric", "calibrate": None, "a": 0.40, "a_ll": -0.6, "mean": 0.40},
+        {"combine": "mixture", "calibrate": None, "a": 0.41, "a_ll": -0.5, "mean": 0.41},
+    ]
+    for row in rows:
+        row.update(members=5, input_clip=3.0, mean_ll=row["a_ll"])
+    table = uci_regression.render_search({"datasets": ["a"], "stage": 5, "rows": rows})
+    lines = table.splitlines()
+    assert lines[0].endswith("| mean RMSE | mean LL |")
+    assert "| mixture |" in lines[2] and "| geometric |" in lines[3]
+    # stages 1 to 4 rank by RMSE
+    stage_4 = uci_regression.render_search({"datasets": ["a"], "stage": 4, "rows": rows})
+    assert "| geometric |" in stage_4.splitlines()[2]
+
+
+def test_precision_mixture_matches_the_moments_of_the_weighted_mixture():
+    """Against the mixture density with weights proportional to the precisions, on a grid;
+    its mean is the geometric mixture's and its variance no narrower."""
+    means = np.array([[0.0, 2.0], [1.0, -1.0], [4.0, 0.5]])  # [M=3, B=2]
+    stds = np.array([[1.0, 0.5], [2.0, 1.0], [0.5, 3.0]])
+    mean, std = uci_regression.precision_mixture(means, stds)
+    geometric_mean, geometric_std = uci_regression.geometric_mixture(means, stds)
+    np.testing.assert_allclose(mean, geometric_mean, rtol=1e-12)
+    assert (std > geometric_std).all()
+    grid = np.linspace(-40, 40, 800_001)
+    for b in range(2):
+        weights = stds[:, b] ** -2 / np.sum(stds[:, b] ** -2)
+        density = sum(
+            w * np.exp(-0.5 * ((grid - m) / s) ** 2) / s
+            for w, m, s in zip(weights, means[:, b], stds[:, b], strict=True)
+        )
+        density /= density.sum()
+        grid_mean = (grid * density).sum()
+        assert mean[b] == pytest.approx(grid_mean, abs=1e-6)
+        assert std[b] == pytest.approx(np.sqrt(((grid - grid_mean) ** 2 * density).sum()), rel=1e-5)
+    # members that agree: the geometric mixture's variance, nothing added
+    same, same_std = uci_regression.precision_mixture(np.ones((4, 3)), np.full((4, 3), 2.0))
+    np.testing.assert_allclose(same, 1.0)
+    np.testing.assert_allclose(same_std, 2.0)
