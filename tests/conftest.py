@@ -44,8 +44,8 @@ settings.load_profile("default")
 TESTS = Path(__file__).resolve().parent
 #: Markers given by path: marker -> (description, ``fnmatch`` patterns of paths under tests/).
 #: A test may also set one itself (``@pytest.mark.e2e``). The edit-test loop leaves them out,
-#: with ``slow`` (which tests set themselves): every other test is marked ``fast``, so
-#: ``python3 -m pytest -q -n 2 -m fast`` runs it.
+#: with ``heavy`` and ``slow`` (which tests set themselves): every other test is marked
+#: ``fast``, so ``python3 -m pytest -q -n 2 -m fast`` runs it.
 MARKERS_BY_PATH = {
     "parity": ("the port harness, every port against the reference", ("ports/*",)),
     "docs": (
@@ -72,14 +72,20 @@ MARKERS_BY_PATH = {
         ),
     ),
 }
-#: Left out of the edit-test loop: the markers above and ``slow``.
-NOT_FAST = frozenset(MARKERS_BY_PATH) | {"slow"}
+#: ``@pytest.mark.heavy``, set by a test itself: a test that takes seconds on 2 CPU cores (a
+#: property over many whole models, a fresh process, a learning run). The full suite runs it;
+#: the edit-test loop leaves it out. Mark a new test heavy when ``--durations`` shows its call
+#: at 1.5 s or more.
+HEAVY = ("heavy", "takes seconds: the full suite runs it, the fast tier leaves it out")
+#: Left out of the edit-test loop: the markers above, ``heavy`` and ``slow``.
+NOT_FAST = frozenset(MARKERS_BY_PATH) | {HEAVY[0], "slow"}
 
 
 def pytest_configure(config):
     """Registers the markers given by path here, next to the rule that gives them."""
     for marker, (description, _) in MARKERS_BY_PATH.items():
         config.addinivalue_line("markers", f"{marker}: {description}")
+    config.addinivalue_line("markers", f"{HEAVY[0]}: {HEAVY[1]}")
     config.addinivalue_line(
         "markers", "fast: the edit-test loop, every test without " + ", ".join(sorted(NOT_FAST))
     )

@@ -44,6 +44,7 @@ def _compare(prefix: str, got: dict, dtype: str) -> None:
             np.testing.assert_allclose(value, expected[key], rtol=1e-4, atol=1e-5, err_msg=key)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("dtype", streams.DTYPES)
 @pytest.mark.parametrize("backend", streams.BACKENDS)
 def test_bernoulli_stream_unchanged(backend, dtype, x64):
@@ -51,6 +52,7 @@ def test_bernoulli_stream_unchanged(backend, dtype, x64):
     _compare(f"bernoulli/{backend}/{dtype}/", streams.bernoulli_run(backend, dtype, DATA), dtype)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("dtype", streams.DTYPES)
 @pytest.mark.parametrize("backend", streams.GAUSSIAN_BACKENDS)
 def test_gaussian_stream_unchanged(backend, dtype, x64):

@@ -239,6 +239,7 @@ def test_imports_point_down(layer):
     assert not upward, f"{layer} may import only {allowed}:\n" + "\n".join(upward)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     "modules",
     [
@@ -253,6 +254,7 @@ def test_modules_import_first_in_a_fresh_process(modules):
     subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, cwd=ROOT)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     ("old", "new", "name", "hint"),
     [
@@ -279,6 +281,7 @@ def test_renamed_modules_keep_working_with_a_deprecation_warning(old, new, name,
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+@pytest.mark.heavy
 def test_a_moved_module_warns_a_script_under_the_default_filters(tmp_path):
     """The warning names the script's import line, so Python's default filters show it."""
     script = tmp_path / "old_paths.py"
@@ -298,6 +301,7 @@ def test_a_moved_module_warns_a_script_under_the_default_filters(tmp_path):
     assert "import gln_jax.transforms" in result.stderr
 
 
+@pytest.mark.heavy
 def test_the_library_imports_no_deprecated_path():
     """Importing every public module and using the facade raises no DeprecationWarning."""
     code = (

@@ -138,6 +138,7 @@ def test_inconsistent_contents(saved, change, match):
         GLN.load(path)
 
 
+@pytest.mark.heavy
 def test_float64_checkpoint_into_jax_needs_x64(tmp_path, x64):
     model = GLN("jax", [2, 1], 4, dtype="float64")
     path = tmp_path / "m64.npz"

@@ -98,6 +98,7 @@ def test_version_through_python_m():
     assert proc.stdout.strip() == f"gln-jax {__version__}"
 
 
+@pytest.mark.heavy
 def test_import_gln_jax_is_lazy():
     proc = run_python(
         "import sys, gln_jax\n"
@@ -176,6 +177,7 @@ def test_missing_framework_names_the_extra_without_traceback():
     )
 
 
+@pytest.mark.heavy
 def test_offline_error_names_the_option_and_the_variable(tmp_path, capsys, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -217,6 +219,7 @@ def majority_percent(limit: int, digit: int | None = None, seed: int = 0) -> flo
     return 100.0 * float(np.mean(labels == np.bincount(labels).argmax()))
 
 
+@pytest.mark.heavy
 @needs_mnist
 def test_main_trains_evaluates_and_saves(tmp_path, capsys):
     path = tmp_path / "model.npz"
@@ -235,6 +238,7 @@ def test_main_trains_evaluates_and_saves(tmp_path, capsys):
     assert model.config.num_classes == 10 and model.step == 600
 
 
+@pytest.mark.heavy
 @needs_mnist
 def test_main_binary_digit_through_python_m(tmp_path):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
@@ -313,6 +317,7 @@ def copy_files(source, target, names):
     return target
 
 
+@pytest.mark.heavy
 @needs_mnist
 def test_data_errors_name_the_missing_or_foreign_file(tmp_path, capsys, monkeypatch):
     from pathlib import Path
@@ -345,6 +350,7 @@ def test_data_errors_name_the_missing_or_foreign_file(tmp_path, capsys, monkeypa
 FASHION = "/usr/share/datasets/fashion-mnist"
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(
     not os.path.isdir(FASHION), reason="needs apt-get install dataset-fashion-mnist"
 )
@@ -365,6 +371,7 @@ def test_fashion_is_found_in_its_system_folder(tmp_path, capsys, monkeypatch):
     assert "dataset: fashion (raw)" in out
 
 
+@pytest.mark.heavy
 @needs_mnist
 def test_train_then_evaluate_and_predict_a_saved_model(tmp_path, capsys):
     import numpy as np

@@ -23,6 +23,7 @@ def _model():
     return GLN("jax", [4, 1], 24, num_classes=3, learning_rate=1e-2, side_info_transform="center")
 
 
+@pytest.mark.heavy
 def test_learning_curve_equals_a_hand_loop_of_single_examples():
     X, y, X_test, y_test = _data()
     curve = learning_curve(_model(), X, y, X_test, y_test, POINTS, test_batch=128)

@@ -39,6 +39,7 @@ def test_classic_interface_binary(data):
     assert model.step == 5
 
 
+@pytest.mark.heavy
 def test_classic_interface_multiclass(data):
     X, y = data
     model = GLN("jax", [4, 1], 12, num_classes=4)
@@ -58,6 +59,7 @@ def test_predict_accepts_jax_arrays_and_returns_numpy(data):
     assert isinstance(out, np.ndarray)
 
 
+@pytest.mark.heavy
 def test_fit_equals_predict_loop(data):
     X, y = data
     for batch_size in (1, 5):
@@ -74,6 +76,7 @@ def test_fit_equals_predict_loop(data):
         assert a.step == b.step == 128
 
 
+@pytest.mark.heavy
 def test_schedule_steps_once_per_example(data):
     X, y = data
     schedule = optax.linear_schedule(0.1, 0.001, transition_steps=64)
@@ -138,6 +141,7 @@ def test_no_recompilation_over_repeated_calls(data):
     assert sizes() == before
 
 
+@pytest.mark.heavy
 def test_float64_facade(x64, data):
     X, y = data
     model = GLN("jax", [3, 1], 12, num_classes=4, dtype="float64")
@@ -145,6 +149,7 @@ def test_float64_facade(x64, data):
     assert model.predict(X[:2], return_probs=True).dtype == np.float64
 
 
+@pytest.mark.heavy
 def test_base_predictor(data):
     X, y = data
 
@@ -177,6 +182,7 @@ configs = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.heavy
 @given(config=configs, batch_size=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_properties_probabilities_and_weights_stay_clipped(config, batch_size, seed):
     rng = np.random.default_rng(seed)
@@ -294,10 +300,12 @@ def test_bad_schedule_changes_nothing(data):
     assert model.step == 0
 
 
+@pytest.mark.heavy
 def test_repr_names_the_model():
     assert "num_classes=10" in repr(GLN("jax", [4, 1], 12, num_classes=10))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("backend", ["jax", "numpy", "torch", "tf"])
 def test_normalized_probabilities_sum_to_one(backend, data):
     require(backend)

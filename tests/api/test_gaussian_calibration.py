@@ -85,6 +85,7 @@ def test_std_scale_of_refuses_what_has_no_maximiser():
         std_scale_of(np.ones(4), np.ones(4), np.ones(4))
 
 
+@pytest.mark.heavy
 def test_calibration_moves_coverage_and_likelihood_towards_nominal():
     model = trained()
     x_valid, y_valid = heteroscedastic(300, 1)
@@ -128,6 +129,7 @@ def test_calibrate_learns_nothing_and_refits_from_the_raw_deviations():
     )
 
 
+@pytest.mark.heavy
 def test_a_multi_output_model_gets_one_factor_per_output():
     x, y = heteroscedastic(200, 0)
     targets = np.stack([y, 4 * y], axis=1)  # the second output's errors are 4 times larger

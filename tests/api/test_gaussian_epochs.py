@@ -60,6 +60,7 @@ def test_shuffled_epochs_are_one_pass_over_the_permuted_data():
     np.testing.assert_allclose(plain.predict(x), tiled.predict(x), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_more_epochs_fit_the_training_data_better():
     x, y = regression(count=120)
     errors = []
@@ -70,6 +71,7 @@ def test_more_epochs_fit_the_training_data_better():
     assert errors[1] < 0.7 * errors[0], errors
 
 
+@pytest.mark.heavy
 def test_a_schedule_steps_once_per_example_across_epochs():
     x, y = regression()
     first_pass_only = model(learning_rate=lambda step: 0.01 if step < 60 else 0.0)
@@ -105,6 +107,7 @@ def test_bad_shuffle_arguments_change_nothing(seed, error, match):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.heavy
 def test_side_info_of_its_own_width():
     x, y = regression()
     gates = x[:, :2] * 3.0
@@ -119,6 +122,7 @@ def test_side_info_of_its_own_width():
         m.fit(x, y, side_info=gates[:10], num_epochs=2, shuffle_seed=0)
 
 
+@pytest.mark.heavy
 def test_standardize_transform_learns_online_and_round_trips(tmp_path):
     x, y = regression()
     scaled = x * 50.0 + 20.0  # what the gates see: far from standardised

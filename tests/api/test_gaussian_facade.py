@@ -25,6 +25,7 @@ def model(backend="jax", **kwargs):
     return GaussianGLN(backend, [4, 4], 6, context_map_size=2, learning_rate=0.01, **kwargs)
 
 
+@pytest.mark.heavy
 def test_fit_learns_and_backends_agree():
     x, y = regression()
     jax_model, numpy_model = model("jax"), model("numpy")
@@ -48,6 +49,7 @@ def test_fit_learns_and_backends_agree():
     assert "GaussianGLN(backend='jax'" in repr(jax_model)
 
 
+@pytest.mark.heavy
 def test_predict_with_target_learns_online_and_multi_output_shapes():
     x, y = regression()
     one = model()

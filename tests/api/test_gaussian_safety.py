@@ -29,6 +29,7 @@ def test_raw_diabetes_targets_raise_a_clear_error_and_change_nothing():
         np.testing.assert_array_equal(a.weights, b.weights)
 
 
+@pytest.mark.heavy
 def test_standardised_diabetes_targets_train_like_the_regressor():
     X, y, Xt, yt = _diabetes()
     mean, scale = y.mean(), y.std()

@@ -367,6 +367,7 @@ def test_9_bad_schedules_and_base_predictors_are_named(backend):
     assert_rejected(model, lambda m: m.predict(X, target=[True]), TypeError, "base_predictor")
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_9_torch_bfloat16_input_is_widened_exactly(backend):
     torch = pytest.importorskip("torch")

@@ -63,6 +63,7 @@ def test_facade_checks_the_transformed_side_information():
 
 
 # ---------------------------------------------------------------- 2. set_params after fit
+@pytest.mark.heavy
 @pytest.mark.parametrize("estimator", [GLNClassifier, GLNRegressor])
 def test_set_params_after_fit_changes_nothing_until_the_next_fit(estimator):
     rng = np.random.default_rng(0)

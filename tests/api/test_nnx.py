@@ -42,6 +42,7 @@ def test_constructor_draws_the_functional_init_from_the_params_stream():
     assert_state_equal(module, gln_jax.init(nnx.Rngs(params=7).params(), CONFIG), rtol=0)
 
 
+@pytest.mark.heavy
 def test_equals_the_functional_api_step_by_step_under_jit():
     state = gln_jax.init(jax.random.key(0), CONFIG)
     module = GLN.from_state(CONFIG, state)
@@ -58,6 +59,7 @@ def test_equals_the_functional_api_step_by_step_under_jit():
     np.testing.assert_allclose(predict(module, x[3], x[3]), expected[3], rtol=1e-6)
 
 
+@pytest.mark.heavy
 def test_batch_update_equals_the_functional_batch_update():
     state = gln_jax.init(jax.random.key(1), CONFIG)
     module = GLN.from_state(CONFIG, state)
@@ -125,6 +127,7 @@ def test_optimiser_over_a_composite_model_never_touches_the_head():
     assert_state_equal(model.head, head_before, rtol=0)
 
 
+@pytest.mark.heavy
 def test_guide_example_trains_a_head_on_flax_features():
     pytest.importorskip("sklearn")  # the example's data set is scikit-learn's digits
     guide = (Path(__file__).parents[2] / "docs" / "guides" / "nnx.md").read_text()

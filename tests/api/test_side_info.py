@@ -63,6 +63,7 @@ def reference(X, S, y, transform=None):
     return np.asarray(gln_jax.batch_apply(state, X, test_gates, config=config)), config
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_facade_side_info_equals_functional_api(backend, data):
     require(backend)
@@ -77,6 +78,7 @@ def test_facade_side_info_equals_functional_api(backend, data):
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("backend", ["jax", "numpy"])
 def test_facade_transform_equals_functional_transform(backend, data):
     X, S, y = data
@@ -244,6 +246,7 @@ def sharp_model(backend, **kwargs):
     )
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("backend", ["jax", "numpy"])
 def test_base_gain_equals_hand_computed_sharpened_deviations(backend, data):
     X, _, y = data

@@ -50,6 +50,7 @@ def test_running_standardize_is_welford_and_chunk_invariant():
     np.testing.assert_array_equal(s2, m2)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("centers", [2, 3])
 def test_predictions_equal_the_facade_on_the_transformed_data(centers):
     X, y = blobs(centers=centers)
@@ -127,6 +128,7 @@ def test_bad_input_leaves_the_model_unchanged():
         small("numpy", max_iter=0).fit(X, y)
 
 
+@pytest.mark.heavy
 def test_pipeline_grid_search_and_cross_validation():
     X, y = load_iris(return_X_y=True)
     pipe = make_pipeline(FunctionTransformer(np.log1p), small("numpy", layer_sizes=(8, 1)))

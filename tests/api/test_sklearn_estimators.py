@@ -87,6 +87,7 @@ REGRESSOR = Case(
 CASES = pytest.mark.parametrize("case", [CLASSIFIER, REGRESSOR], ids=["classifier", "regressor"])
 
 
+@pytest.mark.heavy  # about 200 checks, 40 s in all on 2 cores
 @parametrize_with_checks(
     [case.small(backend) for case in (CLASSIFIER, REGRESSOR) for backend in ("numpy", "jax")],
     expected_failed_checks=lambda e: {},

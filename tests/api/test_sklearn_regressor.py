@@ -43,6 +43,7 @@ def seed_of(random_state):
     return int(np.random.RandomState(random_state).randint(np.iinfo(np.int32).max))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("outputs", [None, 2])
 def test_predictions_equal_the_facade_on_the_transformed_data(outputs):
     X, y = data(outputs=outputs)
@@ -95,6 +96,7 @@ def test_feature_and_target_scale_do_not_matter():
     )
 
 
+@pytest.mark.heavy
 def test_learns_and_gives_calibrated_spreads():
     X, y = make_regression(n_samples=3000, n_features=5, noise=10.0, random_state=0)
     model = GLNRegressor(layer_sizes=(16, 1), random_state=0, max_iter=2).fit(X[:2500], y[:2500])

@@ -44,6 +44,7 @@ def _assert_states_close(a, b, tol):
     assert int(a.step) == int(b.step)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     ("rate", "replayed"),
     [(0.05, False), (30.0, True)],  # a high rate makes the weight clip fire
@@ -69,6 +70,7 @@ def test_chunks_equal_the_sequential_scan_step_by_step(x64, rate, replayed):
         _assert_states_close(b, a, 1e-12)
 
 
+@pytest.mark.heavy
 def test_only_chunks_where_a_clip_may_fire_are_replayed(x64):
     config = _config()
     state = gln_jax.init(jax.random.key(2), config)
@@ -81,6 +83,7 @@ def test_only_chunks_where_a_clip_may_fire_are_replayed(x64):
     _assert_states_close(chunk_state, seq_state, 1e-12)
 
 
+@pytest.mark.heavy
 def test_masked_examples_change_nothing_in_chunks(x64):
     config = _config()
     state = gln_jax.init(jax.random.key(4), config)
@@ -106,6 +109,7 @@ def test_fit_stream_takes_the_chunked_route_and_stays_exact(x64):
     _assert_states_close(fit_state, seq_state, 1e-12)
 
 
+@pytest.mark.heavy
 def test_chunks_in_float32_stay_close():
     config = _config("float32")
     state = gln_jax.init(jax.random.key(8), config)
@@ -128,6 +132,7 @@ def test_switch_rules_depend_on_rows_per_neuron():
     assert types.dense_rows(dense) and not types.dense_rows(gather)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("rate", [0.05, 30.0])
 def test_dense_batch_update_equals_the_scatter_one(x64, rate):
     config = _config()

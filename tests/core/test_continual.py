@@ -44,6 +44,7 @@ def test_fixed_share_without_switching_is_bayes_rule():
     np.testing.assert_allclose(np.exp(np.asarray(got)), [0.2 / 0.35, 0.15 / 0.35], rtol=1e-6)
 
 
+@pytest.mark.heavy
 def test_input_densities_equal_the_shrunk_gaussian_written_out():
     config = _config(prior_strength=2.0, novelty_scale=3.0, prior_variance=0.5, input_weight=0.5)
     state = pool.init(jax.random.key(0), config)
@@ -78,6 +79,7 @@ def test_input_densities_equal_the_shrunk_gaussian_written_out():
         np.testing.assert_allclose(got[:, m], 0.5 * logpdf, rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.heavy
 def test_first_example_adopts_the_fresh_member_and_opens_the_next_slot():
     config = _config()
     state = pool.init(jax.random.key(1), config)
@@ -124,6 +126,7 @@ def _accuracy(state, x, y, config):
     return float(np.mean(np.asarray(probs).argmax(1) == y))
 
 
+@pytest.mark.heavy
 def test_a_member_that_learned_one_task_keeps_it_through_a_second():
     config = _config(capacity=4, projection_size=4, input_weight=1.0, switch_rate=1e-4)
     state = pool.init(jax.random.key(2), config)
@@ -156,6 +159,7 @@ def test_a_member_that_learned_one_task_keeps_it_through_a_second():
     assert float(np.mean((plain[:, 0] > 0.5) == ya)) < _accuracy(state, xa, ya, config)
 
 
+@pytest.mark.heavy
 def test_step_compiles_once_for_new_data_and_rates():
     config = _config()
     traces = []
@@ -175,6 +179,7 @@ def test_step_compiles_once_for_new_data_and_rates():
     assert np.isfinite(np.asarray(probs)).all() and np.asarray(state.in_use).sum() >= 2
 
 
+@pytest.mark.heavy
 def test_full_pool_empties_its_least_used_member_to_make_it_fresh():
     config = _config(capacity=2)
     state = pool.init(jax.random.key(4), config)

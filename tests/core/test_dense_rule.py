@@ -45,6 +45,7 @@ def _trained(context_map_size, rng):
     return config, state
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("context_map_size", [2, 7])  # dense for batches / always gathered
 def test_batch_apply_equals_vmapped_apply_on_both_branches(x64, context_map_size):
     rng = np.random.default_rng(3)
@@ -60,6 +61,7 @@ def test_batch_apply_equals_vmapped_apply_on_both_branches(x64, context_map_size
     assert len({np.asarray(row).tobytes() for row in single}) == 4  # rows differ: a real check
 
 
+@pytest.mark.heavy
 def test_gating_equals_the_halfspace_definition(x64):
     rng = np.random.default_rng(5)
     config, state = _trained(3, rng)

@@ -98,6 +98,7 @@ def test_the_namedtuple_spellings_still_work():
     assert gln_jax.GLNConfig._fields[0] == "layer_sizes"
 
 
+@pytest.mark.heavy
 def test_an_exported_update_is_serialised_and_runs(tmp_path):
     state = state_of(MULTI)
     update = jax.jit(functools.partial(gln_jax.update, config=MULTI))
@@ -131,6 +132,7 @@ def test_an_exported_update_is_serialised_and_runs(tmp_path):
 # --- errors that name the argument, at trace time -----------------------------------------------
 
 
+@pytest.mark.heavy
 def test_scan_update_broadcasts_a_scalar_rate():
     state, p = gln_jax.scan_update(state_of(), XS, XS, BITS, 1e-3, config=CONFIG)
     full, q = gln_jax.scan_update(state_of(), XS, XS, BITS, jnp.full(64, 1e-3), config=CONFIG)
@@ -314,6 +316,7 @@ def test_fit_stream_takes_a_schedule_and_matches_the_facade():
     )
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("schedule", [piecewise, SCHEDULE], ids=["exact", "optax"])
 def test_traced_drivers_take_a_schedule_at_the_states_step(schedule):
     start, _ = gln_jax.scan_update(state_of(), XS[:5], XS[:5], BITS[:5], 1e-3, config=CONFIG)
@@ -348,6 +351,7 @@ def test_traced_drivers_take_a_schedule_at_the_states_step(schedule):
     check(batches, batches_expected)
 
 
+@pytest.mark.heavy
 def test_a_masked_example_does_not_advance_the_schedule():
     mask = jnp.asarray([True, False] * 32)
     steps = example_steps(jnp.int32(3), mask)
@@ -420,6 +424,7 @@ def test_the_facade_takes_a_route():
 # --- the annotations are checked ---------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_the_annotations_are_checked_under_the_import_hook():
     """Under jaxtyping's hook (as in ``GLN_JAX_TYPECHECK=1`` runs) a call whose arguments break
     the annotated shapes fails in the checker, before the function's own checks."""

@@ -74,6 +74,7 @@ def test_bias_gaussians_are_appended_after_the_inputs():
     np.testing.assert_allclose(sigma_sq, [1.0, 1.0, 1.0, 1.0, 1.0])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("min_sigma_sq", [0.01, 0.9], ids=["inside", "projected"])
 def test_closed_form_gradient_is_jax_grad_of_the_log_likelihood(x64, min_sigma_sq):
     """Inside the variance range and where the projection is active."""
@@ -96,6 +97,7 @@ def test_closed_form_gradient_is_jax_grad_of_the_log_likelihood(x64, min_sigma_s
     np.testing.assert_allclose(closed, oracle, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.heavy
 def test_network_update_is_each_neurons_gradient_step(x64):
     """Every neuron of every layer moves by ``-lr * grad`` of its own loss, inputs held fixed."""
     config = make_gaussian_config([4, 3], 5, context_map_size=2, dtype="float64")
@@ -129,6 +131,7 @@ def test_network_update_is_each_neurons_gradient_step(x64):
     assert int(new_state.step) == 33
 
 
+@pytest.mark.heavy
 def test_variances_stay_in_range_and_weights_clip(trained):
     state, x, y = trained
     config = CONFIG._replace(weight_clipping=0.3)
@@ -141,6 +144,7 @@ def test_variances_stay_in_range_and_weights_clip(trained):
     assert float(out[..., 1].max()) <= config.max_sigma_sq * (1 + 1e-6)
 
 
+@pytest.mark.heavy
 def test_batch_of_one_equals_update_and_shared_rows_accumulate(trained):
     state, x, y = trained
     one, out_one = jit_update(state, x[0], x[0], y[0], 0.01, config=CONFIG)
@@ -160,6 +164,7 @@ def test_batch_of_one_equals_update_and_shared_rows_accumulate(trained):
     assert int(twice.step) == int(state.step) + 2
 
 
+@pytest.mark.heavy
 def test_scan_and_fit_stream_equal_a_python_loop(trained):
     state, x, y = trained
     lrs = np.full(16, 0.01, np.float32)
@@ -198,6 +203,7 @@ def test_scan_and_fit_stream_equal_a_python_loop(trained):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.heavy
 def test_multi_output_equals_separate_models(trained):
     state, x, y = trained
     config = CONFIG._replace(num_outputs=2)
@@ -215,6 +221,7 @@ def test_multi_output_equals_separate_models(trained):
             np.testing.assert_allclose(a.weights[c : c + 1], b.weights, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.heavy
 def test_batch_apply_equals_apply_and_default_dtype(trained):
     state, x, _ = trained
     out = jax.jit(gaussian_network.batch_apply, static_argnames="config")(
@@ -233,6 +240,7 @@ def test_no_recompile_for_new_rates_or_targets(trained):
     assert fn._cache_size() == before
 
 
+@pytest.mark.heavy
 def test_float64_learns_and_stays_float64(x64):
     config = make_gaussian_config([4], 5, dtype="float64")
     x, y = data(200, 5, dtype=np.float64)

@@ -123,6 +123,7 @@ def test_two_layers_with_bias_by_hand():
     np.testing.assert_allclose(new1[0, c1], expected, rtol=1e-5)
 
 
+@pytest.mark.heavy
 def test_batch_update_accumulates_on_shared_rows_by_hand():
     a, b = [0.8, 0.3], [0.9, 0.1]  # both in row 1
     xs = jnp.asarray([a, b], jnp.float32)
@@ -140,6 +141,7 @@ def test_batch_update_accumulates_on_shared_rows_by_hand():
     assert int(state.step) == 2
 
 
+@pytest.mark.heavy
 def test_batch_of_one_equals_update(small_state):
     config, state, xs, ys = small_state
     lr = jnp.asarray([0.05], jnp.float32)
@@ -195,6 +197,7 @@ def test_closed_form_update_is_the_gradient_of_each_neurons_log_loss(small_state
         )
 
 
+@pytest.mark.heavy
 def test_jit_equals_no_jit(small_state):
     config, state, xs, ys = small_state
     lrs = jnp.full(8, 0.02, jnp.float32)
@@ -223,6 +226,7 @@ def test_scan_driver_equals_python_loop(small_state):
     assert int(scanned.step) == 40
 
 
+@pytest.mark.heavy
 def test_scan_batch_driver_equals_loop_of_batch_update(small_state):
     config, state, xs, ys = small_state
     lrs = jnp.full((10, 4), 0.03, jnp.float32)
@@ -237,6 +241,7 @@ def test_scan_batch_driver_equals_loop_of_batch_update(small_state):
     chex.assert_trees_all_close(scanned, looped, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.heavy
 def test_fit_stream_chunks_and_padding_change_nothing(small_state):
     config, state, xs, ys = small_state
     lrs = np.full(37, 0.03, np.float32)
@@ -316,6 +321,7 @@ def test_fit_stream_checks_its_arguments_on_the_host(small_state, change, messag
     chex.assert_trees_all_equal(jax.tree.map(np.asarray, state), before)
 
 
+@pytest.mark.heavy
 def test_multiclass_equals_separate_binary_models(small_state):
     config, state, xs, ys = small_state
     lrs = jnp.full(40, 0.05, jnp.float32)
@@ -329,6 +335,7 @@ def test_multiclass_equals_separate_binary_models(small_state):
             np.testing.assert_array_equal(np.asarray(a.weights)[0], np.asarray(b.weights)[c])
 
 
+@pytest.mark.heavy
 def test_batch_of_identical_examples_doubles_the_step(small_state):
     config, state, xs, ys = small_state
     x = jnp.stack([xs[0], xs[0]])
@@ -379,6 +386,7 @@ def test_context_index_bit_order():
         assert int(ctx[0][0, 0]) == expected  # ties (v.z == b) are "not above"
 
 
+@pytest.mark.heavy
 def test_float64(x64):
     config = make_config([4, 1], 6, num_classes=3, dtype="float64")
     state = gln_jax.init(jax.random.key(0), config)
@@ -395,6 +403,7 @@ def test_float64_without_x64_is_a_clear_error():
         gln_jax.init(jax.random.key(0), make_config([1], 2, dtype="float64"))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("context_map_size", [2, 7])  # dense scoring and gathered rows
 def test_batch_apply_equals_vmapped_apply(context_map_size):
     config = make_config([6, 3, 1], 10, context_map_size=context_map_size, num_classes=3)
@@ -409,6 +418,7 @@ def test_batch_apply_equals_vmapped_apply(context_map_size):
     np.testing.assert_allclose(np.asarray(batched), np.asarray(mapped), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("first, count", [(0, 20), (7, 9), (15, 8)])
 def test_init_class_range_equals_a_slice_of_init(first, count):
     """Each device's own classes, drawn alone (blocks of the flat draw crossed), equal init's;

@@ -62,6 +62,7 @@ def test_defaults_keep_the_coupling_of_earlier_releases(context_bias):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("context_bias", [True, False])
 def test_normalize_divides_the_same_draws_by_their_norm(context_bias):
     raw = gln_jax.init(KEY, _config(context_bias=context_bias, hyperplane_normalize=False))
@@ -101,6 +102,7 @@ def test_weights_start_at_one_over_the_inputs():
             np.testing.assert_array_equal(layer.weights, np.float32(1.0 / inputs))
 
 
+@pytest.mark.heavy
 def test_a_device_range_draws_what_init_draws():
     """The sharded initialisation (a range of classes) applies the options the same way."""
     config = _config(hyperplane_normalize=False, hyperplane_bias_scale=0.5)
@@ -257,6 +259,7 @@ def test_bad_schedule_constants_are_refused_by_name(arguments, error, match):
         InverseTime(*arguments)
 
 
+@pytest.mark.heavy
 def test_the_schedule_goes_through_jit_without_recompiling():
     """A frozen, static schedule: equal schedules, new steps and new states share one trace."""
     config = _config()
@@ -281,6 +284,7 @@ def test_the_schedule_goes_through_jit_without_recompiling():
     assert not np.array_equal(before, state.layers[-1].weights)
 
 
+@pytest.mark.heavy
 def test_the_schedule_drives_the_scan_and_the_facade_alike():
     """``scan_update`` evaluates the schedule at ``state.step + i``; the facade at its count."""
     config = _config()

@@ -124,6 +124,7 @@ def _unclipped_examples(config, state, count=8):
     return found[:count]
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("x64")
 @pytest.mark.parametrize("num_classes", [2, 4])
 @pytest.mark.parametrize("bias", [True, False])
@@ -137,6 +138,7 @@ def test_matches_finite_differences_where_unclipped(num_classes, bias):
     assert np.abs(np.asarray(finite)).max() > 1e-2  # the map is not trivially zero
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("num_classes", [2, 5])
 def test_affine_map_reproduces_output_logit(num_classes, dtype, request):
@@ -172,6 +174,7 @@ def test_product_of_active_weight_matrices():
     np.testing.assert_allclose(s.bias, [expected_bias], rtol=1e-6)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     ("num_classes", "classes"),
     [(2, 1), (3, 3), (10, 10)],
@@ -204,12 +207,14 @@ def test_shapes_and_dtypes(num_classes, classes):
     np.testing.assert_allclose(reproduced, out, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_bias_free_model_has_zero_constant():
     config, state = _trained(2, bias=False)
     bias = _batch_saliency(state, _unclipped_examples(config, state), config=config).bias
     np.testing.assert_array_equal(bias, np.zeros_like(bias))
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("x64")
 def test_local_map_is_exact_where_neurons_are_clipped():
     config = gln_jax.make_config([5, 4], 10, num_classes=3, dtype="float64")
@@ -250,6 +255,7 @@ def _reproduction(state, x, *, config):
     return out, _output_logits(state, x, config=config)
 
 
+@pytest.mark.heavy
 @pytest.mark.usefixtures("x64")
 @given(
     index=st.integers(0, len(_CONFIGS) - 1),

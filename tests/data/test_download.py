@@ -419,6 +419,7 @@ def test_an_announced_oversized_body_is_refused_before_reading_it(server, labels
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.heavy
 def test_a_trickling_server_is_stopped_by_the_overall_deadline(server, labels, tmp_path):
     file, data = labels
     mirror = server.serve("m", file.name, "trickle", gzip.compress(data))

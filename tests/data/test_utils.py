@@ -386,6 +386,7 @@ def test_evaluate_mnist_rejects_a_model_that_does_not_fit_the_task():
         utils.evaluate_mnist(Recorder(10), limit=(1, 2, 3), data=data, progress=False)
 
 
+@pytest.mark.heavy
 @needs_mnist
 def test_evaluate_mnist_learns_on_a_slice_of_real_mnist():
     data = utils.get_mnist(False, MNIST_DIR, progress=False)

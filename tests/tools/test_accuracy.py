@@ -150,6 +150,7 @@ def slice_accuracy(data, seed: int = 0, layer_sizes=(4, 4, 1), **settings) -> fl
     return 100.0 * float(np.mean(model.predict(X_test[test]) == y_test[test]))
 
 
+@pytest.mark.heavy
 @needs_mnist
 def test_a_slice_tells_a_gln_from_degenerate_models():
     from gln_jax import utils

@@ -8,6 +8,7 @@ import pytest
 from gln_jax.tools import benchmark
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(
     not os.environ.get("GLN_JAX_DATA_DIR"),
     reason="needs real MNIST: set GLN_JAX_DATA_DIR to a directory holding the IDX files",

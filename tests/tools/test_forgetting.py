@@ -83,6 +83,7 @@ def _separable(count=300, seed=0):
     return x, (x[:, 0] > x[:, 1]).astype(np.int32)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("hidden", [(), (16,)])
 def test_mlp_and_logistic_regression_learn_online(hidden):
     x, y = _separable(1000)
@@ -97,6 +98,7 @@ def test_mlp_and_logistic_regression_learn_online(hidden):
     assert learner.num_parameters == sum(w.size + b.size for w, b in learner.params)
 
 
+@pytest.mark.heavy
 def test_gln_and_pool_learners_learn_online():
     import gln_jax
 
@@ -113,6 +115,7 @@ def test_gln_and_pool_learners_learn_online():
     assert continual.state_nbytes(pool.state) > continual.state_nbytes(gln.state)
 
 
+@pytest.mark.heavy
 def test_tool_measures_and_renders_a_small_protocol():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(100, 12)).astype(np.float32)

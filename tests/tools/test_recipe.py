@@ -29,6 +29,7 @@ def mnist():
     return utils.get_mnist(progress=False)
 
 
+@pytest.mark.heavy
 def test_recipe_arguments_build_a_model_in_every_facade():
     recipe = recipes.mnist()
     assert isinstance(recipe["side_info_transform"], TransformConfig)
@@ -39,6 +40,7 @@ def test_recipe_arguments_build_a_model_in_every_facade():
     assert recipes.mnist(input_size=10, num_classes=3)["input_size"] == 10
 
 
+@pytest.mark.heavy
 @needs_mnist
 def test_recipe_on_a_slice(mnist):
     X_train, y_train, X_test, y_test = mnist
