@@ -12,8 +12,14 @@ side (``base="both"``, twice as many base predictions). Each configuration tried
 with its validation accuracy and time, to a JSON-lines file, so a search can be stopped and
 resumed.
 
+The ``paper`` phase is an ablation between the paper's configuration (:data:`PAPER`) and the
+recipe (:data:`RECIPE`): one factor at a time from each towards the other. Its rows carry a
+label, the training speed (examples per second of the online pass, compilation included) and
+the process's peak resident memory during the run; ``--render --phase paper`` prints them.
+
 Examples:
     python benchmarks/recipe_search.py --phase base --out benchmarks/recipe-search.jsonl
+    python benchmarks/recipe_search.py --phase paper --out benchmarks/paper-ablation.jsonl
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import numpy as np
 
 from gln_jax import utils
 from gln_jax.core.types import make_config
+from gln_jax.tools.benchmark import _machine
+from gln_jax.tools.memory import current_peak_rss_mib, reset_peak_rss
 
 BASE = {
     "layers": [16, 16, 1],
@@ -42,7 +50,64 @@ BASE = {
     "seeds": [0],  # more than one: an ensemble averaging the members' probabilities
     "base": "pixel",  # "pixel" | "squeeze" | "sigmoid": the base predictions
     "base_param": None,  # squeeze: the margin a; sigmoid: the gain
+    "hyperplane_normalize": None,  # make_config's: None means context_bias
+    "hyperplane_bias_scale": 1.0,  # standard deviation of the hyperplane offsets
 }
+
+#: The paper's MNIST configuration as quoted (Veness et al., Gated Linear Networks): raw
+#: pixels for the gates and the base predictions, 128 neurons per hidden layer (two hidden
+#: layers: the depth is not stated), context dimension 4, rate ``min(100 / t, 0.01)``,
+#: normalised Gaussian normals with ``N(0, 1)`` offsets; weights start at ``1 / K`` as in
+#: every configuration here.
+PAPER = {
+    **BASE,
+    "layers": [128, 128, 1],
+    "context_map_size": 4,
+    "transform": "none",
+    "scale": 1.0,
+    "lr": 0.01,
+    "lr_b": 100.0,
+    "hyperplane_normalize": True,
+    "hyperplane_bias_scale": 1.0,
+}
+#: :func:`gln_jax.recipes.mnist` in this tool's terms (the search's best row).
+RECIPE = {
+    **BASE,
+    "layers": [32, 32, 1],
+    "context_map_size": 6,
+    "scale": 30.0,
+    "base": "sigmoid",
+    "base_param": 60.0,
+}
+#: The recipe's side information and base predictions together (one factor: the sharpened
+#: base predictions are a function of the centred side information).
+RECIPE_INPUTS = {"transform": "center", "scale": 30.0, "base": "sigmoid", "base_param": 60.0}
+#: The paper's side information and base predictions: the raw pixels.
+PAPER_INPUTS = {"transform": "none", "scale": 1.0, "base": "pixel", "base_param": None}
+
+
+def ablation() -> list[dict]:
+    """The paper's configuration, then one factor at a time from it towards the recipe, then
+    the recipe and one factor at a time from it back towards the paper (each with a label)."""
+    towards = [
+        ("paper as written", {}),
+        ("paper + the recipe's inputs (centred x30 gates, sharpened base)", RECIPE_INPUTS),
+        ("paper + centred x30 gates only", {"transform": "center", "scale": 30.0}),
+        ("paper + 64 contexts (dimension 6)", {"context_map_size": 6}),
+        ("paper + constant rate 1e-3", {"lr": 1e-3, "lr_b": None}),
+        ("paper + [32, 32, 1] neurons", {"layers": [32, 32, 1]}),
+    ]
+    back = [
+        ("recipe", {}),
+        ("recipe + the paper's inputs (raw pixels)", PAPER_INPUTS),
+        ("recipe + 16 contexts (dimension 4)", {"context_map_size": 4}),
+        ("recipe + rate min(100/t, 0.01)", {"lr": 0.01, "lr_b": 100.0}),
+        ("recipe + [128, 128, 1] neurons", {"layers": [128, 128, 1]}),
+        ("recipe + unnormalised normals", {"hyperplane_normalize": False}),
+    ]
+    return [{**PAPER, **change, "label": label} for label, change in towards] + [
+        {**RECIPE, **change, "label": label} for label, change in back
+    ]
 
 
 def base_inputs(x: np.ndarray, side: np.ndarray, params: dict) -> np.ndarray:
@@ -96,6 +161,8 @@ def run(params: dict, data) -> dict:
         context_bias=params["context_bias"],
         pred_clipping=params["pred_clipping"],
         weight_clipping=params["weight_clipping"],
+        hyperplane_normalize=params.get("hyperplane_normalize"),
+        hyperplane_bias_scale=params.get("hyperplane_bias_scale", 1.0),
     )
     side, (mean, inv) = online_side_info(Xt, params["transform"], params["scale"])
     side_v = ((Xv - mean) * inv * params["scale"]).astype(np.float32)
@@ -111,11 +178,16 @@ def run(params: dict, data) -> dict:
         p = np.clip(Xt.astype(np.float64), eps, 1 - eps)
         norms = np.sum(np.log(p / (1 - p)) ** 2, axis=1) + 1.0
         rates = rates * (Xt.shape[1] + 1) / norms
+    reset_peak_rss()
     start = time.perf_counter()
+    fit_seconds = 0.0
     probs = []
     for seed in params["seeds"]:
         state = init(jax.random.key(seed), config)
+        fit_start = time.perf_counter()
         state, _ = fit_stream(state, base_t, side, yt, rates.astype(np.float32), config=config)
+        jax.block_until_ready(state)
+        fit_seconds += time.perf_counter() - fit_start
         apply = jax.jit(lambda s, a, b: batch_apply(s, a, b, config=config))
         p = np.concatenate(
             [
@@ -127,7 +199,17 @@ def run(params: dict, data) -> dict:
     seconds = time.perf_counter() - start
     accuracy = 100.0 * float(np.mean(np.mean(probs, axis=0).argmax(-1) == yv))
     singles = [100.0 * float(np.mean(p.argmax(-1) == yv)) for p in probs]
-    return {**params, "val_accuracy": accuracy, "member_accuracy": singles, "seconds": seconds}
+    machine = _machine()
+    return {
+        **params,
+        "val_accuracy": accuracy,
+        "member_accuracy": singles,
+        "seconds": seconds,
+        "examples_per_second": len(params["seeds"]) * Xt.shape[0] / fit_seconds,
+        "peak_rss_mib": current_peak_rss_mib(),
+        "machine": f"{machine['cores']}-core {machine['cpu']}",
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
 
 
 def variants(phase: str) -> list[dict]:
@@ -222,8 +304,10 @@ def variants(phase: str) -> list[dict]:
             {**sharpest, "scale": 100.0},
             {**sharpest, "transform": "standardize", "scale": 3.0, "base_param": 10.0},
         ]
-    known = "base, clip, wide, base-predictions, schedules, size, gates, sharpen, sharpen-2, "
-    known += "sharpen-3, sharp-combos, sharp-more, sharp-rates, sharp-gates"
+    if phase == "paper":
+        return ablation()
+    known = "paper, base, clip, wide, base-predictions, schedules, size, gates, sharpen, "
+    known += "sharpen-2, sharpen-3, sharp-combos, sharp-more, sharp-rates, sharp-gates"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
@@ -259,6 +343,29 @@ def render(path) -> str:
     return "\n".join(lines)
 
 
+def render_ablation(path) -> str:
+    """Markdown table of an ablation results file: one row per labelled configuration."""
+    lines = [
+        "| configuration | neurons | contexts | gates | base | rate | validation (%) "
+        "| examples/s | peak memory (MiB) |",
+        "|---|---|---:|---|---|---|---:|---:|---:|",
+    ]
+    with open(path) as handle:
+        results = [json.loads(line) for line in handle if line.strip()]
+    for r in results:
+        rate = f"{r['lr']:g}" if r["lr_b"] is None else f"min({r['lr_b']:g}/t, {r['lr']:g})"
+        gates = "raw pixels" if r["transform"] == "none" else f"{r['transform']} x{r['scale']:g}"
+        if r.get("hyperplane_normalize") is False:
+            gates += ", unnormalised"
+        base = r["base"] if r["base"] == "pixel" else f"{r['base']} {r['base_param']:g}"
+        lines.append(
+            f"| {r['label']} | {r['layers']} | {2 ** r['context_map_size']} | {gates} | {base} "
+            f"| {rate} | {r['val_accuracy']:.2f} | {r['examples_per_second']:.0f} "
+            f"| {r['peak_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python benchmarks/recipe_search.py")
     parser.add_argument("--phase", default="base")
@@ -269,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
     if args.render:
-        print(render(args.out))
+        print(render_ablation(args.out) if args.phase == "paper" else render(args.out))
         return 0
     X_train, y_train, _, _ = utils.get_mnist(True, args.data_dir, progress=False)
     data = (X_train, y_train)

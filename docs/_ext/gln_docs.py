@@ -9,9 +9,10 @@ file, the machine and the date, as the file records them::
     ```{benchmark-table} speed
     ```
 
-Kinds: ``speed``, ``accuracy``, ``learning-curve``, ``recipe-search``, ``sklearn``,
-``scaling-classes``, ``recipe-timing``. A missing or unreadable file is a build warning (an
-error under ``-W``), never a silently empty table.
+Kinds: ``speed``, ``accuracy``, ``learning-curve``, ``recipe-search``, ``paper-ablation``,
+``sklearn``, ``scaling-classes``, ``recipe-timing``, and those of the UCI regression and
+forgetting runs. A missing or unreadable file is a build warning (an error under ``-W``),
+never a silently empty table.
 """
 
 from __future__ import annotations
@@ -129,6 +130,23 @@ def _recipe_search(root: Path) -> tuple[str, str]:
     return recipe_search.render(root / "benchmarks/recipe-search.jsonl"), note
 
 
+def _paper_ablation(root: Path) -> tuple[str, str]:
+    recipe_search = _script(root, "recipe_search")
+
+    path = root / "benchmarks/paper-ablation.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    machines = sorted({row["machine"] for row in rows})
+    dates = sorted({row["date"] for row in rows})
+    note = (
+        "Command: `python benchmarks/recipe_search.py --phase paper --out "
+        "benchmarks/paper-ablation.jsonl` (render with `--render --phase paper`). Validation: "
+        "trained online on the first 50,000 training examples, tested on the last 10,000, "
+        "deskewed MNIST, 10 classes, batch 1, one pass, seed 0; one configuration at a time. "
+        f"Machine: {'; '.join(machines)}, no GPU. Date: {', '.join(dates)}."
+    )
+    return recipe_search.render_ablation(path), note
+
+
 def _sklearn(root: Path) -> tuple[str, str]:
     sklearn_compare = _script(root, "sklearn_compare")
 
@@ -235,6 +253,7 @@ KINDS = {
     "accuracy": _accuracy,
     "learning-curve": _learning_curve,
     "recipe-search": _recipe_search,
+    "paper-ablation": _paper_ablation,
     "sklearn": _sklearn,
     "scaling-classes": _scaling_classes,
     "recipe-timing": _recipe_timing,

@@ -50,3 +50,51 @@ def test_render_reads_rows_with_and_without_a_base(tmp_path):
     assert recipe_search.variants("size")[1]["seeds"] == [0, 1, 2]
     with pytest.raises(ValueError, match="unknown phase"):
         recipe_search.variants("nope")
+
+
+def test_ablation_moves_one_factor_at_a_time_between_the_paper_and_the_recipe():
+    rows = recipe_search.variants("paper")
+    labels = [row["label"] for row in rows]
+    assert len(set(labels)) == len(labels)
+    paper, recipe = rows[labels.index("paper as written")], rows[labels.index("recipe")]
+    assert paper["layers"] == [128, 128, 1] and paper["context_map_size"] == 4
+    assert (paper["lr"], paper["lr_b"], paper["transform"], paper["base"]) == (
+        0.01,
+        100.0,
+        "none",
+        "pixel",
+    )
+    assert paper["hyperplane_normalize"] is True and paper["hyperplane_bias_scale"] == 1.0
+    assert recipe["base_param"] == 60.0 and recipe["layers"] == [32, 32, 1]
+    keys = set(recipe_search.BASE) | {"label"}
+    for row in rows:
+        assert set(row) == keys
+        start = paper if row["label"].startswith("paper") else recipe
+        changed = {key for key in keys - {"label"} if row[key] != start[key]}
+        # one factor: the inputs move together (the sharpened base is a function of the gates)
+        one_factor = changed <= {"transform", "scale", "base", "base_param"} or changed in (
+            {"context_map_size"},
+            {"lr", "lr_b"},
+            {"layers"},
+            {"hyperplane_normalize"},
+        )
+        assert one_factor, (row["label"], changed)
+
+
+def test_render_ablation(tmp_path):
+    row = {**recipe_search.PAPER, "label": "paper as written", "val_accuracy": 95.125}
+    row.update(member_accuracy=[95.125], seconds=10.0, examples_per_second=4321.6)
+    row["peak_rss_mib"] = 812.4
+    other = {**row, **recipe_search.RECIPE_INPUTS, "label": "x", "lr_b": None}
+    other["hyperplane_normalize"] = False
+    path = tmp_path / "ablation.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (row, other)))
+    lines = recipe_search.render_ablation(path).splitlines()
+    assert lines[2] == (
+        "| paper as written | [128, 128, 1] | 16 | raw pixels | pixel | min(100/t, 0.01) "
+        "| 95.12 | 4322 | 812 |"
+    )
+    assert lines[3] == (
+        "| x | [128, 128, 1] | 16 | center x30, unnormalised | sigmoid 60 | 0.01 | 95.12 "
+        "| 4322 | 812 |"
+    )
