@@ -13,19 +13,24 @@ with its validation accuracy and time, to a JSON-lines file, so a search can be 
 resumed.
 
 The ``paper`` phase is an ablation between the paper's configuration (:data:`PAPER`) and the
-recipe (:data:`RECIPE`): one factor at a time from each towards the other. Its rows carry a
-label, the training speed (examples per second of the online pass, compilation included) and
-the process's peak resident memory during the run; ``--render --phase paper`` prints them.
+recipe (:data:`RECIPE`): one factor at a time from each towards the other; ``paper-combos``
+gives the recipe's inputs the paper's width and depth, other context dimensions and other
+schedule constants. Their rows carry a label, the training speed (examples per second of the
+online pass, compilation included) and the process's peak resident memory during the run
+(Python, JAX, the dataset and the model; with ``--isolate`` each variant runs in a fresh
+process, so the figure is its own); ``--render --phase paper`` prints them.
 
 Examples:
     python benchmarks/recipe_search.py --phase base --out benchmarks/recipe-search.jsonl
-    python benchmarks/recipe_search.py --phase paper --out benchmarks/paper-ablation.jsonl
+    python benchmarks/recipe_search.py --phase paper --isolate --out benchmarks/paper-ablation.jsonl
+    python benchmarks/recipe_search.py --context-usage
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 
@@ -85,10 +90,20 @@ RECIPE_INPUTS = {"transform": "center", "scale": 30.0, "base": "sigmoid", "base_
 #: The paper's side information and base predictions: the raw pixels.
 PAPER_INPUTS = {"transform": "none", "scale": 1.0, "base": "pixel", "base_param": None}
 
+#: DeepMind's open-source MNIST example (``gated_linear_networks/examples/bernoulli_mnist.py``)
+#: draws the hyperplane offsets from ``N(0, 0.05**2)`` ...
+SMALL_OFFSETS = {"hyperplane_bias_scale": 0.05}
+#: ... and uses the image standardised online as side information, its sigmoid as base
+#: predictions (``eps`` 0.1 here, in pixel units of ``[0, 1]``).
+EXAMPLE_INPUTS = {"transform": "standardize", "scale": 1.0, "base": "sigmoid", "base_param": 1.0}
+#: The paper's configuration with the open-source example's inputs and offsets.
+EXAMPLE = {**PAPER, **EXAMPLE_INPUTS, **SMALL_OFFSETS}
+
 
 def ablation() -> list[dict]:
     """The paper's configuration, then one factor at a time from it towards the recipe, then
-    the recipe and one factor at a time from it back towards the paper (each with a label)."""
+    the recipe and one factor at a time from it back towards the paper, then the hyperplane
+    offsets and inputs of DeepMind's open-source example (each with a label)."""
     towards = [
         ("paper as written", {}),
         ("paper + the recipe's inputs (centred x30 gates, sharpened base)", RECIPE_INPUTS),
@@ -105,9 +120,71 @@ def ablation() -> list[dict]:
         ("recipe + [128, 128, 1] neurons", {"layers": [128, 128, 1]}),
         ("recipe + unnormalised normals", {"hyperplane_normalize": False}),
     ]
-    return [{**PAPER, **change, "label": label} for label, change in towards] + [
-        {**RECIPE, **change, "label": label} for label, change in back
+    last = [
+        ("paper + offsets N(0, 0.05^2)", {**PAPER, **SMALL_OFFSETS}),
+        (
+            "paper + open-source example's inputs (standardised gates, sigmoid base), "
+            "offsets N(0, 0.05^2)",
+            EXAMPLE,
+        ),
+        ("recipe + offsets N(0, 0.05^2)", {**RECIPE, **SMALL_OFFSETS}),
     ]
+    return (
+        [{**PAPER, **change, "label": label} for label, change in towards]
+        + [{**RECIPE, **change, "label": label} for label, change in back]
+        + [{**row, "label": label} for label, row in last]
+    )
+
+
+def combinations() -> list[dict]:
+    """The recipe's inputs with the paper's width and depth, context dimensions 4 to 8 and
+    the schedule's constants ``min(c / t, m)``, then the open-source example's inputs and
+    offsets on the paper's configuration with more contexts, other offsets, a sharper base,
+    another schedule and the recipe's size (each with a label)."""
+    wide = {**RECIPE, "layers": [128, 128, 1]}
+    rows = [
+        ("recipe + [128, 128, 128, 1] neurons", {**RECIPE, "layers": [128, 128, 128, 1]}),
+        ("recipe + [32, 32, 32, 1] neurons", {**RECIPE, "layers": [32, 32, 32, 1]}),
+    ]
+    rows += [
+        (f"recipe + {2**k} contexts (dimension {k})", {**RECIPE, "context_map_size": k})
+        for k in (5, 7, 8)
+    ]
+    rows += [
+        (
+            f"recipe + [128, 128, 1], {2**k} contexts (dimension {k})",
+            {**wide, "context_map_size": k},
+        )
+        for k in (4, 5, 7, 8)
+    ]
+    rows += [
+        (f"recipe + rate min({c:g}/t, {m:g})", {**RECIPE, "lr": m, "lr_b": c})
+        for c, m in ((30.0, 0.01), (100.0, 0.003), (300.0, 0.003), (50.0, 0.002))
+    ]
+    best_rate = {"lr": 0.002, "lr_b": 50.0}  # the best of those on validation
+    rows += [
+        (
+            "recipe + 256 contexts, rate min(50/t, 0.002)",
+            {**RECIPE, "context_map_size": 8, **best_rate},
+        ),
+        (
+            "recipe + [128, 128, 1], 256 contexts, rate min(50/t, 0.002)",
+            {**wide, "context_map_size": 8, **best_rate},
+        ),
+    ]
+    example = "paper + example's inputs and offsets"
+    rows += [
+        (f"{example}, 64 contexts", {**EXAMPLE, "context_map_size": 6}),
+        (f"{example}, 256 contexts", {**EXAMPLE, "context_map_size": 8}),
+        (f"{example}, offsets N(0, 1)", {**EXAMPLE, "hyperplane_bias_scale": 1.0}),
+        (f"{example}, base sigmoid(3 z)", {**EXAMPLE, "base_param": 3.0}),
+        (f"{example}, rate min(50/t, 0.002)", {**EXAMPLE, **best_rate}),
+        (
+            f"{example}, [32, 32, 1], 64 contexts, rate 1e-3",
+            {**EXAMPLE, "layers": [32, 32, 1], "context_map_size": 6, "lr": 1e-3, "lr_b": None},
+        ),
+    ]
+    return [{**row, "label": label} for label, row in rows]
 
 
 def base_inputs(x: np.ndarray, side: np.ndarray, params: dict) -> np.ndarray:
@@ -306,7 +383,11 @@ def variants(phase: str) -> list[dict]:
         ]
     if phase == "paper":
         return ablation()
-    known = "paper, base, clip, wide, base-predictions, schedules, size, gates, sharpen, "
+    if phase == "paper-combos":
+        return combinations()
+    known = (
+        "paper, paper-combos, base, clip, wide, base-predictions, schedules, size, gates, sharpen, "
+    )
     known += "sharpen-2, sharpen-3, sharp-combos, sharp-more, sharp-rates, sharp-gates"
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
@@ -343,6 +424,46 @@ def render(path) -> str:
     return "\n".join(lines)
 
 
+def context_usage(params: dict, X_train: np.ndarray, neurons: int = 256) -> dict:
+    """How the first layer's hyperplanes cut the validation-split training stream.
+
+    Draws the hyperplanes of ``params`` (seed 0) as :func:`gln_jax.init` does, applies them to
+    the side information of the last 10,000 of the first 50,000 training examples (online
+    transform, as in :func:`run`) and reports, over the first ``neurons`` neurons of layer 1:
+    the share of hyperplanes that put fewer than 1% of those examples on one side, and the mean
+    number of contexts that hold at least 1% of them.
+    """
+    import jax
+
+    from gln_jax.core.network import init
+
+    k = params["context_map_size"]
+    config = make_config(
+        params["layers"],
+        X_train.shape[1],
+        context_map_size=k,
+        num_classes=10,
+        context_bias=params["context_bias"],
+        hyperplane_normalize=params.get("hyperplane_normalize"),
+        hyperplane_bias_scale=params.get("hyperplane_bias_scale", 1.0),
+    )
+    side, _ = online_side_info(X_train[:50000], params["transform"], params["scale"])
+    side = side[-10000:].astype(np.float64)
+    layer = init(jax.random.key(0), config).layers[0]
+    planes = np.asarray(layer.hyperplanes, np.float64).reshape(-1, k, side.shape[1])[:neurons]
+    offsets = np.asarray(layer.hyperplane_bias, np.float64).reshape(-1, k)[:neurons]
+    bits = np.einsum("nkd,td->ntk", planes, side) > offsets[:, None, :]
+    share = bits.mean(axis=1)
+    index = (bits * (2 ** np.arange(k))).sum(-1)
+    counts = np.stack([np.bincount(row, minlength=2**k) for row in index]) / index.shape[1]
+    return {
+        "label": params["label"],
+        "contexts": 2**k,
+        "constant_hyperplanes": float(np.mean((share < 0.01) | (share > 0.99))),
+        "contexts_used": float(np.mean(np.sum(counts >= 0.01, axis=1))),
+    }
+
+
 def render_ablation(path) -> str:
     """Markdown table of an ablation results file: one row per labelled configuration."""
     lines = [
@@ -371,16 +492,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", default="base")
     parser.add_argument("--set", default="{}", help="JSON dict of overrides for every variant")
     parser.add_argument("--variants", default=None, help="JSON list of variants (else --phase)")
-    parser.add_argument("--out", required=True, help="JSON-lines file the results go to")
+    parser.add_argument("--out", default=None, help="JSON-lines file the results go to")
     parser.add_argument("--render", action="store_true", help="print --out as a table, stop")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each variant in a fresh process, so that each row's peak memory is its own",
+    )
+    parser.add_argument("--index", type=int, default=None, help="run only this variant")
+    parser.add_argument(
+        "--context-usage",
+        action="store_true",
+        help="print how the first layer's hyperplanes of the paper, the open-source example "
+        "and the recipe cut the training stream, then stop",
+    )
     args = parser.parse_args(argv)
+    labelled = args.phase in ("paper", "paper-combos")
+    if args.render and args.out is None:
+        parser.error("--render needs --out, the results file to print")
     if args.render:
-        print(render_ablation(args.out) if args.phase == "paper" else render(args.out))
+        print(render_ablation(args.out) if labelled else render(args.out))
         return 0
+    if args.context_usage:
+        X_train, _, _, _ = utils.get_mnist(True, args.data_dir, progress=False)
+        print("| configuration | hyperplanes cutting < 1% off | contexts used (>= 1%) |")
+        print("|---|---:|---:|")
+        for params in (
+            {**PAPER, "label": "paper as written"},
+            {**EXAMPLE, "label": "paper + example's inputs and offsets"},
+            {**RECIPE, "label": "recipe"},
+        ):
+            found = context_usage(params, X_train)
+            print(
+                f"| {found['label']} | {100 * found['constant_hyperplanes']:.1f}% "
+                f"| {found['contexts_used']:.1f} of {found['contexts']} |"
+            )
+        return 0
+    if args.out is None:
+        parser.error("--out is required (except with --context-usage)")
+    found = json.loads(args.variants) if args.variants else variants(args.phase)
+    if args.isolate and args.index is None:
+        rest = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--isolate"]
+        for index in range(len(found)):
+            subprocess.run([sys.executable, __file__, *rest, "--index", str(index)], check=True)
+        return 0
+    if args.index is not None:
+        found = [found[args.index]]
     X_train, y_train, _, _ = utils.get_mnist(True, args.data_dir, progress=False)
     data = (X_train, y_train)
-    found = json.loads(args.variants) if args.variants else variants(args.phase)
     for change in found:
         params = {**BASE, **json.loads(args.set), **change}
         result = run(params, data)

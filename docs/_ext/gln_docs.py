@@ -10,9 +10,9 @@ file, the machine and the date, as the file records them::
     ```
 
 Kinds: ``speed``, ``accuracy``, ``learning-curve``, ``recipe-search``, ``paper-ablation``,
-``sklearn``, ``scaling-classes``, ``recipe-timing``, and those of the UCI regression and
-forgetting runs. A missing or unreadable file is a build warning (an error under ``-W``),
-never a silently empty table.
+``paper-combos``, ``sklearn``, ``scaling-classes``, ``recipe-timing``, and those of the UCI
+regression and forgetting runs. A missing or unreadable file is a build warning (an error under
+``-W``), never a silently empty table.
 """
 
 from __future__ import annotations
@@ -130,19 +130,19 @@ def _recipe_search(root: Path) -> tuple[str, str]:
     return recipe_search.render(root / "benchmarks/recipe-search.jsonl"), note
 
 
-def _paper_ablation(root: Path) -> tuple[str, str]:
+def _paper_ablation(root: Path, phase: str, file: str) -> tuple[str, str]:
     recipe_search = _script(root, "recipe_search")
 
-    path = root / "benchmarks/paper-ablation.jsonl"
+    path = root / "benchmarks" / file
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     machines = sorted({row["machine"] for row in rows})
     dates = sorted({row["date"] for row in rows})
     note = (
-        "Command: `python benchmarks/recipe_search.py --phase paper --out "
-        "benchmarks/paper-ablation.jsonl` (render with `--render --phase paper`). Validation: "
-        "trained online on the first 50,000 training examples, tested on the last 10,000, "
-        "deskewed MNIST, 10 classes, batch 1, one pass, seed 0; one configuration at a time. "
-        f"Machine: {'; '.join(machines)}, no GPU. Date: {', '.join(dates)}."
+        f"Command: `python benchmarks/recipe_search.py --phase {phase} --isolate --out "
+        f"benchmarks/{file}` (render with `--render --phase {phase}`). Validation: trained "
+        "online on the first 50,000 training examples, tested on the last 10,000, deskewed "
+        "MNIST, 10 classes, batch 1, one pass, seed 0; each configuration alone, in a fresh "
+        f"process. Machine: {'; '.join(machines)}, no GPU. Date: {', '.join(dates)}."
     )
     return recipe_search.render_ablation(path), note
 
@@ -253,7 +253,8 @@ KINDS = {
     "accuracy": _accuracy,
     "learning-curve": _learning_curve,
     "recipe-search": _recipe_search,
-    "paper-ablation": _paper_ablation,
+    "paper-ablation": lambda root: _paper_ablation(root, "paper", "paper-ablation.jsonl"),
+    "paper-combos": lambda root: _paper_ablation(root, "paper-combos", "paper-combos.jsonl"),
     "sklearn": _sklearn,
     "scaling-classes": _scaling_classes,
     "recipe-timing": _recipe_timing,

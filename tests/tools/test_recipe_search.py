@@ -72,13 +72,30 @@ def test_ablation_moves_one_factor_at_a_time_between_the_paper_and_the_recipe():
         start = paper if row["label"].startswith("paper") else recipe
         changed = {key for key in keys - {"label"} if row[key] != start[key]}
         # one factor: the inputs move together (the sharpened base is a function of the gates)
-        one_factor = changed <= {"transform", "scale", "base", "base_param"} or changed in (
+        inputs = {"transform", "scale", "base", "base_param"}
+        # the open-source example's row moves the inputs and the offsets together
+        one_factor = changed <= inputs | {"hyperplane_bias_scale"} or changed in (
             {"context_map_size"},
             {"lr", "lr_b"},
             {"layers"},
             {"hyperplane_normalize"},
         )
         assert one_factor, (row["label"], changed)
+
+
+def test_combinations_start_from_the_recipe_and_are_labelled():
+    rows = recipe_search.variants("paper-combos")
+    labels = [row["label"] for row in rows]
+    assert len(set(labels)) == len(labels)
+    for row in rows:
+        if row["label"].startswith("recipe + "):
+            expected = {"transform": "center", "scale": 30.0, "base": "sigmoid", "base_param": 60.0}
+        else:
+            assert row["label"].startswith("paper + example's inputs and offsets, ")
+            expected = {"transform": "standardize", "scale": 1.0, "base": "sigmoid"}
+        assert {key: row[key] for key in expected} == expected, row["label"]
+    assert {row["context_map_size"] for row in rows} == {4, 5, 6, 7, 8}
+    assert [128, 128, 128, 1] in [row["layers"] for row in rows]
 
 
 def test_render_ablation(tmp_path):
@@ -98,3 +115,20 @@ def test_render_ablation(tmp_path):
         "| x | [128, 128, 1] | 16 | center x30, unnormalised | sigmoid 60 | 0.01 | 95.12 "
         "| 4322 | 812 |"
     )
+
+
+def test_context_usage_counts_constant_hyperplanes_and_used_contexts():
+    rng = np.random.default_rng(0)
+    blank = np.zeros((12000, 784), np.float32)  # every projection 0: the offsets decide alone
+    paper = {**recipe_search.PAPER, "layers": [2, 1], "label": "blank"}
+    found = recipe_search.context_usage(paper, blank, neurons=20)
+    assert found == {
+        "label": "blank",
+        "contexts": 16,
+        "constant_hyperplanes": 1.0,
+        "contexts_used": 1.0,
+    }
+    noise = rng.standard_normal((12000, 784)).astype(np.float32)
+    centred = {**recipe_search.RECIPE, "layers": [2, 1], "label": "noise"}
+    found = recipe_search.context_usage(centred, noise, neurons=20)
+    assert found["constant_hyperplanes"] == 0.0 and found["contexts_used"] == 64.0
