@@ -220,6 +220,22 @@ def online_side_info(x: np.ndarray, transform: str, scale: float, eps: float = 0
     return (out * scale).astype(np.float32), (final_mean, final_scale)
 
 
+def config_of(params: dict, input_size: int):
+    """The 10-class :class:`gln_jax.GLNConfig` of a configuration over ``input_size`` pixels."""
+    return make_config(
+        params["layers"],
+        input_size,
+        context_map_size=params["context_map_size"],
+        num_classes=10,
+        base_prediction_size=input_size * (2 if params.get("base") == "both" else 1),
+        context_bias=params["context_bias"],
+        pred_clipping=params["pred_clipping"],
+        weight_clipping=params["weight_clipping"],
+        hyperplane_normalize=params.get("hyperplane_normalize"),
+        hyperplane_bias_scale=params.get("hyperplane_bias_scale", 1.0),
+    )
+
+
 def run(params: dict, data) -> dict:
     import jax
     import jax.numpy as jnp
@@ -229,18 +245,7 @@ def run(params: dict, data) -> dict:
 
     X_train, y_train = data
     Xt, yt, Xv, yv = X_train[:50000], y_train[:50000], X_train[50000:], y_train[50000:]
-    config = make_config(
-        params["layers"],
-        Xt.shape[1],
-        context_map_size=params["context_map_size"],
-        num_classes=10,
-        base_prediction_size=Xt.shape[1] * (2 if params.get("base") == "both" else 1),
-        context_bias=params["context_bias"],
-        pred_clipping=params["pred_clipping"],
-        weight_clipping=params["weight_clipping"],
-        hyperplane_normalize=params.get("hyperplane_normalize"),
-        hyperplane_bias_scale=params.get("hyperplane_bias_scale", 1.0),
-    )
+    config = config_of(params, Xt.shape[1])
     side, (mean, inv) = online_side_info(Xt, params["transform"], params["scale"])
     side_v = ((Xv - mean) * inv * params["scale"]).astype(np.float32)
     if params["transform"] == "none":
@@ -392,6 +397,12 @@ def variants(phase: str) -> list[dict]:
     raise ValueError(f"unknown phase {phase!r}; known: {known}")
 
 
+def read_results(path) -> list[dict]:
+    """The rows of a JSON-lines results file, in the order written."""
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def render(path) -> str:
     """Markdown table of every configuration in a results file, in the order tried."""
     lines = [
@@ -399,9 +410,7 @@ def render(path) -> str:
         "| rate | seeds | validation (%) | s |",
         "|---:|---|---:|---|---:|---|---:|---:|---|---|---:|---:|",
     ]
-    with open(path) as handle:
-        results = [json.loads(line) for line in handle if line.strip()]
-    for i, r in enumerate(results, 1):
+    for i, r in enumerate(read_results(path), 1):
         rate = f"{r['lr']:g}"
         if r["lr_b"] is not None:
             rate = f"min({r['lr']:g}, {r['lr_b']:g}/t)"
@@ -438,15 +447,7 @@ def context_usage(params: dict, X_train: np.ndarray, neurons: int = 256) -> dict
     from gln_jax.core.network import init
 
     k = params["context_map_size"]
-    config = make_config(
-        params["layers"],
-        X_train.shape[1],
-        context_map_size=k,
-        num_classes=10,
-        context_bias=params["context_bias"],
-        hyperplane_normalize=params.get("hyperplane_normalize"),
-        hyperplane_bias_scale=params.get("hyperplane_bias_scale", 1.0),
-    )
+    config = config_of(params, X_train.shape[1])
     side, _ = online_side_info(X_train[:50000], params["transform"], params["scale"])
     side = side[-10000:].astype(np.float64)
     layer = init(jax.random.key(0), config).layers[0]
@@ -464,15 +465,13 @@ def context_usage(params: dict, X_train: np.ndarray, neurons: int = 256) -> dict
     }
 
 
-def render_ablation(path) -> str:
-    """Markdown table of an ablation results file: one row per labelled configuration."""
+def render_ablation(results: list[dict]) -> str:
+    """Markdown table of ablation rows (:func:`read_results`), one per labelled configuration."""
     lines = [
         "| configuration | neurons | contexts | gates | base | rate | validation (%) "
         "| examples/s | peak memory (MiB) |",
         "|---|---|---:|---|---|---|---:|---:|---:|",
     ]
-    with open(path) as handle:
-        results = [json.loads(line) for line in handle if line.strip()]
     for r in results:
         rate = f"{r['lr']:g}" if r["lr_b"] is None else f"min({r['lr_b']:g}/t, {r['lr']:g})"
         gates = "raw pixels" if r["transform"] == "none" else f"{r['transform']} x{r['scale']:g}"
@@ -512,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render and args.out is None:
         parser.error("--render needs --out, the results file to print")
     if args.render:
-        print(render_ablation(args.out) if labelled else render(args.out))
+        print(render_ablation(read_results(args.out)) if labelled else render(args.out))
         return 0
     if args.context_usage:
         X_train, _, _, _ = utils.get_mnist(True, args.data_dir, progress=False)

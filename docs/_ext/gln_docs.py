@@ -133,8 +133,7 @@ def _recipe_search(root: Path) -> tuple[str, str]:
 def _paper_ablation(root: Path, phase: str, file: str) -> tuple[str, str]:
     recipe_search = _script(root, "recipe_search")
 
-    path = root / "benchmarks" / file
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = recipe_search.read_results(root / "benchmarks" / file)
     machines = sorted({row["machine"] for row in rows})
     dates = sorted({row["date"] for row in rows})
     note = (
@@ -144,7 +143,7 @@ def _paper_ablation(root: Path, phase: str, file: str) -> tuple[str, str]:
         "MNIST, 10 classes, batch 1, one pass, seed 0; each configuration alone, in a fresh "
         f"process. Machine: {'; '.join(machines)}, no GPU. Date: {', '.join(dates)}."
     )
-    return recipe_search.render_ablation(path), note
+    return recipe_search.render_ablation(rows), note
 
 
 def _sklearn(root: Path) -> tuple[str, str]:

@@ -106,7 +106,7 @@ def test_render_ablation(tmp_path):
     other["hyperplane_normalize"] = False
     path = tmp_path / "ablation.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in (row, other)))
-    lines = recipe_search.render_ablation(path).splitlines()
+    lines = recipe_search.render_ablation(recipe_search.read_results(path)).splitlines()
     assert lines[2] == (
         "| paper as written | [128, 128, 1] | 16 | raw pixels | pixel | min(100/t, 0.01) "
         "| 95.12 | 4322 | 812 |"
