@@ -158,7 +158,7 @@ def _forward(
         if x.ndim == 2:  # first layer: one input vector shared by every class
             s = _first_layer_sums(wf, x, r, dense=dense)
         else:
-            s = np.matmul(wf[r], x[:, :, :, None])[..., 0]  # [B, C, K, I] @ [B, C, I, 1]
+            s = numerics.matmul(wf[r], x[:, :, :, None])[..., 0]  # [B, C, K, I] @ [B, C, I, 1]
         p = numerics.clip_probability(numerics.sigmoid(s), config.pred_clipping)
         xs.append(x)
         ps.append(p)

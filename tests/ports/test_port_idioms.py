@@ -8,6 +8,9 @@ a ``tf.Module`` of variables whose ``tf.function``\\ s are traced once.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -115,6 +118,82 @@ def test_numpy_float64_state_stays_float64(backend, x64):
     )
     assert p.dtype == np.float64
     assert all(leaf.dtype == np.float64 for layer in new_state.layers for leaf in layer)
+
+
+def _is_guard(node) -> bool:
+    """``with np.errstate(invalid=...)`` (or ``all=...``)."""
+    return isinstance(node, ast.With) and any(
+        isinstance(item.context_expr, ast.Call)
+        and ast.unparse(item.context_expr.func).endswith("errstate")
+        and any(kw.arg in ("invalid", "all") for kw in item.context_expr.keywords)
+        for item in node.items
+    )
+
+
+def _unguarded(tree, is_target) -> list[tuple[str, int]]:
+    """``(enclosing function, line)`` of every node for which ``is_target`` holds that sits
+    outside an ``np.errstate(invalid=...)`` block."""
+    found = []
+
+    def visit(node, function: str, inside: bool) -> None:
+        if isinstance(node, ast.FunctionDef):
+            function = node.name
+        inside = inside or _is_guard(node)
+        if not inside and is_target(node):
+            found.append((function, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function, inside)
+
+    visit(tree, "<module>", False)
+    return found
+
+
+def _is_product(node) -> bool:
+    if isinstance(node, ast.BinOp):
+        return isinstance(node.op, ast.MatMult)
+    return isinstance(node, ast.Call) and ast.unparse(node.func) in ("np.matmul", "np.dot")
+
+
+def test_numpy_products_go_through_the_invalid_flag_guard():
+    """OpenBLAS can leave FE_INVALID set after a product of finite operands (on some CPUs
+    only), which NumPy reports as a ``RuntimeWarning``. Every product of the NumPy port goes
+    through ``numerics.matmul`` or sits in an ``np.errstate(invalid=...)`` block, in its own
+    function or, for a per-step helper kept free of the guard's cost, at every call of it."""
+    package = Path(__file__).resolve().parents[2] / "ports" / "gln_numpy"
+    trees = {
+        path.name: ast.parse(path.read_text(), filename=str(path))
+        for path in sorted(package.glob("*.py"))
+        if path.name != "numerics.py"  # where the guard itself is written
+    }
+    assert "network.py" in trees
+    helpers = {}  # function -> its unguarded products
+    for name, tree in trees.items():
+        for function, line in _unguarded(tree, _is_product):
+            helpers.setdefault(function, []).append(f"{name}:{line}")
+    offenders = [
+        where for function, lines in helpers.items() if function == "<module>" for where in lines
+    ]
+
+    def calls(function):
+        def is_call(node) -> bool:
+            return isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == function
+
+        return is_call
+
+    for function, lines in helpers.items():
+        everywhere = [n for tree in trees.values() for n in ast.walk(tree) if calls(function)(n)]
+        sites = [
+            (name, site)
+            for name, tree in trees.items()
+            for site in _unguarded(tree, calls(function))
+        ]
+        if not everywhere:  # an entry point: nothing guards it
+            offenders += lines
+        else:  # a helper: guarded only where every call of it is
+            offenders += [
+                f"{where} (via {name}:{line})" for where in lines for name, (_, line) in sites
+            ]
+    assert not offenders, f"unguarded products (use numerics.matmul): {offenders}"
 
 
 # --------------------------------------------------------------------------- PyTorch
