@@ -37,6 +37,7 @@ POOL_OPTIONS = {
     "prior_strength": 100.0,
     "novelty_scale": 2.0,
     "projection_size": 64,
+    "rate_scale": 3.0,
 }
 MLP_HIDDEN = (256, 256)
 MLP_BATCH = 10

@@ -25,7 +25,13 @@ Members are kept, added and trained online by that posterior alone, with no task
 Prediction needs no label: the members' weights are updated by ``p_m(x)`` only, and the GLNs'
 probabilities are mixed by that posterior, so an example from an old task is routed to the
 member that learned it. :func:`~gln_jax.continual.pool_step` returns that prediction, made
-before it learns.
+before it learns, from the switching mixture's weights (the prior for the stream's next
+example); :func:`~gln_jax.continual.predict_pool` weighs the members by the examples each has
+learned instead (the prior for a held-out set of every task), or as the stream does.
+
+With ``rate_scale`` set, the learner steps at ``min(learning_rate, rate_scale / (n + 1))``,
+``n`` the examples it has learned from: a member's rate falls as it learns its segment, so a
+later task's stray examples that it wins cannot overwrite it.
 
 A member's input model is the Gaussian posterior-predictive of its examples shrunk towards the
 prior: mean ``(sum z + k mu0) / (n + k)`` and covariance
@@ -83,6 +89,11 @@ class PoolConfig(StaticConfig):
         input_weight: exponent ``b`` on the input models' densities (a tempered likelihood,
             ``p_m(x)**b``): below 1 it keeps a Gaussian's over-confident density in ``D``
             dimensions from outweighing the labels' evidence.
+        rate_scale: ``None`` (the learner's GLN steps at the given rate) or ``s > 0``: each
+            member follows its own inverse-time schedule, stepping at
+            ``min(learning_rate, s / (n + 1))`` with ``n`` the examples it has learned from.
+            A member that has learned a task then takes small steps, so the few examples of a
+            later task that it wins (a 9 that looks like a 4) cannot undo what it learned.
     """
 
     member: GLNConfig
@@ -93,6 +104,7 @@ class PoolConfig(StaticConfig):
     novelty_scale: float = 4.0
     prior_variance: float = 1e-2
     input_weight: float = 1.0
+    rate_scale: float | None = None
 
     @property
     def num_outcomes(self) -> int:
@@ -162,6 +174,11 @@ def make_pool_config(member: GLNConfig, **options) -> PoolConfig:
         value = getattr(config, name)
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    scale = config.rate_scale
+    if scale is not None and not (
+        isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0
+    ):
+        raise ValueError(f"rate_scale must be None or a positive finite number, got {scale!r}")
     return config
 
 
@@ -292,7 +309,18 @@ def _member_probabilities_one(members, inputs, side_info, *, config):
     return p / jnp.sum(p, axis=-1, keepdims=True)
 
 
-def predict(state: PoolState, inputs: Array, side_info: Array, *, config: PoolConfig) -> Array:
+#: How :func:`predict` weighs the members before their input models: see its ``routing``.
+ROUTINGS = ("counts", "posterior")
+
+
+def predict(
+    state: PoolState,
+    inputs: Array,
+    side_info: Array,
+    *,
+    config: PoolConfig,
+    routing: str = "counts",
+) -> Array:
     """Label distribution of a batch, with no label: members mixed by ``w_m p_m(x)``.
 
     Args:
@@ -300,19 +328,35 @@ def predict(state: PoolState, inputs: Array, side_info: Array, *, config: PoolCo
         inputs: ``[B, P]`` base probabilities (as for :func:`gln_jax.batch_apply`).
         side_info: ``[B, N]`` raw examples.
         config: the pool's config.
+        routing: the members' weights ``w_m`` before their input models (static).
+            ``"counts"``: each member's share of the examples learned so far, ``n_m + 1``
+            normalised, the prior for held-out examples drawn from everything the pool has
+            seen (a test set of every task). ``"posterior"``: the switching mixture's current
+            weights, the prior for the examples that continue the stream (what
+            :func:`~gln_jax.continual.pool_step` predicts with); after a long task they
+            favour its member so strongly that examples of earlier tasks are routed to it.
 
     Returns:
         ``[B, K]`` probabilities of the ``K = member.num_classes`` outcomes.
 
+    Raises:
+        ValueError: an unknown ``routing``.
+
     Example:
         >>> probs = predict(state, x, x, config=config)  # doctest: +SKIP
     """
+    if routing == "counts":
+        prior = jnp.log(state.counts + 1.0)
+    elif routing == "posterior":
+        prior = state.log_weights
+    else:
+        raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
     z = side_info @ state.projection
     log_x = input_log_densities(state, z, config=config)  # [B, M]
-    routing = jnp.where(state.in_use[None], state.log_weights[None] + log_x, -jnp.inf)
-    routing = jax.nn.softmax(routing, axis=-1)  # [B, M]
+    weights = jnp.where(state.in_use[None], prior[None] + log_x, -jnp.inf)
+    weights = jax.nn.softmax(weights, axis=-1)  # [B, M]
     probs = member_probabilities(state.members, inputs, side_info, config=config)
-    return jnp.einsum("bm,bmk->bk", routing, probs)
+    return jnp.einsum("bm,bmk->bk", weights, probs)
 
 
 def step(
@@ -349,9 +393,10 @@ def step(
     learner = jnp.argmax(jnp.where(state.in_use, log_x + log_y + state.log_weights, -jnp.inf))
     learner = learner.astype(jnp.int32)
     member = jax.tree.map(lambda leaf: leaf[learner], state.members)
-    member, _ = network.update(
-        member, inputs, side_info, label, learning_rate, config=config.member
-    )
+    rate = jnp.asarray(learning_rate, dtype)
+    if config.rate_scale is not None:  # the learner's own inverse-time schedule
+        rate = jnp.minimum(rate, config.rate_scale / (state.counts[learner] + 1.0))
+    member, _ = network.update(member, inputs, side_info, label, rate, config=config.member)
     members = jax.tree.map(lambda leaf, new: leaf.at[learner].set(new), state.members, member)
     outer = jnp.outer(z, z)
     slots = jnp.arange(config.capacity)

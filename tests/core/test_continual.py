@@ -102,6 +102,58 @@ def test_first_example_adopts_the_fresh_member_and_opens_the_next_slot():
         np.testing.assert_array_equal(np.asarray(got[1:]), np.asarray(old[1:]))
 
 
+@pytest.mark.parametrize(("count", "rate"), [(3.0, 0.1), (9.0, 0.05)])
+def test_rate_scale_steps_the_learner_at_its_own_inverse_time_rate(count, rate):
+    config = _config(rate_scale=0.5)
+    state = pool.init(jax.random.key(5), config)
+    state = state._replace(counts=state.counts.at[0].set(count))  # slot 0 learned ``count``
+    x = jnp.full((8,), 0.3, jnp.float32)
+    new, _ = pool.step(state, x, x, jnp.int32(1), 0.1, config=config)
+    # min(0.1, 0.5 / (count + 1)): the given rate for 3 examples, 0.05 for 9
+    expected = network_update(state, x, 1, rate, config)
+    for got, want in zip(jax.tree.leaves(new.members), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(np.asarray(got[0]), np.asarray(want), rtol=1e-6)
+    assert float(new.counts[0]) == count + 1.0
+    if rate != 0.1:  # the constant rate would have stepped further
+        constant, _ = pool.step(state, x, x, jnp.int32(1), 0.1, config=_config())
+        assert not np.allclose(
+            np.asarray(constant.members.layers[0].weights[0]),
+            np.asarray(new.members.layers[0].weights[0]),
+        )
+
+
+def test_predict_weighs_members_by_counts_or_by_the_stream_posterior():
+    config = _config()
+    state = pool.init(jax.random.key(6), config)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(40, 8)).astype(np.float32)
+    y = rng.integers(0, 2, size=40).astype(np.int32)
+    state, _ = pool.scan_step(state, x, x, y, jnp.float32(0.1), config=config)
+    assert int(np.asarray(state.in_use).sum()) >= 2
+    z = jnp.asarray(x) @ state.projection
+    log_x = np.asarray(pool.input_log_densities(state, z, config=config))
+    probs = np.asarray(pool.member_probabilities(state.members, x, x, config=config))
+    in_use = np.asarray(state.in_use)
+    priors = {
+        "counts": np.log(np.asarray(state.counts) + 1.0),  # n_m + 1, normalised by softmax
+        "posterior": np.asarray(state.log_weights),
+    }
+    for routing, prior in priors.items():
+        scores = np.where(in_use[None], prior[None] + log_x, -np.inf)
+        weights = np.exp(scores - scores.max(1, keepdims=True))
+        weights /= weights.sum(1, keepdims=True)
+        got = pool.predict(state, x, x, config=config, routing=routing)
+        np.testing.assert_allclose(
+            np.asarray(got), np.einsum("bm,bmk->bk", weights, probs), rtol=1e-5, atol=1e-6
+        )
+    default = pool.predict(state, x, x, config=config)
+    np.testing.assert_array_equal(
+        np.asarray(default), np.asarray(pool.predict(state, x, x, config=config, routing="counts"))
+    )
+    with pytest.raises(ValueError, match="routing"):
+        pool.predict(state, x, x, config=config, routing="uniform")
+
+
 def network_update(state, x, label, rate, config):
     member = jax.tree.map(lambda leaf: leaf[0], state.members)
     return gln_jax.update(member, x, x, jnp.int32(label), rate, config=config.member)[0]
@@ -221,6 +273,9 @@ def test_full_pool_empties_its_least_used_member_to_make_it_fresh():
         ("projection_size", 0, "projection_size"),
         ("novelty_scale", 0.0, "novelty_scale"),
         ("input_weight", float("nan"), "input_weight"),
+        ("rate_scale", 0.0, "rate_scale"),
+        ("rate_scale", float("inf"), "rate_scale"),
+        ("rate_scale", "3", "rate_scale"),
     ],
 )
 def test_config_refuses_out_of_range_options(option, value, message):
