@@ -143,6 +143,11 @@ class PoolState(NamedTuple):
     projection: Array
 
 
+def _positive_finite(value) -> bool:
+    """Whether ``value`` is an int or float, finite and above 0."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
 def make_pool_config(member: GLNConfig, **options) -> PoolConfig:
     """Validates the pool's options and builds a :class:`PoolConfig`.
 
@@ -172,12 +177,10 @@ def make_pool_config(member: GLNConfig, **options) -> PoolConfig:
         raise ValueError(f"projection_size must be a positive int, got {config.projection_size!r}")
     for name in ("prior_strength", "novelty_scale", "prior_variance", "input_weight"):
         value = getattr(config, name)
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        if not _positive_finite(value):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     scale = config.rate_scale
-    if scale is not None and not (
-        isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0
-    ):
+    if scale is not None and not _positive_finite(scale):
         raise ValueError(f"rate_scale must be None or a positive finite number, got {scale!r}")
     return config
 
