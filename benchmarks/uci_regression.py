@@ -26,10 +26,11 @@ Models, all on the same splits:
   (:func:`precision_mixture`: the geometric mixture's mean, and its variance plus the
   members' disagreement), the standard deviations times one factor per split fitted by
   :func:`gln_jax.gaussian.std_scale_of` (what ``GaussianGLN.calibrate`` fits) on
-  held-out data: the same ensemble trained on 80% of the training split, on the other 20%
-  (:func:`ensemble_calibration_factor`). Members and clip chosen by the cross-validation of
-  ``--search --search-stage 4`` (validation RMSE), the spread and the calibration by
-  ``--search-stage 5`` (validation log-likelihood).
+  out-of-fold predictions of the training split: ``recipes.UCI_REGRESSION_FOLDS`` (5) folds,
+  each predicted by the same ensemble trained on the others
+  (:func:`ensemble_calibration_factor`, :func:`out_of_fold_members`). Members and clip chosen
+  by the cross-validation of ``--search --search-stage 4`` (validation RMSE), the spread and
+  the calibration by ``--search-stage 5`` (validation log-likelihood).
 - ``recipe-ensemble-uncalibrated``: the same, without the factor.
 - ``recipe-ensemble-geometric``: the same five models combined by the equal-weight geometric
   mixture of their Gaussians (:func:`geometric_mixture`), without the factor: the same means,
@@ -114,8 +115,9 @@ DEFAULT_MODEL = {"layer_sizes": [32, 32], "context_map_size": 4}
 #: the steps of ``decay_epochs`` passes (``None``: constant). Stage 4 sets the ensemble; stage 5
 #: keeps stage 4's ensemble and its mean (the geometric mixture's) and sets the spread: the
 #: geometric mixture's variance or the precision-weighted mixture's (which adds the members'
-#: disagreement), and whether a calibration factor scales it (``"held-out"``: fitted on one half
-#: of the validation part, scored on the other, and the other way round; :func:`search_score`).
+#: disagreement), and whether a calibration factor scales it (``"out-of-fold"``: fitted as the
+#: ``recipe-ensemble`` fits it, on out-of-fold predictions of the inner training part alone;
+#: :func:`search_score`).
 SEARCH_GRIDS = {
     1: {
         "num_epochs": (10, 20, 40),
@@ -144,7 +146,7 @@ SEARCH_GRIDS = {
         "members": (5,),
         "input_clip": (3.0,),
         "combine": ("geometric", "precision-mixture"),
-        "calibrate": (None, "held-out"),
+        "calibrate": (None, "out-of-fold"),
     },
 }
 #: Stages whose configurations change only the predictive spread: ranked by log-likelihood.
@@ -474,28 +476,78 @@ def fit_baseline(name: str, x_train, y_train, x_test, *, seed: int):
     return mean, np.full_like(mean, noise)
 
 
+def out_of_fold_members(
+    settings: dict,
+    x_train,
+    y_train,
+    *,
+    seed: int,
+    num_epochs: int,
+    members: int,
+    input_clip: float | None,
+    folds: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions of an ensemble on its own training data: ``(x_train, y_train)``
+    (standardised) cut into ``folds`` random folds (the order of
+    ``numpy.random.RandomState(seed)``); for each fold, the :func:`member_predictions` of
+    ``members`` models (``input_clip``, member seeds from ``seed + 100 (k + 1)`` for fold
+    ``k``) trained on the other folds. No example outside ``(x_train, y_train)`` is read.
+
+    Returns:
+        ``(means, stds)``, each ``[members, len(y_train)]``: every example predicted by models
+        that never learned it.
+    """
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    means = np.empty((members, len(y_train)))
+    stds = np.empty((members, len(y_train)))
+    cuts = np.array_split(np.random.RandomState(seed).permutation(len(y_train)), folds)
+    for k, held in enumerate(cuts):
+        rest = np.setdiff1d(np.arange(len(y_train)), held)
+        means[:, held], stds[:, held] = member_predictions(
+            settings,
+            x_train[rest],
+            y_train[rest],
+            x_train[held],
+            seed=seed + 100 * (k + 1),
+            num_epochs=num_epochs,
+            members=members,
+            input_clip=input_clip,
+        )
+    return means, stds
+
+
+def out_of_fold_factor(y_train, means, stds, *, combine: str, seed: int = 0) -> float:
+    """The calibration factor of an ensemble: :func:`~gln_jax.gaussian.std_scale_of` of the
+    members' out-of-fold predictions (:func:`out_of_fold_members`) combined by ``combine`` (a
+    key of :data:`COMBINE`), against ``y_train``. ``seed`` only names the split in the error
+    a NaN or infinity raises."""
+    from gln_jax.gaussian import std_scale_of
+
+    mean, std = COMBINE[combine](means, stds)
+    check_finite("calibration", seed, f"{len(means)}-member ensemble", mean, std)
+    return float(std_scale_of(y_train[:, None], mean[:, None], std[:, None])[0])
+
+
 def ensemble_calibration_factor(
     settings: dict, x_train, y_train, *, seed: int, num_epochs: int, combine: str
 ) -> float:
-    """:func:`calibration_factor` of the ``recipe-ensemble`` ensemble: the members of
-    :func:`fit_ensemble` trained on the same random 80% of the training split, combined by
-    ``combine``, and :func:`~gln_jax.gaussian.std_scale_of` on the other 20%."""
-    from gln_jax.gaussian import std_scale_of
+    """:func:`out_of_fold_factor` of the ``recipe-ensemble`` ensemble
+    (``recipes.UCI_REGRESSION_MEMBERS`` members, ``recipes.UCI_REGRESSION_INPUT_CLIP``,
+    ``recipes.UCI_REGRESSION_FOLDS`` folds) on one training split."""
+    from gln_jax import recipes
 
-    order = np.random.RandomState(seed).permutation(len(y_train))
-    cut = int(round(0.8 * len(y_train)))
-    fit_rows, valid_rows = order[:cut], order[cut:]
-    members = fit_ensemble(
+    means, stds = out_of_fold_members(
         settings,
-        x_train[fit_rows],
-        y_train[fit_rows],
-        x_train[valid_rows],
+        x_train,
+        y_train,
         seed=seed,
         num_epochs=num_epochs,
+        members=recipes.UCI_REGRESSION_MEMBERS,
+        input_clip=recipes.UCI_REGRESSION_INPUT_CLIP,
+        folds=recipes.UCI_REGRESSION_FOLDS,
     )
-    mean, std = COMBINE[combine](*members)
-    check_finite("calibration", seed, "recipe-ensemble", mean, std)
-    return float(std_scale_of(y_train[valid_rows, None], mean[:, None], std[:, None])[0])
+    return out_of_fold_factor(y_train, means, stds, combine=combine, seed=seed)
 
 
 def calibration_factor(settings: dict, x_train, y_train, *, seed: int, num_epochs: int) -> float:
@@ -612,14 +664,13 @@ def search_score(
     """Mean inner validation RMSE and log-likelihood (standardised target) of ``config`` over
     the training parts of the first ``splits`` splits; the test parts are never read.
 
-    ``config["calibrate"] == "held-out"`` scales the standard deviations by
-    :func:`gln_jax.gaussian.std_scale_of` fitted on one random half of the
-    validation part and applied to the other, each way round (what ``GaussianGLN.calibrate``
-    fits; the scored half is never the fitted one). ``cache`` (a dict) keeps the members'
-    predictions for configurations that differ only in ``combine`` and ``calibrate``.
+    ``config["calibrate"] == "out-of-fold"`` scales the standard deviations by the factor that
+    the deployed ensemble fits: :func:`out_of_fold_factor` on the inner training part alone,
+    so that the validation part scores exactly what a model trained on the inner training part
+    would predict. ``cache`` (a dict) keeps the members' predictions and the factors for
+    configurations that differ only in ``combine`` and ``calibrate``.
     """
     from gln_jax import recipes
-    from gln_jax.gaussian import std_scale_of
 
     settings = {**recipes.uci_regression(X.shape[1]), **config}
     if "layer_sizes" in config:
@@ -630,8 +681,8 @@ def search_score(
     input_clip = settings.pop("input_clip", None)
     combine = settings.pop("combine", "geometric")
     calibrate = settings.pop("calibrate", None)
-    if calibrate not in (None, "held-out"):
-        raise ValueError(f"calibrate must be None or 'held-out', got {calibrate!r}")
+    if calibrate not in (None, "out-of-fold"):
+        raise ValueError(f"calibrate must be None or 'out-of-fold', got {calibrate!r}")
     cache = {} if cache is None else cache
     errors, likelihoods = [], []
     for seed in range(splits):
@@ -659,13 +710,20 @@ def search_score(
             )
         mean, std = COMBINE[combine](*cache[key])
         check_finite(name, seed, f"search {config}", mean, std)
-        if calibrate == "held-out":
-            halves = np.array_split(np.random.RandomState(seed).permutation(len(y_valid)), 2)
-            scaled = std.copy()
-            for fitted, scored in (halves, halves[::-1]):
-                factor = std_scale_of(y_valid[fitted, None], mean[fitted, None], std[fitted, None])
-                scaled[scored] = std[scored] * factor[0]
-            std = scaled
+        if calibrate == "out-of-fold":
+            folds_key = ("out-of-fold", *key)
+            if folds_key not in cache:
+                cache[folds_key] = out_of_fold_members(
+                    settings,
+                    x_fit,
+                    y_fit,
+                    seed=seed,
+                    num_epochs=epochs,
+                    members=members,
+                    input_clip=input_clip,
+                    folds=recipes.UCI_REGRESSION_FOLDS,
+                )
+            std = std * out_of_fold_factor(y_fit, *cache[folds_key], combine=combine, seed=seed)
         valid = scores(y_valid, mean, std)
         errors.append(valid["rmse"])
         likelihoods.append(valid["ll"])

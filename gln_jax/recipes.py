@@ -63,6 +63,9 @@ UCI_REGRESSION_MEMBERS = 5
 #: Standardised features of the :func:`uci_regression` ensemble are clipped into this many
 #: training standard deviations either side of the mean.
 UCI_REGRESSION_INPUT_CLIP = 3.0
+#: Folds of the out-of-fold predictions that calibrate the :func:`uci_regression` ensemble's
+#: standard deviations.
+UCI_REGRESSION_FOLDS = 5
 
 
 def uci_regression(input_size: int) -> dict:
@@ -86,10 +89,12 @@ def uci_regression(input_size: int) -> dict:
     Gaussian GLN neuron computes with every weight ``1 / M``), by validation RMSE. Stage 5,
     by validation log-likelihood, chose the spread around it: the mixture of the members'
     Gaussians weighted by their precisions, moment-matched (the geometric mixture's variance
-    plus the members' disagreement), times one calibration factor fitted on held-out data
+    plus the members' disagreement), times one calibration factor
     (:func:`gln_jax.gaussian.std_scale_of`, what :meth:`GaussianGLN.calibrate
-    <gln_jax.GaussianGLN.calibrate>` fits): the same ensemble trained on 80% of the training
-    data, evaluated on the other 20%::
+    <gln_jax.GaussianGLN.calibrate>` fits) fitted on out-of-fold predictions of the training
+    data: cut into :data:`UCI_REGRESSION_FOLDS` folds, each fold predicted by the same
+    ensemble trained on the other folds. With ``models`` the members trained on all of the
+    training data::
 
         c = recipes.UCI_REGRESSION_INPUT_CLIP
         x, x_test = np.clip(x, -c, c), np.clip(x_test, -c, c)  # before training the M models
@@ -99,6 +104,10 @@ def uci_regression(input_size: int) -> dict:
         mean = (weights * means).sum(axis=0)
         spread = (weights * np.square(means - mean)).sum(axis=0)
         std = np.sqrt(1 / precisions.mean(axis=0) + spread) * factor
+
+    where ``factor`` is ``std_scale_of(y[:, None], oof_mean[:, None], oof_std[:, None])[0]``
+    for the ``(mean, std)`` of the ensembles trained without each example's fold
+    (the :doc:`Gaussian guide </guides/gaussian>` has the code).
 
     Args:
         input_size: width of an example.

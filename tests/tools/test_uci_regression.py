@@ -12,6 +12,8 @@ pytest.importorskip("sklearn")
 
 import uci_regression  # noqa: E402
 
+from gln_jax import recipes  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "uci-regression.json"
 
 
@@ -168,15 +170,16 @@ def test_committed_results_are_complete_finite_and_render():
     assert "MC dropout, published" in table
 
 
-def test_search_stage_five_calibrates_on_one_half_and_scores_the_other(monkeypatch):
-    """Stage 5 reuses the members of a configuration for every combination and calibration,
-    and its held-out factor never sees the half it scores."""
+def test_search_stage_five_calibrates_out_of_fold_on_the_inner_training_part(monkeypatch):
+    """Stage 5 scores the calibration the ensemble deploys: a factor fitted on out-of-fold
+    predictions of the inner training part, never on the validation part it scores; members
+    and out-of-fold predictions are computed once for every combination."""
     calls = []
 
     def members(settings, x_train, y_train, x_test, *, seed, num_epochs, members, input_clip):
-        calls.append(seed)
+        calls.append((seed, len(x_train), len(x_test)))
         # members agree on a mean of 0 with a standard deviation of 0.2: far too narrow for
-        # the standardised validation targets (standard deviation about 1)
+        # the standardised targets (standard deviation 1 on the inner training part)
         return np.zeros((members, len(x_test))), np.full((members, len(x_test)), 0.2)
 
     monkeypatch.setattr(uci_regression, "member_predictions", members)
@@ -184,26 +187,69 @@ def test_search_stage_five_calibrates_on_one_half_and_scores_the_other(monkeypat
     config = {"members": 5, "input_clip": 3.0, "combine": "mixture", "calibrate": None}
     cache = {}
     raw = uci_regression.search_score("diabetes", X, y, config, 2, cache)
+    assert [seed for seed, _, _ in calls] == [0, 1]
     calibrated = uci_regression.search_score(
-        "diabetes", X, y, {**config, "calibrate": "held-out"}, 2, cache
+        "diabetes", X, y, {**config, "calibrate": "out-of-fold"}, 2, cache
     )
-    assert calls == [0, 1]  # the second configuration's members came from the cache
-    assert calibrated[0] == raw[0]  # the same means
-    assert calibrated[1] > raw[1] + 5  # log-likelihood of z / 5 instead of z
-    # by hand for split 0: each half is scored with the factor of the other
     train, _ = uci_regression.split(len(y), 0)
+    fit_count = int(round(0.8 * len(train)))
+    folds = recipes.UCI_REGRESSION_FOLDS
+    # split 0: one ensemble per fold, trained on the other folds of the inner training part
+    assert len(calls) == 2 + 2 * folds  # per split: the members, then one ensemble per fold
+    split_0 = [call for call in calls[2:] if call[0] % 100 == 0]
+    assert sorted(c[0] for c in split_0) == [100 * (k + 1) for k in range(folds)]
+    assert sum(c[2] for c in split_0) == fit_count  # every inner training example, once
+    assert all(c[1] + c[2] == fit_count for c in split_0)
+    assert calibrated[0] == raw[0]  # the same means
+    # the out-of-fold residuals are the standardised inner training targets themselves
+    # (root mean square exactly 1), so the factor is 5 and the scored deviation 1; a factor
+    # fitted on the validation part would not be exactly 5
     inner = np.random.RandomState(0).permutation(len(train))
-    cut = int(round(0.8 * len(train)))
-    _, y_valid, _, _ = uci_regression.standardise(y[train[inner[:cut]]], y[train[inner[cut:]]])
-    halves = np.array_split(np.random.RandomState(0).permutation(len(y_valid)), 2)
-    std = np.empty(len(y_valid))
-    for fitted, scored in (halves, halves[::-1]):
-        std[scored] = 0.2 * np.sqrt(np.mean((y_valid[fitted] / 0.2) ** 2))
-    split_0 = uci_regression.scores(y_valid, np.zeros(len(y_valid)), std)["ll"]
-    one_split = uci_regression.search_score(
-        "diabetes", X, y, {**config, "calibrate": "held-out"}, 1, cache
+    _, y_valid, _, _ = uci_regression.standardise(
+        y[train[inner[:fit_count]]], y[train[inner[fit_count:]]]
     )
-    assert one_split[1] == pytest.approx(split_0, rel=1e-12)
+    expected = uci_regression.scores(y_valid, np.zeros(len(y_valid)), np.ones(len(y_valid)))
+    calls.clear()
+    one_split = uci_regression.search_score(
+        "diabetes", X, y, {**config, "calibrate": "out-of-fold", "combine": "geometric"}, 1, cache
+    )
+    assert calls == []  # another combination: members and out-of-fold predictions cached
+    assert one_split[1] == pytest.approx(expected["ll"], rel=1e-12)
+    assert calibrated[1] > raw[1] + 5  # log-likelihood of z / 5 instead of z
+    with pytest.raises(ValueError, match="calibrate must be None or 'out-of-fold'"):
+        uci_regression.search_score("diabetes", X, y, {**config, "calibrate": "held-out"}, 1)
+
+
+def test_out_of_fold_members_predict_each_example_with_models_that_never_learned_it(
+    monkeypatch,
+):
+    seen = []
+
+    def members(settings, x_train, y_train, x_test, *, seed, num_epochs, members, input_clip):
+        learned, predicted = set(x_train[:, 0]), set(x_test[:, 0])
+        assert not learned & predicted
+        assert len(learned | predicted) == 23
+        seen.append(seed)
+        ids = np.broadcast_to(x_test[:, 0], (members, len(x_test)))
+        return ids + np.arange(members)[:, None] * 100, np.ones((members, len(x_test)))
+
+    monkeypatch.setattr(uci_regression, "member_predictions", members)
+    x = np.arange(23.0)[:, None]
+    means, stds = uci_regression.out_of_fold_members(
+        {}, x, np.zeros(23), seed=7, num_epochs=1, members=3, input_clip=None, folds=4
+    )
+    assert seen == [107, 207, 307, 407]
+    np.testing.assert_array_equal(means, np.arange(23.0) + np.arange(3)[:, None] * 100)
+    np.testing.assert_array_equal(stds, np.ones((3, 23)))
+    # combined by the precision mixture and fitted by std_scale_of: residuals over std
+    y = np.arange(23.0) + 100 + 2.0
+    mean, std = uci_regression.precision_mixture(means, stds)
+    factor = uci_regression.out_of_fold_factor(y, means, stds, combine="precision-mixture")
+    assert factor == pytest.approx(np.sqrt(np.mean(((y - mean) / std) ** 2)), rel=1e-12)
+    with pytest.raises(ValueError, match="folds must be at least 2"):
+        uci_regression.out_of_fold_members(
+            {}, x, np.zeros(23), seed=0, num_epochs=1, members=1, input_clip=None, folds=1
+        )
 
 
 def test_search_stage_five_ranks_by_log_likelihood():
@@ -246,3 +292,18 @@ def test_precision_mixture_matches_the_moments_of_the_weighted_mixture():
     same, same_std = uci_regression.precision_mixture(np.ones((4, 3)), np.full((4, 3), 2.0))
     np.testing.assert_allclose(same, 1.0)
     np.testing.assert_allclose(same_std, 2.0)
+
+
+def test_recipe_ensemble_is_what_the_committed_stage_five_search_chose():
+    """The committed stage-5 search ran the current grid, and ``recipe-ensemble`` (and the
+    recipe's constants) are its best configuration."""
+    data = json.loads((RESULTS.parent / "uci-regression-search-5.json").read_text())
+    grid = uci_regression.SEARCH_GRIDS[5]
+    ran = {(row["combine"], row["calibrate"]) for row in data["rows"]}
+    assert ran == {(c, k) for c in grid["combine"] for k in grid["calibrate"]}
+    best = data["best"]
+    assert best["mean_ll"] == max(row["mean_ll"] for row in data["rows"])
+    combine, calibrated = uci_regression.ENSEMBLES["recipe-ensemble"]
+    assert (best["combine"], best["calibrate"]) == (combine, "out-of-fold" if calibrated else None)
+    assert best["members"] == recipes.UCI_REGRESSION_MEMBERS
+    assert best["input_clip"] == recipes.UCI_REGRESSION_INPUT_CLIP
