@@ -667,8 +667,8 @@ def search_score(
     ``config["calibrate"] == "out-of-fold"`` scales the standard deviations by the factor that
     the deployed ensemble fits: :func:`out_of_fold_factor` on the inner training part alone,
     so that the validation part scores exactly what a model trained on the inner training part
-    would predict. ``cache`` (a dict) keeps the members' predictions and the factors for
-    configurations that differ only in ``combine`` and ``calibrate``.
+    would predict. ``cache`` (a dict) keeps the members' predictions and their out-of-fold
+    predictions for configurations that differ only in ``combine`` and ``calibrate``.
     """
     from gln_jax import recipes
 
