@@ -113,29 +113,31 @@ def test_boston_two_splits_finite_and_ahead_of_linear_regression():
         assert row["recipe-ensemble-uncalibrated"]["rmse"] < row["LinearRegression"]["rmse"], row
 
 
-def test_ensemble_calibration_factor_trains_real_members_out_of_fold():
-    """The deployed calibration with real models (two passes instead of forty): every
-    training example predicted once, by members that never learned it, and the factor the
-    closed form of those predictions; on diabetes, whose intervals come out too narrow,
-    above 1."""
+def test_ensemble_calibration_factor_trains_real_members_out_of_fold(monkeypatch):
+    """The deployed calibration with real models (two passes instead of forty): out-of-fold
+    predictions of every training example (the folds themselves are checked above), and the
+    factor the closed form of those predictions; on diabetes, whose intervals come out too
+    narrow, above 1."""
     X, y = uci_regression.load("diabetes")
     train, _ = uci_regression.split(len(y), 0)
     x_train, _, _ = uci_regression.standardise(X[train][:150])
     y_train, _, _ = uci_regression.standardise(y[train][:150])
     settings = recipes.uci_regression(X.shape[1])
-    kwargs = {"seed": 3, "num_epochs": 2}
+    seen = []
+    real = uci_regression.out_of_fold_members
+
+    def recorded(*args, **kwargs):  # the factor's own predictions, not a second training
+        seen.append((kwargs, real(*args, **kwargs)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(uci_regression, "out_of_fold_members", recorded)
     factor = uci_regression.ensemble_calibration_factor(
-        settings, x_train, y_train, combine="precision-mixture", **kwargs
+        settings, x_train, y_train, seed=3, num_epochs=2, combine="precision-mixture"
     )
-    means, stds = uci_regression.out_of_fold_members(
-        settings,
-        x_train,
-        y_train,
-        members=recipes.UCI_REGRESSION_MEMBERS,
-        input_clip=recipes.UCI_REGRESSION_INPUT_CLIP,
-        folds=recipes.UCI_REGRESSION_FOLDS,
-        **kwargs,
-    )
+    ((kwargs, (means, stds)),) = seen
+    assert kwargs["members"] == recipes.UCI_REGRESSION_MEMBERS
+    assert kwargs["input_clip"] == recipes.UCI_REGRESSION_INPUT_CLIP
+    assert kwargs["folds"] == recipes.UCI_REGRESSION_FOLDS
     assert means.shape == stds.shape == (recipes.UCI_REGRESSION_MEMBERS, 150)
     assert np.isfinite(means).all() and (stds > 0).all()
     mean, std = uci_regression.precision_mixture(means, stds)
