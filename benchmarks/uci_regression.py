@@ -24,16 +24,19 @@ Models, all on the same splits:
   ``+-recipes.UCI_REGRESSION_INPUT_CLIP`` (3) training standard deviations, combined as the
   mixture of their Gaussians weighted by their precisions, moment-matched
   (:func:`precision_mixture`: the geometric mixture's mean, and its variance plus the
-  members' disagreement), the standard deviations times one factor per split fitted by
-  :func:`gln_jax.gaussian.std_scale_of` (what ``GaussianGLN.calibrate`` fits) on
-  out-of-fold predictions of the training split: ``recipes.UCI_REGRESSION_FOLDS`` (5) folds,
-  each predicted by the same ensemble trained on the others
-  (:func:`ensemble_calibration_factor`, :func:`out_of_fold_members`). Members and clip chosen
-  by the cross-validation of ``--search --search-stage 4`` (validation RMSE), the spread and
-  the calibration by ``--search-stage 5`` (validation log-likelihood).
-- ``recipe-ensemble-uncalibrated``: the same, without the factor.
+  members' disagreement), each of the two parts of the variance times a weight per split
+  (:func:`variance_weights_of`: the maximum-likelihood weights) fitted on out-of-fold
+  predictions of the training split: ``recipes.UCI_REGRESSION_FOLDS`` (5) folds, each
+  predicted by the same ensemble trained on the others (:func:`ensemble_out_of_fold`,
+  :func:`calibrated_ensemble`). Members and clip chosen by the cross-validation of
+  ``--search --search-stage 4`` (validation RMSE), the spread and the calibration by
+  ``--search-stage 5`` (validation log-likelihood).
+- ``recipe-ensemble-one-factor``: the same, the standard deviations times one factor per
+  split instead, :func:`gln_jax.gaussian.std_scale_of` (what ``GaussianGLN.calibrate`` fits)
+  on the same out-of-fold predictions (:func:`out_of_fold_factor`).
+- ``recipe-ensemble-uncalibrated``: the same, without calibration.
 - ``recipe-ensemble-geometric``: the same five models combined by the equal-weight geometric
-  mixture of their Gaussians (:func:`geometric_mixture`), without the factor: the same means,
+  mixture of their Gaussians (:func:`geometric_mixture`), without calibration: the same means,
   narrower intervals.
 - baselines (scikit-learn): ``LinearRegression``, ``SGDRegressor`` with one pass
   (``max_iter=1, tol=None, shuffle=False``) and ``GradientBoostingRegressor``
@@ -115,9 +118,10 @@ DEFAULT_MODEL = {"layer_sizes": [32, 32], "context_map_size": 4}
 #: the steps of ``decay_epochs`` passes (``None``: constant). Stage 4 sets the ensemble; stage 5
 #: keeps stage 4's ensemble and its mean (the geometric mixture's) and sets the spread: the
 #: geometric mixture's variance or the precision-weighted mixture's (which adds the members'
-#: disagreement), and whether a calibration factor scales it (``"out-of-fold"``: fitted as the
-#: ``recipe-ensemble`` fits it, on out-of-fold predictions of the inner training part alone;
-#: :func:`search_score`).
+#: disagreement), and how it is calibrated on out-of-fold predictions of the inner training
+#: part alone (:func:`search_score`): not at all, by one factor (``"out-of-fold"``), or by a
+#: weight on each part of the precision-weighted mixture's variance (``"out-of-fold-parts"``;
+#: the geometric mixture's has one part only).
 SEARCH_GRIDS = {
     1: {
         "num_epochs": (10, 20, 40),
@@ -146,7 +150,7 @@ SEARCH_GRIDS = {
         "members": (5,),
         "input_clip": (3.0,),
         "combine": ("geometric", "precision-mixture"),
-        "calibrate": (None, "out-of-fold"),
+        "calibrate": (None, "out-of-fold", "out-of-fold-parts"),
     },
 }
 #: Stages whose configurations change only the predictive spread: ranked by log-likelihood.
@@ -168,15 +172,17 @@ GLN_MODELS = (
     "recipe",
     "recipe-calibrated",
     "recipe-ensemble",
+    "recipe-ensemble-one-factor",
     "recipe-ensemble-uncalibrated",
     "recipe-ensemble-geometric",
 )
-#: How each ensemble model of :data:`GLN_MODELS` combines the members, and whether it is
-#: calibrated.
+#: How each ensemble model of :data:`GLN_MODELS` combines the members, and how it is
+#: calibrated (``None`` or one of :data:`CALIBRATIONS`).
 ENSEMBLES = {
-    "recipe-ensemble": ("precision-mixture", True),
-    "recipe-ensemble-uncalibrated": ("precision-mixture", False),
-    "recipe-ensemble-geometric": ("geometric", False),
+    "recipe-ensemble": ("precision-mixture", "parts"),
+    "recipe-ensemble-one-factor": ("precision-mixture", "factor"),
+    "recipe-ensemble-uncalibrated": ("precision-mixture", None),
+    "recipe-ensemble-geometric": ("geometric", None),
 }
 BASELINES = ("LinearRegression", "SGDRegressor-one-pass", "GradientBoostingRegressor")
 MODELS = GLN_MODELS + BASELINES
@@ -349,11 +355,79 @@ def precision_mixture(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, 
     Returns:
         ``(mean, std)``, each ``[B]``.
     """
+    mean, noise, disagreement = precision_mixture_parts(means, stds)
+    return mean, np.sqrt(noise + disagreement)
+
+
+def precision_mixture_parts(
+    means: np.ndarray, stds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two parts of :func:`precision_mixture`'s variance: the members' own (``1 / mean
+    precision``, the geometric mixture's) and their disagreement (the precision-weighted
+    variance of their means).
+
+    Args:
+        means, stds: ``[M, B]`` members' predictive means and standard deviations.
+
+    Returns:
+        ``(mean, noise, disagreement)``, each ``[B]``: the mean, and the two variances whose
+        sum is the mixture's.
+    """
     precisions = 1.0 / np.square(stds)
     weights = precisions / precisions.sum(axis=0)
     mean = (weights * means).sum(axis=0)
-    spread = (weights * np.square(means - mean)).sum(axis=0)
-    return mean, np.sqrt(1.0 / precisions.mean(axis=0) + spread)
+    disagreement = (weights * np.square(means - mean)).sum(axis=0)
+    return mean, 1.0 / precisions.mean(axis=0), disagreement
+
+
+def variance_weights_of(y, mean, noise, disagreement) -> tuple[float, float]:
+    """The weights ``(a, b)`` that maximise the mean Gaussian log-likelihood of ``y`` under
+    ``N(mean, a * noise + b * disagreement)``: how much to trust the members' own variance
+    and how much their disagreement (:func:`precision_mixture_parts`). No closed form:
+    L-BFGS-B on the logs of the weights (bounded to ``e**+-20``) with the exact gradient,
+    started from the one factor that scales both parts (``a = b``, the square of
+    :func:`~gln_jax.gaussian.std_scale_of`).
+
+    Args:
+        y, mean: ``[B]`` targets and predicted means.
+        noise: ``[B]`` positive variances.
+        disagreement: ``[B]`` non-negative variances.
+
+    Returns:
+        ``(a, b)``, positive floats.
+
+    Raises:
+        ValueError: an input is not finite, a ``noise`` is not positive, a ``disagreement``
+            is negative, or the shapes differ.
+    """
+    from scipy.optimize import minimize
+
+    y, mean, noise, disagreement = (
+        np.asarray(a, np.float64) for a in (y, mean, noise, disagreement)
+    )
+    if not (y.ndim == 1 and y.shape == mean.shape == noise.shape == disagreement.shape):
+        raise ValueError(
+            "y, mean, noise and disagreement must be [B] arrays of one length, got shapes "
+            f"{y.shape}, {mean.shape}, {noise.shape} and {disagreement.shape}"
+        )
+    if not all(np.isfinite(a).all() for a in (y, mean, noise, disagreement)) or len(y) == 0:
+        raise ValueError("y, mean, noise and disagreement must be finite and not empty")
+    if (noise <= 0).any() or (disagreement < 0).any():
+        raise ValueError("noise must be positive and disagreement non-negative")
+    squared = np.square(y - mean)
+
+    def loss(log_weights):
+        a, b = np.exp(log_weights)
+        variance = a * noise + b * disagreement
+        slope = 0.5 * (1.0 / variance - squared / np.square(variance))  # d loss / d variance
+        value = 0.5 * np.mean(np.log(variance) + squared / variance)
+        return value, np.array([np.mean(slope * a * noise), np.mean(slope * b * disagreement)])
+
+    start = math.log(float(np.mean(squared / (noise + disagreement))))
+    start = min(max(start, -20.0), 20.0)
+    found = minimize(loss, [start, start], jac=True, method="L-BFGS-B", bounds=[(-20, 20)] * 2)
+    best = found.x if found.fun <= loss([start, start])[0] else np.array([start, start])
+    return float(np.exp(best[0])), float(np.exp(best[1]))
 
 
 #: How :func:`fit_members` may combine its members' Gaussians.
@@ -517,6 +591,50 @@ def out_of_fold_members(
     return means, stds
 
 
+#: How an ensemble's spread may be calibrated on out-of-fold predictions: ``"factor"``, one
+#: factor on the standard deviation (:func:`out_of_fold_factor`); ``"parts"``, one weight on
+#: each part of the precision mixture's variance (:func:`variance_weights_of`).
+CALIBRATIONS = ("factor", "parts")
+
+
+def calibrated_ensemble(
+    means, stds, y_train, oof_means, oof_stds, *, combine: str, calibration, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Members' predictions combined by ``combine`` and calibrated on their out-of-fold
+    predictions (:func:`out_of_fold_members`) of the training targets ``y_train``.
+
+    Args:
+        means, stds: ``[M, B]`` the members' predictions to combine.
+        y_train: ``[N]`` standardised training targets.
+        oof_means, oof_stds: ``[M, N]`` out-of-fold predictions of ``y_train``.
+        combine: a key of :data:`COMBINE`.
+        calibration: ``None`` (none), or one of :data:`CALIBRATIONS`; ``"parts"`` needs
+            ``combine="precision-mixture"``.
+        seed: names the split in the error a NaN or infinity raises.
+
+    Returns:
+        ``(mean, std, fitted)``, ``fitted`` the calibration's parameters: ``{"factor": k}`` or
+        ``{"noise_weight": a, "disagreement_weight": b}`` (empty without calibration).
+    """
+    if calibration is None:
+        return (*COMBINE[combine](means, stds), {})
+    if calibration == "factor":
+        factor = out_of_fold_factor(y_train, oof_means, oof_stds, combine=combine, seed=seed)
+        mean, std = COMBINE[combine](means, stds)
+        return mean, std * factor, {"factor": factor}
+    if calibration != "parts" or combine != "precision-mixture":
+        raise ValueError(
+            f"calibration must be None or one of {CALIBRATIONS} ('parts' with "
+            f"'precision-mixture'), got {calibration!r} with {combine!r}"
+        )
+    parts = precision_mixture_parts(oof_means, oof_stds)
+    check_finite("calibration", seed, f"{len(oof_means)}-member ensemble", *parts)
+    a, b = variance_weights_of(y_train, *parts)
+    mean, noise, disagreement = precision_mixture_parts(means, stds)
+    std = np.sqrt(a * noise + b * disagreement)
+    return mean, std, {"noise_weight": a, "disagreement_weight": b}
+
+
 def out_of_fold_factor(y_train, means, stds, *, combine: str, seed: int = 0) -> float:
     """The calibration factor of an ensemble: :func:`~gln_jax.gaussian.std_scale_of` of the
     members' out-of-fold predictions (:func:`out_of_fold_members`) combined by ``combine`` (a
@@ -529,15 +647,16 @@ def out_of_fold_factor(y_train, means, stds, *, combine: str, seed: int = 0) -> 
     return float(std_scale_of(y_train[:, None], mean[:, None], std[:, None])[0])
 
 
-def ensemble_calibration_factor(
-    settings: dict, x_train, y_train, *, seed: int, num_epochs: int, combine: str
-) -> float:
-    """:func:`out_of_fold_factor` of the ``recipe-ensemble`` ensemble
+def ensemble_out_of_fold(
+    settings: dict, x_train, y_train, *, seed: int, num_epochs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`out_of_fold_members` of the ``recipe-ensemble`` ensemble
     (``recipes.UCI_REGRESSION_MEMBERS`` members, ``recipes.UCI_REGRESSION_INPUT_CLIP``,
-    ``recipes.UCI_REGRESSION_FOLDS`` folds) on one training split."""
+    ``recipes.UCI_REGRESSION_FOLDS`` folds) on one training split: ``(means, stds)``, each
+    ``[M, len(y_train)]``."""
     from gln_jax import recipes
 
-    means, stds = out_of_fold_members(
+    return out_of_fold_members(
         settings,
         x_train,
         y_train,
@@ -547,7 +666,6 @@ def ensemble_calibration_factor(
         input_clip=recipes.UCI_REGRESSION_INPUT_CLIP,
         folds=recipes.UCI_REGRESSION_FOLDS,
     )
-    return out_of_fold_factor(y_train, means, stds, combine=combine, seed=seed)
 
 
 def calibration_factor(settings: dict, x_train, y_train, *, seed: int, num_epochs: int) -> float:
@@ -594,13 +712,19 @@ def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
                 fitted["members"] = fit_ensemble(
                     settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs
                 )
-            combine, calibrated = ENSEMBLES[model]
-            mean, std = COMBINE[combine](*fitted["members"])
-            if calibrated:
-                factor = ensemble_calibration_factor(
-                    settings, x_train, y_train, seed=seed, num_epochs=epochs, combine=combine
+            combine, calibration = ENSEMBLES[model]
+            if calibration is not None and "out-of-fold" not in fitted:  # shared likewise
+                fitted["out-of-fold"] = ensemble_out_of_fold(
+                    settings, x_train, y_train, seed=seed, num_epochs=epochs
                 )
-                std = std * factor
+            mean, std, calibrated = calibrated_ensemble(
+                *fitted["members"],
+                y_train,
+                *fitted.get("out-of-fold", (None, None)),
+                combine=combine,
+                calibration=calibration,
+                seed=seed,
+            )
         elif model in GLN_MODELS:
             settings, epochs = gln_settings(model, X.shape[1])
             mean, std = fit_gln(settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs)
@@ -610,8 +734,10 @@ def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
         check_finite(dataset, seed, model, mean, std)
         row = scores(y[test], y_mean + y_std * mean, y_std * std)
         row["seconds"] = time.perf_counter() - start
-        if model in ("recipe-calibrated", "recipe-ensemble"):
+        if model == "recipe-calibrated":
             row["factor"] = factor
+        elif model in ENSEMBLES:
+            row.update(calibrated)
         results[model] = row
     return results
 
@@ -654,8 +780,14 @@ def search_configs(stage: int = 1) -> list[dict]:
     grid = SEARCH_GRIDS[stage]
     keys = list(grid)
     configs = [dict(zip(keys, v, strict=True)) for v in itertools.product(*grid.values())]
-    # one member has nothing to combine: keep one of its combinations
-    return [c for c in configs if c.get("members", 2) > 1 or c.get("combine") == "geometric"]
+    # one member has nothing to combine: keep one of its combinations; the geometric
+    # mixture's variance has no disagreement part to weigh
+    return [
+        c
+        for c in configs
+        if (c.get("members", 2) > 1 or c.get("combine") == "geometric")
+        and not (c.get("calibrate") == "out-of-fold-parts" and c.get("combine") == "geometric")
+    ]
 
 
 def search_score(
@@ -664,11 +796,13 @@ def search_score(
     """Mean inner validation RMSE and log-likelihood (standardised target) of ``config`` over
     the training parts of the first ``splits`` splits; the test parts are never read.
 
-    ``config["calibrate"] == "out-of-fold"`` scales the standard deviations by the factor that
-    the deployed ensemble fits: :func:`out_of_fold_factor` on the inner training part alone,
+    ``config["calibrate"]`` calibrates the spread as the deployed ensemble does, on
+    out-of-fold predictions of the inner training part alone (:func:`calibrated_ensemble`),
     so that the validation part scores exactly what a model trained on the inner training part
-    would predict. ``cache`` (a dict) keeps the members' predictions and their out-of-fold
-    predictions for configurations that differ only in ``combine`` and ``calibrate``.
+    would predict: ``"out-of-fold"`` with one factor, ``"out-of-fold-parts"`` with a weight on
+    each part of the precision mixture's variance. ``cache`` (a dict) keeps the members'
+    predictions and their out-of-fold predictions for configurations that differ only in
+    ``combine`` and ``calibrate``.
     """
     from gln_jax import recipes
 
@@ -681,8 +815,9 @@ def search_score(
     input_clip = settings.pop("input_clip", None)
     combine = settings.pop("combine", "geometric")
     calibrate = settings.pop("calibrate", None)
-    if calibrate not in (None, "out-of-fold"):
-        raise ValueError(f"calibrate must be None or 'out-of-fold', got {calibrate!r}")
+    calibrations = {None: None, "out-of-fold": "factor", "out-of-fold-parts": "parts"}
+    if calibrate not in calibrations:
+        raise ValueError(f"calibrate must be one of {list(calibrations)}, got {calibrate!r}")
     cache = {} if cache is None else cache
     errors, likelihoods = [], []
     for seed in range(splits):
@@ -708,22 +843,27 @@ def search_score(
                 members=members,
                 input_clip=input_clip,
             )
-        mean, std = COMBINE[combine](*cache[key])
+        folds_key = ("out-of-fold", *key)
+        if calibrate is not None and folds_key not in cache:
+            cache[folds_key] = out_of_fold_members(
+                settings,
+                x_fit,
+                y_fit,
+                seed=seed,
+                num_epochs=epochs,
+                members=members,
+                input_clip=input_clip,
+                folds=recipes.UCI_REGRESSION_FOLDS,
+            )
+        mean, std, _ = calibrated_ensemble(
+            *cache[key],
+            y_fit,
+            *cache.get(folds_key, (None, None)),
+            combine=combine,
+            calibration=calibrations[calibrate],
+            seed=seed,
+        )
         check_finite(name, seed, f"search {config}", mean, std)
-        if calibrate == "out-of-fold":
-            folds_key = ("out-of-fold", *key)
-            if folds_key not in cache:
-                cache[folds_key] = out_of_fold_members(
-                    settings,
-                    x_fit,
-                    y_fit,
-                    seed=seed,
-                    num_epochs=epochs,
-                    members=members,
-                    input_clip=input_clip,
-                    folds=recipes.UCI_REGRESSION_FOLDS,
-                )
-            std = std * out_of_fold_factor(y_fit, *cache[folds_key], combine=combine, seed=seed)
         valid = scores(y_valid, mean, std)
         errors.append(valid["rmse"])
         likelihoods.append(valid["ll"])

@@ -64,7 +64,7 @@ UCI_REGRESSION_MEMBERS = 5
 #: training standard deviations either side of the mean.
 UCI_REGRESSION_INPUT_CLIP = 3.0
 #: Folds of the out-of-fold predictions that calibrate the :func:`uci_regression` ensemble's
-#: standard deviations.
+#: variance.
 UCI_REGRESSION_FOLDS = 5
 
 
@@ -88,13 +88,13 @@ def uci_regression(input_size: int) -> dict:
     deviations, and their precision-weighted mean (that of the geometric mixture, what a
     Gaussian GLN neuron computes with every weight ``1 / M``), by validation RMSE. Stage 5,
     by validation log-likelihood, chose the spread around it: the mixture of the members'
-    Gaussians weighted by their precisions, moment-matched (the geometric mixture's variance
-    plus the members' disagreement), times one calibration factor
-    (:func:`gln_jax.gaussian.std_scale_of`, what :meth:`GaussianGLN.calibrate
-    <gln_jax.GaussianGLN.calibrate>` fits) fitted on out-of-fold predictions of the training
-    data: cut into :data:`UCI_REGRESSION_FOLDS` folds, each fold predicted by the same
-    ensemble trained on the other folds. With ``models`` the members trained on all of the
-    training data::
+    Gaussians weighted by their precisions, moment-matched, whose variance has two parts, the
+    members' own (the geometric mixture's) and their disagreement, each with a weight fitted
+    on out-of-fold predictions of the training data: cut into :data:`UCI_REGRESSION_FOLDS`
+    folds, each fold predicted by the same ensemble trained on the other folds, the weights
+    ``(a, b)`` those that maximise the Gaussian log-likelihood of the out-of-fold predictions
+    (no closed form: two parameters, by L-BFGS-B). With ``models`` the members trained on all
+    of the training data::
 
         c = recipes.UCI_REGRESSION_INPUT_CLIP
         x, x_test = np.clip(x, -c, c), np.clip(x_test, -c, c)  # before training the M models
@@ -102,12 +102,11 @@ def uci_regression(input_size: int) -> dict:
         precisions = 1 / np.square(stds)                   # means, stds: [M, B]
         weights = precisions / precisions.sum(axis=0)
         mean = (weights * means).sum(axis=0)
-        spread = (weights * np.square(means - mean)).sum(axis=0)
-        std = np.sqrt(1 / precisions.mean(axis=0) + spread) * factor
+        noise = 1 / precisions.mean(axis=0)
+        disagreement = (weights * np.square(means - mean)).sum(axis=0)
+        std = np.sqrt(a * noise + b * disagreement)
 
-    where ``factor`` is ``std_scale_of(y[:, None], oof_mean[:, None], oof_std[:, None])[0]``
-    for the ``(mean, std)`` of the ensembles trained without each example's fold
-    (the :doc:`Gaussian guide </guides/gaussian>` has the code).
+    (the :doc:`Gaussian guide </guides/gaussian>` has the code that fits ``a`` and ``b``).
 
     Args:
         input_size: width of an example.

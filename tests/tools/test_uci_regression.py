@@ -113,11 +113,11 @@ def test_boston_two_splits_finite_and_ahead_of_linear_regression():
         assert row["recipe-ensemble-uncalibrated"]["rmse"] < row["LinearRegression"]["rmse"], row
 
 
-def test_ensemble_calibration_factor_trains_real_members_out_of_fold(monkeypatch):
-    """The deployed calibration with real models (two passes instead of forty): out-of-fold
-    predictions of every training example (the folds themselves are checked above), and the
-    factor the closed form of those predictions; on diabetes, whose intervals come out too
-    narrow, above 1."""
+def test_ensemble_calibration_trains_real_members_out_of_fold(monkeypatch):
+    """The deployed calibrations with real models (two passes instead of forty): out-of-fold
+    predictions of every training example (the folds themselves are checked above); the
+    factor is the closed form of those predictions (on diabetes, whose intervals come out too
+    narrow, above 1), and the two weights fit them at least as well as the one factor."""
     X, y = uci_regression.load("diabetes")
     train, _ = uci_regression.split(len(y), 0)
     x_train, _, _ = uci_regression.standardise(X[train][:150])
@@ -131,10 +131,9 @@ def test_ensemble_calibration_factor_trains_real_members_out_of_fold(monkeypatch
         return seen[-1][1]
 
     monkeypatch.setattr(uci_regression, "out_of_fold_members", recorded)
-    factor = uci_regression.ensemble_calibration_factor(
-        settings, x_train, y_train, seed=3, num_epochs=2, combine="precision-mixture"
-    )
+    oof = uci_regression.ensemble_out_of_fold(settings, x_train, y_train, seed=3, num_epochs=2)
     ((kwargs, (means, stds)),) = seen
+    assert oof[0] is means and oof[1] is stds
     assert kwargs["members"] == recipes.UCI_REGRESSION_MEMBERS
     assert kwargs["input_clip"] == recipes.UCI_REGRESSION_INPUT_CLIP
     assert kwargs["folds"] == recipes.UCI_REGRESSION_FOLDS
@@ -142,8 +141,15 @@ def test_ensemble_calibration_factor_trains_real_members_out_of_fold(monkeypatch
     assert np.isfinite(means).all() and (stds > 0).all()
     mean, std = uci_regression.precision_mixture(means, stds)
     expected = np.sqrt(np.mean(((y_train - mean) / std) ** 2))
-    assert factor == pytest.approx(expected, rel=1e-6)
-    assert factor > 1
+    fits = {}
+    for calibration in uci_regression.CALIBRATIONS:  # on the training targets themselves
+        *prediction, fits[calibration] = uci_regression.calibrated_ensemble(
+            means, stds, y_train, means, stds, combine="precision-mixture", calibration=calibration
+        )
+        fits[calibration]["ll"] = uci_regression.scores(y_train, *prediction)["ll"]
+    assert fits["factor"]["factor"] == pytest.approx(expected, rel=1e-6)
+    assert fits["factor"]["factor"] > 1
+    assert fits["parts"]["ll"] >= fits["factor"]["ll"] - 1e-9
 
 
 def test_geometric_mixture_is_the_normalised_product_of_powered_densities():
@@ -251,7 +257,13 @@ def test_search_stage_five_calibrates_out_of_fold_on_the_inner_training_part(mon
     assert calls == []  # another combination: members and out-of-fold predictions cached
     assert one_split[1] == pytest.approx(expected["ll"], rel=1e-12)
     assert calibrated[1] > raw[1] + 5  # log-likelihood of z / 5 instead of z
-    with pytest.raises(ValueError, match="calibrate must be None or 'out-of-fold'"):
+    # members that agree have no disagreement to weigh: the weight on their own variance is
+    # the factor's square, 25, and the same deviation 1 is scored
+    parts = {**config, "calibrate": "out-of-fold-parts", "combine": "precision-mixture"}
+    one_split = uci_regression.search_score("diabetes", X, y, parts, 1, cache)
+    assert calls == []
+    assert one_split[1] == pytest.approx(expected["ll"], rel=1e-6)
+    with pytest.raises(ValueError, match="calibrate must be one of"):
         uci_regression.search_score("diabetes", X, y, {**config, "calibrate": "held-out"}, 1)
 
 
@@ -333,12 +345,114 @@ def test_recipe_ensemble_is_what_the_committed_stage_five_search_chose():
     """The committed stage-5 search ran the current grid, and ``recipe-ensemble`` (and the
     recipe's constants) are its best configuration."""
     data = json.loads((RESULTS.parent / "uci-regression-search-5.json").read_text())
-    grid = uci_regression.SEARCH_GRIDS[5]
-    ran = {(row["combine"], row["calibrate"]) for row in data["rows"]}
-    assert ran == {(c, k) for c in grid["combine"] for k in grid["calibrate"]}
+    ran = [{k: row[k] for k in uci_regression.SEARCH_GRIDS[5]} for row in data["rows"]]
+    assert ran == uci_regression.search_configs(5)
     best = data["best"]
     assert best["mean_ll"] == max(row["mean_ll"] for row in data["rows"])
-    combine, calibrated = uci_regression.ENSEMBLES["recipe-ensemble"]
-    assert (best["combine"], best["calibrate"]) == (combine, "out-of-fold" if calibrated else None)
+    combine, calibration = uci_regression.ENSEMBLES["recipe-ensemble"]
+    searched = {None: None, "factor": "out-of-fold", "parts": "out-of-fold-parts"}[calibration]
+    assert (best["combine"], best["calibrate"]) == (combine, searched)
     assert best["members"] == recipes.UCI_REGRESSION_MEMBERS
     assert best["input_clip"] == recipes.UCI_REGRESSION_INPUT_CLIP
+
+
+def test_variance_weights_of_recovers_the_weights_that_drew_the_targets():
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0.5, 2.0, 200_000)
+    disagreement = rng.uniform(0.0, 3.0, 200_000)
+    mean = rng.normal(size=200_000)
+    y = mean + np.sqrt(0.5 * noise + 4.0 * disagreement) * rng.normal(size=200_000)
+    a, b = uci_regression.variance_weights_of(y, mean, noise, disagreement)
+    assert a == pytest.approx(0.5, rel=0.03) and b == pytest.approx(4.0, rel=0.03)
+
+
+def test_variance_weights_of_is_the_maximum_likelihood():
+    """No step of either weight raises the likelihood; without disagreement the weight on the
+    members' own variance is the closed form, the square of ``std_scale_of``."""
+    rng = np.random.default_rng(1)
+    noise, disagreement = rng.uniform(0.1, 1.0, 300), rng.uniform(0.0, 0.5, 300)
+    y, mean = rng.standard_t(3, 300), np.zeros(300)  # heavy tails: no weights drew these
+
+    def ll(a, b):
+        return uci_regression.scores(y, mean, np.sqrt(a * noise + b * disagreement))["ll"]
+
+    a, b = uci_regression.variance_weights_of(y, mean, noise, disagreement)
+    best = ll(a, b)
+    for da, db in ((1.01, 1), (0.99, 1), (1, 1.01), (1, 0.99), (1.01, 0.99), (0.99, 1.01)):
+        assert ll(a * da, b * db) <= best + 1e-12
+    a, _ = uci_regression.variance_weights_of(y, mean, noise, np.zeros(300))
+    assert a == pytest.approx(np.mean(y**2 / noise), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"y": np.array([np.nan, 0.0, 1.0])}, "finite"),
+        ({"noise": np.array([1.0, 0.0, 1.0])}, "noise must be positive"),
+        ({"disagreement": np.array([0.0, -1.0, 0.0])}, "disagreement non-negative"),
+        ({"mean": np.zeros(2)}, "one length"),
+    ],
+)
+def test_variance_weights_of_refuses_bad_input(change, message):
+    arrays = {"y": np.ones(3), "mean": np.zeros(3), "noise": np.ones(3), "disagreement": np.ones(3)}
+    with pytest.raises(ValueError, match=message):
+        uci_regression.variance_weights_of(**{**arrays, **change})
+
+
+def test_calibrated_ensemble_combines_then_calibrates_on_the_out_of_fold_predictions():
+    rng = np.random.default_rng(2)
+    means, stds = rng.normal(size=(5, 7)), rng.uniform(0.2, 1.0, (5, 7))
+    oof_means, oof_stds = rng.normal(size=(5, 40)), rng.uniform(0.2, 1.0, (5, 40))
+    y_train = rng.normal(size=40) * 2.0
+    args = (means, stds, y_train, oof_means, oof_stds)
+    mean, std, fitted = uci_regression.calibrated_ensemble(
+        *args, combine="geometric", calibration=None
+    )
+    np.testing.assert_array_equal((mean, std), uci_regression.geometric_mixture(means, stds))
+    assert fitted == {}
+    mean, std, fitted = uci_regression.calibrated_ensemble(
+        *args, combine="precision-mixture", calibration="factor"
+    )
+    factor = uci_regression.out_of_fold_factor(
+        y_train, oof_means, oof_stds, combine="precision-mixture"
+    )
+    raw_mean, raw_std = uci_regression.precision_mixture(means, stds)
+    np.testing.assert_array_equal(mean, raw_mean)
+    np.testing.assert_allclose(std, raw_std * factor, rtol=1e-12)
+    assert fitted == {"factor": factor}
+    mean, std, fitted = uci_regression.calibrated_ensemble(
+        *args, combine="precision-mixture", calibration="parts"
+    )
+    a, b = uci_regression.variance_weights_of(
+        y_train, *uci_regression.precision_mixture_parts(oof_means, oof_stds)
+    )
+    _, noise, disagreement = uci_regression.precision_mixture_parts(means, stds)
+    np.testing.assert_array_equal(mean, raw_mean)
+    np.testing.assert_allclose(std, np.sqrt(a * noise + b * disagreement), rtol=1e-12)
+    assert fitted == {"noise_weight": a, "disagreement_weight": b}
+    np.testing.assert_allclose(noise + disagreement, raw_std**2, rtol=1e-12)
+    with pytest.raises(ValueError, match="'parts' with 'precision-mixture'"):
+        uci_regression.calibrated_ensemble(*args, combine="geometric", calibration="parts")
+
+
+def test_run_split_trains_the_out_of_fold_ensembles_once_for_every_calibrated_row(monkeypatch):
+    calls = {"members": 0, "out-of-fold": 0}
+
+    def members(settings, x_train, y_train, x_test, *, seed, num_epochs):
+        calls["members"] += 1
+        rng = np.random.default_rng(seed)
+        return rng.normal(size=(5, len(x_test))), rng.uniform(0.5, 1.0, (5, len(x_test)))
+
+    def out_of_fold(settings, x_train, y_train, *, seed, num_epochs):
+        calls["out-of-fold"] += 1
+        rng = np.random.default_rng(seed + 1)
+        return rng.normal(size=(5, len(y_train))), rng.uniform(0.5, 1.0, (5, len(y_train)))
+
+    monkeypatch.setattr(uci_regression, "fit_ensemble", members)
+    monkeypatch.setattr(uci_regression, "ensemble_out_of_fold", out_of_fold)
+    X, y = uci_regression.load("diabetes")
+    row = uci_regression.run_split("diabetes", X, y, 0, tuple(uci_regression.ENSEMBLES))
+    assert calls == {"members": 1, "out-of-fold": 1}
+    assert set(row["recipe-ensemble"]) >= {"noise_weight", "disagreement_weight"}
+    assert "factor" in row["recipe-ensemble-one-factor"]
+    assert row["recipe-ensemble"]["rmse"] == row["recipe-ensemble-uncalibrated"]["rmse"]
