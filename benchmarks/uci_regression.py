@@ -30,7 +30,8 @@ Models, all on the same splits:
   predicted by the same ensemble trained on the others (:func:`ensemble_out_of_fold`,
   :func:`calibrated_ensemble`). Members and clip chosen by the cross-validation of
   ``--search --search-stage 4`` (validation RMSE), the spread and the calibration by
-  ``--search-stage 5`` (validation log-likelihood).
+  ``--search-stage 5`` (validation log-likelihood); ``--search-stage 6`` measures 10 members
+  against 5 (the recipe keeps 5: see the Benchmarks page).
 - ``recipe-ensemble-one-factor``: the same, the standard deviations times one factor per
   split instead, :func:`gln_jax.gaussian.std_scale_of` (what ``GaussianGLN.calibrate`` fits)
   on the same out-of-fold predictions (:func:`out_of_fold_factor`).
@@ -59,8 +60,9 @@ configuration of a stage of :data:`SEARCH_GRIDS` (``--search-stage``), on the tr
 of each of the first ``--search-splits`` splits of each ``--datasets`` dataset, an inner
 80/20 split (by the same seed), standardised on the inner training part; the mean validation
 RMSE and log-likelihood in standard deviations of the target, per dataset. The configuration
-with the lowest mean RMSE over the datasets wins (stages 1 to 4); stage 5, which changes only
-the predictive spread, ranks by the mean log-likelihood. The test splits are never read.
+with the lowest mean RMSE over the datasets wins (stages 1 to 4); stages 5 and 6, which change
+the predictive spread (and, in stage 6, the number of members), rank by the mean
+log-likelihood. The test splits are never read.
 
 Examples:
     python benchmarks/uci_regression.py --json benchmarks/uci-regression.json
@@ -71,6 +73,8 @@ Examples:
         --json benchmarks/uci-regression-search-2.json
     python benchmarks/uci_regression.py --search --search-stage 5 --datasets boston concrete \\
         --json benchmarks/uci-regression-search-5.json
+    python benchmarks/uci_regression.py --search --search-stage 6 --datasets boston concrete \\
+        --json benchmarks/uci-regression-search-6.json
 """
 
 from __future__ import annotations
@@ -121,7 +125,9 @@ DEFAULT_MODEL = {"layer_sizes": [32, 32], "context_map_size": 4}
 #: disagreement), and how it is calibrated on out-of-fold predictions of the inner training
 #: part alone (:func:`search_score`): not at all, by one factor (``"out-of-fold"``), or by a
 #: weight on each part of the precision-weighted mixture's variance (``"out-of-fold-parts"``;
-#: the geometric mixture's has one part only).
+#: the geometric mixture's has one part only). Stage 6 keeps stage 5's choice and sets the
+#: members that predict and those of each fold's ensemble whose out-of-fold predictions fit
+#: the calibration (``calibration_members``; by default as many as predict).
 SEARCH_GRIDS = {
     1: {
         "num_epochs": (10, 20, 40),
@@ -152,9 +158,16 @@ SEARCH_GRIDS = {
         "combine": ("geometric", "precision-mixture"),
         "calibrate": (None, "out-of-fold", "out-of-fold-parts"),
     },
+    6: {
+        "members": (10, 5),  # the larger first: the smaller reuses its first members
+        "calibration_members": (10, 5),
+        "input_clip": (3.0,),
+        "combine": ("precision-mixture",),
+        "calibrate": ("out-of-fold-parts",),
+    },
 }
 #: Stages whose configurations change only the predictive spread: ranked by log-likelihood.
-LL_STAGES = (5,)
+LL_STAGES = (5, 6)
 #: Single changes from the recipe towards DeepMind's reference ``gaussian.py`` (float64
 #: throughout, variance at most 1e5, weights within +-1e3, a variance floor the caller passes,
 #: hyperplane offsets of standard deviation 0.05, here the nearest setting: none).
@@ -782,11 +795,13 @@ def search_configs(stage: int = 1) -> list[dict]:
     configs = [dict(zip(keys, v, strict=True)) for v in itertools.product(*grid.values())]
     # one member has nothing to combine: keep one of its combinations; the geometric
     # mixture's variance has no disagreement part to weigh
+    # calibrating on larger folds' ensembles than those that predict buys nothing
     return [
         c
         for c in configs
         if (c.get("members", 2) > 1 or c.get("combine") == "geometric")
         and not (c.get("calibrate") == "out-of-fold-parts" and c.get("combine") == "geometric")
+        and c.get("calibration_members", 0) <= c.get("members", 1)
     ]
 
 
@@ -800,9 +815,11 @@ def search_score(
     out-of-fold predictions of the inner training part alone (:func:`calibrated_ensemble`),
     so that the validation part scores exactly what a model trained on the inner training part
     would predict: ``"out-of-fold"`` with one factor, ``"out-of-fold-parts"`` with a weight on
-    each part of the precision mixture's variance. ``cache`` (a dict) keeps the members'
-    predictions and their out-of-fold predictions for configurations that differ only in
-    ``combine`` and ``calibrate``.
+    each part of the precision mixture's variance; each fold's ensemble has
+    ``config["calibration_members"]`` members (by default ``config["members"]``). ``cache`` (a
+    dict) keeps the members' predictions and their out-of-fold predictions for configurations
+    that differ only in ``members``, ``calibration_members``, ``combine`` and ``calibrate``
+    (members differ only in their seeds, so fewer members are the first of more).
     """
     from gln_jax import recipes
 
@@ -812,6 +829,7 @@ def search_score(
     epochs = settings.pop("num_epochs", recipes.UCI_REGRESSION_EPOCHS)
     decay_epochs = settings.pop("decay_epochs", None)
     members = settings.pop("members", 1)
+    calibration_members = settings.pop("calibration_members", members)
     input_clip = settings.pop("input_clip", None)
     combine = settings.pop("combine", "geometric")
     calibrate = settings.pop("calibrate", None)
@@ -831,8 +849,9 @@ def search_score(
             )
         x_fit, x_valid, _, _ = standardise(X[fit_rows], X[valid_rows])
         y_fit, y_valid, _, _ = standardise(y[fit_rows], y[valid_rows])
-        key = (name, seed, epochs, members, input_clip, repr(sorted(settings.items())))
-        if key not in cache:
+        # members differ only in their seeds (k = 0, 1, ...): fewer members are the first of more
+        key = (name, seed, epochs, input_clip, repr(sorted(settings.items())))
+        if key not in cache or len(cache[key][0]) < members:
             cache[key] = member_predictions(
                 settings,
                 x_fit,
@@ -844,21 +863,27 @@ def search_score(
                 input_clip=input_clip,
             )
         folds_key = ("out-of-fold", *key)
-        if calibrate is not None and folds_key not in cache:
+        if calibrate is not None and (
+            folds_key not in cache or len(cache[folds_key][0]) < calibration_members
+        ):
             cache[folds_key] = out_of_fold_members(
                 settings,
                 x_fit,
                 y_fit,
                 seed=seed,
                 num_epochs=epochs,
-                members=members,
+                members=calibration_members,
                 input_clip=input_clip,
                 folds=recipes.UCI_REGRESSION_FOLDS,
             )
+        predicted = tuple(a[:members] for a in cache[key])
+        folds = (None, None)
+        if calibrate is not None:
+            folds = tuple(a[:calibration_members] for a in cache[folds_key])
         mean, std, _ = calibrated_ensemble(
-            *cache[key],
+            *predicted,
             y_fit,
-            *cache.get(folds_key, (None, None)),
+            *folds,
             combine=combine,
             calibration=calibrations[calibrate],
             seed=seed,

@@ -59,6 +59,8 @@ def mnist(*, input_size: int = 784, num_classes: int = 10) -> dict:
 UCI_REGRESSION_EPOCHS = 40
 #: Members of the :func:`uci_regression` ensemble: models of different seeds whose Gaussians
 #: are combined by their precision-weighted mixture, moment-matched (see :func:`uci_regression`).
+#: Ten members, calibrated on ten-member folds, gain 0.014 of validation log-likelihood per
+#: example on Boston and Concrete for twice the training (the search's stage 6).
 UCI_REGRESSION_MEMBERS = 5
 #: Standardised features of the :func:`uci_regression` ensemble are clipped into this many
 #: training standard deviations either side of the mean.

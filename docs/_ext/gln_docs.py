@@ -264,6 +264,7 @@ KINDS = {
     "uci-search-3": lambda root: _uci(root, "uci-regression-search-3.json", "render_search"),
     "uci-search-4": lambda root: _uci(root, "uci-regression-search-4.json", "render_search"),
     "uci-search-5": lambda root: _uci(root, "uci-regression-search-5.json", "render_search"),
+    "uci-search-6": lambda root: _uci(root, "uci-regression-search-6.json", "render_search"),
     "forgetting": lambda root: _forgetting(root, "forgetting.json"),
     "forgetting-permuted": lambda root: _forgetting(root, "forgetting-permuted.json"),
 }

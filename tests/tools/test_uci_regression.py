@@ -267,6 +267,55 @@ def test_search_stage_five_calibrates_out_of_fold_on_the_inner_training_part(mon
         uci_regression.search_score("diabetes", X, y, {**config, "calibrate": "held-out"}, 1)
 
 
+def test_search_reuses_the_first_members_of_a_larger_ensemble(monkeypatch):
+    """Members differ only in their seeds, so a search configuration with fewer members (or
+    fewer members per fold's ensemble) scores the first of those a larger one trained, and
+    exactly what training them anew gives."""
+    calls = []
+
+    def members(settings, x_train, y_train, x_test, *, seed, num_epochs, members, input_clip):
+        calls.append((seed, members))
+        k = np.arange(members)[:, None]  # member k of seed s: a mean and spread of its own
+        rng = np.random.default_rng(seed)
+        base = rng.normal(size=len(x_test))
+        return base + 0.3 * np.sin(k + seed), np.full((members, len(x_test)), 0.5) + 0.1 * k
+
+    monkeypatch.setattr(uci_regression, "member_predictions", members)
+    X, y = uci_regression.load("diabetes")
+    config = {
+        "input_clip": 3.0,
+        "combine": "precision-mixture",
+        "calibrate": "out-of-fold-parts",
+    }
+    cache = {}
+    large = uci_regression.search_score(
+        "diabetes", X, y, {**config, "members": 4, "calibration_members": 4}, 1, cache
+    )
+    folds = recipes.UCI_REGRESSION_FOLDS
+    assert calls == [(0, 4)] + [(100 * (k + 1), 4) for k in range(folds)]
+    calls.clear()
+    mixed = uci_regression.search_score(
+        "diabetes", X, y, {**config, "members": 4, "calibration_members": 2}, 1, cache
+    )
+    small = uci_regression.search_score("diabetes", X, y, {**config, "members": 2}, 1, cache)
+    assert calls == []  # both from the cache
+    fresh = uci_regression.search_score("diabetes", X, y, {**config, "members": 2}, 1)
+    assert calls == [(0, 2)] + [(100 * (k + 1), 2) for k in range(folds)]
+    assert small == fresh
+    assert len({large, mixed, small}) == 3  # each a different ensemble or calibration
+    # a larger ensemble after a smaller one is trained anew, not cut from too few members
+    grown = {}
+    uci_regression.search_score("diabetes", X, y, {**config, "members": 2}, 1, grown)
+    calls.clear()
+    assert (
+        uci_regression.search_score(
+            "diabetes", X, y, {**config, "members": 4, "calibration_members": 4}, 1, grown
+        )
+        == large
+    )
+    assert calls == [(0, 4)] + [(100 * (k + 1), 4) for k in range(folds)]
+
+
 def test_out_of_fold_members_predict_each_example_with_models_that_never_learned_it(
     monkeypatch,
 ):
@@ -354,6 +403,26 @@ def test_recipe_ensemble_is_what_the_committed_stage_five_search_chose():
     assert (best["combine"], best["calibrate"]) == (combine, searched)
     assert best["members"] == recipes.UCI_REGRESSION_MEMBERS
     assert best["input_clip"] == recipes.UCI_REGRESSION_INPUT_CLIP
+
+
+def test_committed_stage_six_search_ran_the_current_grid_around_the_recipe():
+    """The committed stage-6 search ran the current grid on top of stage 5's choice: its row
+    with the recipe's members is stage 5's best to the last digit (the same models), and the
+    ranking is by log-likelihood."""
+    stage_5 = json.loads((RESULTS.parent / "uci-regression-search-5.json").read_text())["best"]
+    data = json.loads((RESULTS.parent / "uci-regression-search-6.json").read_text())
+    ran = [{k: row[k] for k in uci_regression.SEARCH_GRIDS[6]} for row in data["rows"]]
+    assert ran == uci_regression.search_configs(6)
+    assert 6 in uci_regression.LL_STAGES
+    assert data["best"]["mean_ll"] == max(row["mean_ll"] for row in data["rows"])
+    members = recipes.UCI_REGRESSION_MEMBERS
+    (recipe,) = [
+        row for row in data["rows"] if row["members"] == row["calibration_members"] == members
+    ]
+    for key in ("input_clip", "combine", "calibrate", "mean", "mean_ll"):
+        assert recipe[key] == stage_5[key]
+    table = uci_regression.render_search(data)
+    assert table.splitlines()[0].startswith("| members | calibration_members |")
 
 
 def test_variance_weights_of_recovers_the_weights_that_drew_the_targets():
