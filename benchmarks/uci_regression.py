@@ -504,10 +504,13 @@ def fit_members(
     return COMBINE[combine](means, stds)
 
 
-def fit_ensemble(settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: int):
-    """The members of ``recipe-ensemble``: :func:`member_predictions` with
-    ``recipes.UCI_REGRESSION_MEMBERS`` members and ``recipes.UCI_REGRESSION_INPUT_CLIP``
-    (``[M, B]`` means and stds; :func:`linear_mixture` combines them)."""
+def fit_ensemble(
+    settings: dict, x_train, y_train, x_test, *, seed: int, num_epochs: int, members=None
+):
+    """The members of ``recipe-ensemble``: :func:`member_predictions` with ``members``
+    members (``None``: ``recipes.UCI_REGRESSION_MEMBERS``) and
+    ``recipes.UCI_REGRESSION_INPUT_CLIP`` (``[M, B]`` means and stds;
+    :func:`calibrated_ensemble` combines them)."""
     from gln_jax import recipes
 
     return member_predictions(
@@ -517,7 +520,7 @@ def fit_ensemble(settings: dict, x_train, y_train, x_test, *, seed: int, num_epo
         x_test,
         seed=seed,
         num_epochs=num_epochs,
-        members=recipes.UCI_REGRESSION_MEMBERS,
+        members=recipes.UCI_REGRESSION_MEMBERS if members is None else members,
         input_clip=recipes.UCI_REGRESSION_INPUT_CLIP,
     )
 
@@ -661,10 +664,10 @@ def out_of_fold_factor(y_train, means, stds, *, combine: str, seed: int = 0) -> 
 
 
 def ensemble_out_of_fold(
-    settings: dict, x_train, y_train, *, seed: int, num_epochs: int
+    settings: dict, x_train, y_train, *, seed: int, num_epochs: int, members=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`out_of_fold_members` of the ``recipe-ensemble`` ensemble
-    (``recipes.UCI_REGRESSION_MEMBERS`` members, ``recipes.UCI_REGRESSION_INPUT_CLIP``,
+    """:func:`out_of_fold_members` of the ``recipe-ensemble`` ensemble (``members`` members,
+    ``None``: ``recipes.UCI_REGRESSION_MEMBERS``; ``recipes.UCI_REGRESSION_INPUT_CLIP``,
     ``recipes.UCI_REGRESSION_FOLDS`` folds) on one training split: ``(means, stds)``, each
     ``[M, len(y_train)]``."""
     from gln_jax import recipes
@@ -675,7 +678,7 @@ def ensemble_out_of_fold(
         y_train,
         seed=seed,
         num_epochs=num_epochs,
-        members=recipes.UCI_REGRESSION_MEMBERS,
+        members=recipes.UCI_REGRESSION_MEMBERS if members is None else members,
         input_clip=recipes.UCI_REGRESSION_INPUT_CLIP,
         folds=recipes.UCI_REGRESSION_FOLDS,
     )
@@ -702,8 +705,10 @@ def calibration_factor(settings: dict, x_train, y_train, *, seed: int, num_epoch
     return scale
 
 
-def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
-    """Every model of ``models`` on split ``seed``: ``model -> scores`` in original units."""
+def run_split(dataset: str, X, y, seed: int, models=MODELS, members=None) -> dict:
+    """Every model of ``models`` on split ``seed``: ``model -> scores`` in original units.
+    ``members``: of the ensemble rows and of each fold's ensemble that calibrates them
+    (``None``: ``recipes.UCI_REGRESSION_MEMBERS``)."""
     train, test = split(len(y), seed)
     x_train, x_test, _, _ = standardise(X[train], X[test])
     y_train, y_mean, y_std = standardise(y[train])
@@ -723,12 +728,18 @@ def run_split(dataset: str, X, y, seed: int, models=MODELS) -> dict:
             settings, epochs = gln_settings("recipe", X.shape[1])
             if "members" not in fitted:  # one set of members serves both combinations
                 fitted["members"] = fit_ensemble(
-                    settings, x_train, y_train, x_test, seed=seed, num_epochs=epochs
+                    settings,
+                    x_train,
+                    y_train,
+                    x_test,
+                    seed=seed,
+                    num_epochs=epochs,
+                    members=members,
                 )
             combine, calibration = ENSEMBLES[model]
             if calibration is not None and "out-of-fold" not in fitted:  # shared likewise
                 fitted["out-of-fold"] = ensemble_out_of_fold(
-                    settings, x_train, y_train, seed=seed, num_epochs=epochs
+                    settings, x_train, y_train, seed=seed, num_epochs=epochs, members=members
                 )
             mean, std, calibrated = calibrated_ensemble(
                 *fitted["members"],
@@ -768,12 +779,13 @@ def summarise(per_split: list[dict]) -> dict:
     return summary
 
 
-def run_dataset(name: str, splits: int = SPLITS, models=MODELS, log=None) -> dict:
-    """The protocol on one dataset: its shape, source, per-split scores and summary."""
+def run_dataset(name: str, splits: int = SPLITS, models=MODELS, log=None, members=None) -> dict:
+    """The protocol on one dataset: its shape, source, per-split scores and summary
+    (``members``: as :func:`run_split`)."""
     X, y = load(name)
     per_split = []
     for seed in range(splits):
-        per_split.append(run_split(name, X, y, seed, models))
+        per_split.append(run_split(name, X, y, seed, models, members))
         if log:
             recipe = per_split[-1].get("recipe", per_split[-1][models[0]])
             log(f"{name} split {seed}: RMSE {recipe['rmse']:.3f}, LL {recipe['ll']:.3f}")
@@ -1098,6 +1110,12 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--splits", type=int, default=SPLITS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument(
+        "--members",
+        type=int,
+        help="members of the ensemble rows and of each fold's calibrating ensemble "
+        "(default: recipes.UCI_REGRESSION_MEMBERS)",
+    )
     parser.add_argument("--search", action="store_true", help="run the recipe's search")
     parser.add_argument("--search-splits", type=int, default=5)
     parser.add_argument("--search-stage", type=int, default=1, choices=sorted(SEARCH_GRIDS))
@@ -1110,6 +1128,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.splits < 1 or args.search_splits < 1:
         parser.error("--splits and --search-splits must be positive")
+    if args.members is not None and args.members < 2:
+        parser.error("--members must be at least 2 (an ensemble's disagreement needs two)")
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
@@ -1128,7 +1148,8 @@ def main(argv=None) -> int:
         render_data = render_reference
     else:
         results = [
-            run_dataset(name, args.splits, tuple(args.models), log) for name in args.datasets
+            run_dataset(name, args.splits, tuple(args.models), log, args.members)
+            for name in args.datasets
         ]
         data = {"meta": meta, "published": PUBLISHED, "results": results}
         render_data = render

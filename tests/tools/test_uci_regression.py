@@ -63,6 +63,22 @@ def test_a_nan_in_any_split_stops_the_run_naming_it(monkeypatch):
         uci_regression.check_finite("boston", 0, "recipe", np.array([1.0, np.inf]))
 
 
+def test_command_line_members_reach_the_ensemble_rows(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(
+        uci_regression,
+        "run_dataset",
+        lambda name, splits, models, log, members: seen.append((name, members)) or {},
+    )
+    monkeypatch.setattr(uci_regression, "render", lambda data: "")
+    assert uci_regression.main(["--datasets", "boston", "--members", "10"]) == 0
+    assert uci_regression.main(["--datasets", "auto-mpg"]) == 0
+    assert seen == [("boston", 10), ("auto-mpg", None)]
+    with pytest.raises(SystemExit):
+        uci_regression.main(["--datasets", "boston", "--members", "1"])
+    assert "--members must be at least 2" in capsys.readouterr().err
+
+
 def test_diabetes_two_splits_end_to_end(tmp_path):
     """The cheap sibling of the slow Boston run: the recipe and two baselines on two splits of
     scikit-learn's bundled diabetes set, through the command line and its JSON."""
@@ -505,15 +521,15 @@ def test_calibrated_ensemble_combines_then_calibrates_on_the_out_of_fold_predict
 
 
 def test_run_split_trains_the_out_of_fold_ensembles_once_for_every_calibrated_row(monkeypatch):
-    calls = {"members": 0, "out-of-fold": 0}
+    calls = {"members": [], "out-of-fold": []}
 
-    def members(settings, x_train, y_train, x_test, *, seed, num_epochs):
-        calls["members"] += 1
+    def members(settings, x_train, y_train, x_test, *, seed, num_epochs, members=None):
+        calls["members"].append(members)
         rng = np.random.default_rng(seed)
         return rng.normal(size=(5, len(x_test))), rng.uniform(0.5, 1.0, (5, len(x_test)))
 
-    def out_of_fold(settings, x_train, y_train, *, seed, num_epochs):
-        calls["out-of-fold"] += 1
+    def out_of_fold(settings, x_train, y_train, *, seed, num_epochs, members=None):
+        calls["out-of-fold"].append(members)
         rng = np.random.default_rng(seed + 1)
         return rng.normal(size=(5, len(y_train))), rng.uniform(0.5, 1.0, (5, len(y_train)))
 
@@ -521,7 +537,9 @@ def test_run_split_trains_the_out_of_fold_ensembles_once_for_every_calibrated_ro
     monkeypatch.setattr(uci_regression, "ensemble_out_of_fold", out_of_fold)
     X, y = uci_regression.load("diabetes")
     row = uci_regression.run_split("diabetes", X, y, 0, tuple(uci_regression.ENSEMBLES))
-    assert calls == {"members": 1, "out-of-fold": 1}
+    assert calls == {"members": [None], "out-of-fold": [None]}  # the recipe's number
+    uci_regression.run_split("diabetes", X, y, 0, ("recipe-ensemble",), members=7)
+    assert calls == {"members": [None, 7], "out-of-fold": [None, 7]}  # one number for both
     assert set(row["recipe-ensemble"]) >= {"noise_weight", "disagreement_weight"}
     assert "factor" in row["recipe-ensemble-one-factor"]
     assert row["recipe-ensemble"]["rmse"] == row["recipe-ensemble-uncalibrated"]["rmse"]
