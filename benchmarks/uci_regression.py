@@ -1053,6 +1053,41 @@ def render(data: dict) -> str:
     return "\n\n".join(tables)
 
 
+def render_members(data: dict, recipe: dict) -> str:
+    """The ensemble of a ``--members`` run (``data``) beside the recipe's (``recipe``, the
+    protocol's results) on the same splits, as Markdown: one row per dataset and ensemble,
+    and the mean per-split difference of the log-likelihood (``+-`` its standard error)."""
+    from gln_jax import recipes
+
+    recipes_of = {r["dataset"]: r for r in recipe["results"]}
+    lines = [
+        "| dataset | members | test RMSE | test log-likelihood | 2-sigma coverage | "
+        "seconds per split | log-likelihood minus the recipe's, per split |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in data["results"]:
+        name, model = result["dataset"], "recipe-ensemble"
+        base = recipes_of[name]
+        rows = [(recipes.UCI_REGRESSION_MEMBERS, base, ""), (data["meta"]["members"], result, None)]
+        for members, source, difference in rows:
+            stats = source["summary"][model]
+            if difference is None:
+                gains = np.array(
+                    [
+                        mine[model]["ll"] - theirs[model]["ll"]
+                        for mine, theirs in zip(result["per_split"], base["per_split"], strict=True)
+                    ]
+                )
+                se = gains.std(ddof=1) / math.sqrt(len(gains)) if len(gains) > 1 else 0.0
+                difference = f"{gains.mean():+.3f} +- {se:.3f}"
+            lines.append(
+                f"| {name} | {members} | {_cell(stats['rmse'])} | {_cell(stats['ll'], 3)} | "
+                f"{100 * stats['coverage']['mean']:.1f}% | {stats['seconds']['mean']:.1f} | "
+                f"{difference} |"
+            )
+    return "\n".join(lines)
+
+
 def _value(value, key: str = "") -> str:
     if value is None:
         return "constant" if key == "decay_epochs" else "none"
@@ -1140,6 +1175,8 @@ def main(argv=None) -> int:
         "date": datetime.date.today().isoformat(),
         "python": platform.python_version(),
     }
+    if args.members is not None:
+        meta["members"] = args.members
     if args.search:
         data = {"meta": meta, **search(args.datasets, args.search_splits, args.search_stage, log)}
         render_data = render_search

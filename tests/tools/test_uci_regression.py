@@ -79,6 +79,28 @@ def test_command_line_members_reach_the_ensemble_rows(monkeypatch, capsys):
     assert "--members must be at least 2" in capsys.readouterr().err
 
 
+def test_render_members_sets_a_run_beside_the_recipe_split_by_split():
+    def result(lls, seconds):
+        per_split = [
+            {"recipe-ensemble": {"rmse": 2.0, "ll": ll, "coverage": 0.95, "seconds": seconds}}
+            for ll in lls
+        ]
+        return {
+            "dataset": "boston",
+            "per_split": per_split,
+            "summary": uci_regression.summarise(per_split),
+        }
+
+    recipe = {"results": [result([-2.5, -2.4, -2.6], 30.0)]}
+    ten = {"meta": {"members": 10}, "results": [result([-2.4, -2.4, -2.4], 60.0)]}
+    lines = uci_regression.render_members(ten, recipe).splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith(f"| boston | {recipes.UCI_REGRESSION_MEMBERS} | 2.00 +- 0.00 |")
+    assert "| -2.500 +- 0.058 |" in lines[2] and "| 30.0 |" in lines[2]
+    # per split: +0.1, 0.0, +0.2: mean +0.1, standard error 0.1 / sqrt(3)
+    assert lines[3].startswith("| boston | 10 |") and lines[3].endswith("| +0.100 +- 0.058 |")
+
+
 def test_diabetes_two_splits_end_to_end(tmp_path):
     """The cheap sibling of the slow Boston run: the recipe and two baselines on two splits of
     scikit-learn's bundled diabetes set, through the command line and its JSON."""
