@@ -779,12 +779,14 @@ def summarise(per_split: list[dict]) -> dict:
     return summary
 
 
-def run_dataset(name: str, splits: int = SPLITS, models=MODELS, log=None, members=None) -> dict:
+def run_dataset(
+    name: str, splits: int = SPLITS, models=MODELS, log=None, members=None, first: int = 0
+) -> dict:
     """The protocol on one dataset: its shape, source, per-split scores and summary
-    (``members``: as :func:`run_split`)."""
+    (``members``: as :func:`run_split`), of splits ``first`` to ``first + splits - 1``."""
     X, y = load(name)
     per_split = []
-    for seed in range(splits):
+    for seed in range(first, first + splits):
         per_split.append(run_split(name, X, y, seed, models, members))
         if log:
             recipe = per_split[-1].get("recipe", per_split[-1][models[0]])
@@ -795,6 +797,7 @@ def run_dataset(name: str, splits: int = SPLITS, models=MODELS, log=None, member
         "samples": int(X.shape[0]),
         "features": int(X.shape[1]),
         "splits": splits,
+        **({"first_split": first} if first else {}),
         "per_split": per_split,
         "summary": summarise(per_split),
     }
@@ -1144,6 +1147,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--splits", type=int, default=SPLITS)
+    parser.add_argument(
+        "--first-split",
+        type=int,
+        default=0,
+        help="run splits FIRST_SPLIT to FIRST_SPLIT + SPLITS - 1 (to run parts in parallel)",
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument(
         "--members",
@@ -1163,6 +1172,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.splits < 1 or args.search_splits < 1:
         parser.error("--splits and --search-splits must be positive")
+    if args.first_split < 0:
+        parser.error("--first-split must be non-negative")
     if args.members is not None and args.members < 2:
         parser.error("--members must be at least 2 (an ensemble's disagreement needs two)")
 
@@ -1185,7 +1196,7 @@ def main(argv=None) -> int:
         render_data = render_reference
     else:
         results = [
-            run_dataset(name, args.splits, tuple(args.models), log, args.members)
+            run_dataset(name, args.splits, tuple(args.models), log, args.members, args.first_split)
             for name in args.datasets
         ]
         data = {"meta": meta, "published": PUBLISHED, "results": results}

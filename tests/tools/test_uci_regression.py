@@ -68,15 +68,18 @@ def test_command_line_members_reach_the_ensemble_rows(monkeypatch, capsys):
     monkeypatch.setattr(
         uci_regression,
         "run_dataset",
-        lambda name, splits, models, log, members: seen.append((name, members)) or {},
+        lambda name, splits, models, log, members, first: seen.append((name, members, first)) or {},
     )
     monkeypatch.setattr(uci_regression, "render", lambda data: "")
     assert uci_regression.main(["--datasets", "boston", "--members", "10"]) == 0
-    assert uci_regression.main(["--datasets", "auto-mpg"]) == 0
-    assert seen == [("boston", 10), ("auto-mpg", None)]
+    assert uci_regression.main(["--datasets", "auto-mpg", "--first-split", "10"]) == 0
+    assert seen == [("boston", 10, 0), ("auto-mpg", None, 10)]
     with pytest.raises(SystemExit):
         uci_regression.main(["--datasets", "boston", "--members", "1"])
     assert "--members must be at least 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        uci_regression.main(["--datasets", "boston", "--first-split", "-1"])
+    assert "--first-split must be non-negative" in capsys.readouterr().err
 
 
 def test_render_members_sets_a_run_beside_the_recipe_split_by_split():
@@ -111,6 +114,17 @@ def test_diabetes_two_splits_end_to_end(tmp_path):
     data = json.loads(out.read_text())
     (result,) = data["results"]
     assert result["samples"] == 442 and result["features"] == 10 and result["splits"] == 2
+    # the second of the two splits alone, as a part run in parallel: the same scores
+    part = tmp_path / "part.json"
+    argv = ["--datasets", "diabetes", "--splits", "1", "--first-split", "1", "--models", *models]
+    assert uci_regression.main([*argv, "--json", str(part)]) == 0
+    (second,) = json.loads(part.read_text())["results"]
+    assert second["first_split"] == 1
+
+    def scores(row):  # the time aside
+        return {m: {k: v for k, v in s.items() if k != "seconds"} for m, s in row.items()}
+
+    assert scores(second["per_split"][0]) == scores(result["per_split"][1])
     for row in result["per_split"]:
         for model in models:
             assert all(math.isfinite(row[model][k]) for k in ("rmse", "ll", "coverage"))
