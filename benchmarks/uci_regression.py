@@ -19,7 +19,7 @@ Models, all on the same splits:
   factor per split, fitted by ``GaussianGLN.calibrate`` on held-out data: the same recipe
   trained on 80% of the training split calibrates on the other 20%, and the full model takes
   its ``std_scale`` (:func:`calibration_factor`; the test split is never read).
-- ``recipe-ensemble``: ``recipes.UCI_REGRESSION_MEMBERS`` (5) ``recipe`` models with gates and
+- ``recipe-ensemble``: ``recipes.UCI_REGRESSION_MEMBERS`` (10) ``recipe`` models with gates and
   pass orders from seeds ``s + 1000 k``, trained on features clipped into
   ``+-recipes.UCI_REGRESSION_INPUT_CLIP`` (3) training standard deviations, combined as the
   mixture of their Gaussians weighted by their precisions, moment-matched
@@ -28,15 +28,15 @@ Models, all on the same splits:
   (:func:`variance_weights_of`: the maximum-likelihood weights) fitted on out-of-fold
   predictions of the training split: ``recipes.UCI_REGRESSION_FOLDS`` (5) folds, each
   predicted by the same ensemble trained on the others (:func:`ensemble_out_of_fold`,
-  :func:`calibrated_ensemble`). Members and clip chosen by the cross-validation of
+  :func:`calibrated_ensemble`). The ensemble and clip chosen by the cross-validation of
   ``--search --search-stage 4`` (validation RMSE), the spread and the calibration by
-  ``--search-stage 5`` (validation log-likelihood); ``--search-stage 6`` measures 10 members
-  against 5 (the recipe keeps 5: see the Benchmarks page).
+  ``--search-stage 5`` and the number of members by ``--search-stage 6`` (validation
+  log-likelihood). ``--members M`` runs the ensemble rows with ``M`` members instead.
 - ``recipe-ensemble-one-factor``: the same, the standard deviations times one factor per
   split instead, :func:`gln_jax.gaussian.std_scale_of` (what ``GaussianGLN.calibrate`` fits)
   on the same out-of-fold predictions (:func:`out_of_fold_factor`).
 - ``recipe-ensemble-uncalibrated``: the same, without calibration.
-- ``recipe-ensemble-geometric``: the same five models combined by the equal-weight geometric
+- ``recipe-ensemble-geometric``: the same models combined by the equal-weight geometric
   mixture of their Gaussians (:func:`geometric_mixture`), without calibration: the same means,
   narrower intervals.
 - baselines (scikit-learn): ``LinearRegression``, ``SGDRegressor`` with one pass

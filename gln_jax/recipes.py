@@ -59,9 +59,8 @@ def mnist(*, input_size: int = 784, num_classes: int = 10) -> dict:
 UCI_REGRESSION_EPOCHS = 40
 #: Members of the :func:`uci_regression` ensemble: models of different seeds whose Gaussians
 #: are combined by their precision-weighted mixture, moment-matched (see :func:`uci_regression`).
-#: Ten members, calibrated on ten-member folds, gain 0.014 of validation log-likelihood per
-#: example on Boston and Concrete for twice the training (the search's stage 6).
-UCI_REGRESSION_MEMBERS = 5
+#: Each fold's ensemble of the calibration has as many.
+UCI_REGRESSION_MEMBERS = 10
 #: Standardised features of the :func:`uci_regression` ensemble are clipped into this many
 #: training standard deviations either side of the mean.
 UCI_REGRESSION_INPUT_CLIP = 3.0
@@ -85,18 +84,20 @@ def uci_regression(input_size: int) -> dict:
         model.fit(x, y, num_epochs=recipes.UCI_REGRESSION_EPOCHS, shuffle_seed=0)
 
     A single model now and then extrapolates wildly on a test example; an ensemble does not.
-    The cross-validation's stage 4 chose :data:`UCI_REGRESSION_MEMBERS` models of different
-    seeds, trained on features clipped into ``+-UCI_REGRESSION_INPUT_CLIP`` standard
-    deviations, and their precision-weighted mean (that of the geometric mixture, what a
-    Gaussian GLN neuron computes with every weight ``1 / M``), by validation RMSE. Stage 5,
-    by validation log-likelihood, chose the spread around it: the mixture of the members'
-    Gaussians weighted by their precisions, moment-matched, whose variance has two parts, the
-    members' own (the geometric mixture's) and their disagreement, each with a weight fitted
-    on out-of-fold predictions of the training data: cut into :data:`UCI_REGRESSION_FOLDS`
-    folds, each fold predicted by the same ensemble trained on the other folds, the weights
+    The cross-validation's stage 4 chose an ensemble of models of different seeds, trained on
+    features clipped into ``+-UCI_REGRESSION_INPUT_CLIP`` standard deviations, and their
+    precision-weighted mean (that of the geometric mixture, what a Gaussian GLN neuron
+    computes with every weight ``1 / M``), by validation RMSE. Stage 5, by validation
+    log-likelihood, chose the spread around it: the mixture of the members' Gaussians weighted
+    by their precisions, moment-matched, whose variance has two parts, the members' own (the
+    geometric mixture's) and their disagreement, each with a weight fitted on out-of-fold
+    predictions of the training data: cut into :data:`UCI_REGRESSION_FOLDS` folds, each fold
+    predicted by an ensemble of as many members trained on the other folds, the weights
     ``(a, b)`` those that maximise the Gaussian log-likelihood of the out-of-fold predictions
-    (no closed form: two parameters, by L-BFGS-B). With ``models`` the members trained on all
-    of the training data::
+    (no closed form: two parameters, by L-BFGS-B). Stage 6, by validation log-likelihood too,
+    chose :data:`UCI_REGRESSION_MEMBERS` members over five (with as many in each fold's
+    ensemble: fitted on five members' disagreement, the weights widen ten members' intervals
+    too much). With ``models`` the members trained on all of the training data::
 
         c = recipes.UCI_REGRESSION_INPUT_CLIP
         x, x_test = np.clip(x, -c, c), np.clip(x_test, -c, c)  # before training the M models

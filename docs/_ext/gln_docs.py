@@ -241,6 +241,17 @@ def _uci(root: Path, file: str, render: str) -> tuple[str, str]:
     return getattr(uci_regression, render)(data), note
 
 
+def _uci_members(root: Path) -> tuple[str, str]:
+    """The five-member ensemble (a ``--members 5`` run) beside the recipe's
+    (``uci-regression.json``)."""
+    uci_regression = _script(root, "uci_regression")
+    data = json.loads((root / "benchmarks" / "uci-regression-five-members.json").read_text())
+    recipe = json.loads((root / "benchmarks" / "uci-regression.json").read_text())
+    meta = data["meta"]
+    note = f"Command: `{meta['command']}`. Machine: {meta['machine']}. Date: {meta['date']}."
+    return uci_regression.render_members(data, recipe), note
+
+
 def _forgetting(root: Path, file: str) -> tuple[str, str]:
     data = json.loads((root / "benchmarks" / file).read_text())
     note = f"Command: `{data['command']}`. Machine: {data['machine']}. Date: {data['date']}."
@@ -265,6 +276,7 @@ KINDS = {
     "uci-search-4": lambda root: _uci(root, "uci-regression-search-4.json", "render_search"),
     "uci-search-5": lambda root: _uci(root, "uci-regression-search-5.json", "render_search"),
     "uci-search-6": lambda root: _uci(root, "uci-regression-search-6.json", "render_search"),
+    "uci-members": _uci_members,
     "forgetting": lambda root: _forgetting(root, "forgetting.json"),
     "forgetting-permuted": lambda root: _forgetting(root, "forgetting-permuted.json"),
 }

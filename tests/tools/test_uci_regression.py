@@ -263,6 +263,46 @@ def test_committed_results_are_complete_finite_and_render():
     assert "MC dropout, published" in table
 
 
+def test_readme_quotes_the_committed_boston_figures():
+    """The README's regression bullet is the committed Boston row of the recipe's ensemble."""
+    import re
+
+    readme = (RESULTS.parents[1] / "README.md").read_text(encoding="utf-8")
+    text = " ".join(readme.split())
+    found = re.search(
+        r"on Boston housing \(the UCI protocol's 20 splits\), (\w+) `recipes.uci_regression\(\)` "
+        r"models combined reach a test RMSE of ([\d.]+ \+- [\d.]+) and a log-likelihood of "
+        r"(-[\d.]+ \+- [\d.]+) with the recipe's calibration, (-[\d.]+ \+- [\d.]+) without it",
+        text,
+    )
+    assert found, "the README's regression bullet changed its wording"
+    (boston,) = [r for r in json.loads(RESULTS.read_text())["results"] if r["dataset"] == "boston"]
+    summary = boston["summary"]
+    words = {5: "five", 10: "ten"}
+    assert found.group(1) == words[recipes.UCI_REGRESSION_MEMBERS]
+    assert found.group(2) == uci_regression._cell(summary["recipe-ensemble"]["rmse"])
+    assert found.group(3) == uci_regression._cell(summary["recipe-ensemble"]["ll"])
+    assert found.group(4) == uci_regression._cell(summary["recipe-ensemble-uncalibrated"]["ll"])
+
+
+def test_committed_five_member_run_sits_beside_the_recipe():
+    """The committed ``--members 5`` run covers the recipe's datasets and splits with every
+    ensemble row, and renders beside the recipe's ensemble."""
+    recipe = json.loads(RESULTS.read_text())
+    data = json.loads((RESULTS.parent / "uci-regression-five-members.json").read_text())
+    assert data["meta"]["members"] == 5 != recipes.UCI_REGRESSION_MEMBERS
+    assert [r["dataset"] for r in data["results"]] == [r["dataset"] for r in recipe["results"]]
+    for result in data["results"]:
+        assert len(result["per_split"]) == 20
+        for row in result["per_split"]:
+            assert set(row) == set(uci_regression.ENSEMBLES)
+            assert all(math.isfinite(v) for scores in row.values() for v in scores.values())
+            # one set of members for every row: the same means
+            assert len({round(scores["rmse"], 9) for scores in row.values()}) == 1
+    lines = uci_regression.render_members(data, recipe).splitlines()
+    assert len(lines) == 2 + 2 * len(data["results"])
+
+
 def test_search_stage_five_calibrates_out_of_fold_on_the_inner_training_part(monkeypatch):
     """Stage 5 scores the calibration the ensemble deploys: a factor fitted on out-of-fold
     predictions of the inner training part, never on the validation part it scores; members
@@ -443,8 +483,8 @@ def test_precision_mixture_matches_the_moments_of_the_weighted_mixture():
 
 
 def test_recipe_ensemble_is_what_the_committed_stage_five_search_chose():
-    """The committed stage-5 search ran the current grid, and ``recipe-ensemble`` (and the
-    recipe's constants) are its best configuration."""
+    """The committed stage-5 search ran the current grid, and ``recipe-ensemble``'s spread,
+    calibration and clip are its best configuration (stage 6 then sets the members)."""
     data = json.loads((RESULTS.parent / "uci-regression-search-5.json").read_text())
     ran = [{k: row[k] for k in uci_regression.SEARCH_GRIDS[5]} for row in data["rows"]]
     assert ran == uci_regression.search_configs(5)
@@ -453,26 +493,28 @@ def test_recipe_ensemble_is_what_the_committed_stage_five_search_chose():
     combine, calibration = uci_regression.ENSEMBLES["recipe-ensemble"]
     searched = {None: None, "factor": "out-of-fold", "parts": "out-of-fold-parts"}[calibration]
     assert (best["combine"], best["calibrate"]) == (combine, searched)
-    assert best["members"] == recipes.UCI_REGRESSION_MEMBERS
     assert best["input_clip"] == recipes.UCI_REGRESSION_INPUT_CLIP
 
 
-def test_committed_stage_six_search_ran_the_current_grid_around_the_recipe():
+def test_recipe_members_are_what_the_committed_stage_six_search_chose():
     """The committed stage-6 search ran the current grid on top of stage 5's choice: its row
-    with the recipe's members is stage 5's best to the last digit (the same models), and the
-    ranking is by log-likelihood."""
+    with stage 5's members is stage 5's best to the last digit (the same models); its best,
+    by log-likelihood, has the recipe's members, in the predicting ensemble and in each
+    fold's."""
     stage_5 = json.loads((RESULTS.parent / "uci-regression-search-5.json").read_text())["best"]
     data = json.loads((RESULTS.parent / "uci-regression-search-6.json").read_text())
     ran = [{k: row[k] for k in uci_regression.SEARCH_GRIDS[6]} for row in data["rows"]]
     assert ran == uci_regression.search_configs(6)
     assert 6 in uci_regression.LL_STAGES
-    assert data["best"]["mean_ll"] == max(row["mean_ll"] for row in data["rows"])
-    members = recipes.UCI_REGRESSION_MEMBERS
-    (recipe,) = [
+    best = data["best"]
+    assert best["mean_ll"] == max(row["mean_ll"] for row in data["rows"])
+    assert best["members"] == best["calibration_members"] == recipes.UCI_REGRESSION_MEMBERS
+    members = stage_5["members"]
+    (again,) = [
         row for row in data["rows"] if row["members"] == row["calibration_members"] == members
     ]
     for key in ("input_clip", "combine", "calibrate", "mean", "mean_ll"):
-        assert recipe[key] == stage_5[key]
+        assert again[key] == stage_5[key]
     table = uci_regression.render_search(data)
     assert table.splitlines()[0].startswith("| members | calibration_members |")
 
