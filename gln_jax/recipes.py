@@ -95,9 +95,9 @@ def uci_regression(input_size: int) -> dict:
     predicted by an ensemble of as many members trained on the other folds, the weights
     ``(a, b)`` those that maximise the Gaussian log-likelihood of the out-of-fold predictions
     (no closed form: two parameters, by L-BFGS-B). Stage 6, by validation log-likelihood too,
-    chose :data:`UCI_REGRESSION_MEMBERS` members over five (with as many in each fold's
-    ensemble: fitted on five members' disagreement, the weights widen ten members' intervals
-    too much). With ``models`` the members trained on all of the training data::
+    chose :data:`UCI_REGRESSION_MEMBERS` members over five, with as many in each fold's
+    ensemble (weights fitted on five members' disagreement score worse on ten members). With
+    ``models`` the members trained on all of the training data::
 
         c = recipes.UCI_REGRESSION_INPUT_CLIP
         x, x_test = np.clip(x, -c, c), np.clip(x_test, -c, c)  # before training the M models
