@@ -810,7 +810,7 @@ def search_configs(stage: int = 1) -> list[dict]:
     configs = [dict(zip(keys, v, strict=True)) for v in itertools.product(*grid.values())]
     # one member has nothing to combine: keep one of its combinations; the geometric
     # mixture's variance has no disagreement part to weigh
-    # calibrating on larger folds' ensembles than those that predict buys nothing
+    # each fold's calibrating ensemble at most as large as the ensemble it calibrates
     return [
         c
         for c in configs
