@@ -766,17 +766,23 @@ def run_split(dataset: str, X, y, seed: int, models=MODELS, members=None) -> dic
     return results
 
 
+def mean_and_se(values) -> dict:
+    """``{"mean", "se"}`` of per-split values (standard error: ``std / sqrt(n)``, with the
+    sample standard deviation; 0 for one value)."""
+    values = np.asarray(values, np.float64)
+    se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"mean": float(values.mean()), "se": se}
+
+
 def summarise(per_split: list[dict]) -> dict:
-    """``model -> {metric: {"mean", "se"}}`` over splits (standard error: ``std / sqrt(n)``,
-    with the sample standard deviation)."""
-    summary = {}
-    for model in per_split[0]:
-        summary[model] = {}
-        for metric in ("rmse", "ll", "coverage", "seconds"):
-            values = np.array([row[model][metric] for row in per_split])
-            se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
-            summary[model][metric] = {"mean": float(values.mean()), "se": se}
-    return summary
+    """``model -> {metric: {"mean", "se"}}`` over splits (:func:`mean_and_se`)."""
+    return {
+        model: {
+            metric: mean_and_se([row[model][metric] for row in per_split])
+            for metric in ("rmse", "ll", "coverage", "seconds")
+        }
+        for model in per_split[0]
+    }
 
 
 def run_dataset(
@@ -1068,25 +1074,27 @@ def render_members(data: dict, recipe: dict) -> str:
         "seconds per split | log-likelihood minus the recipe's, per split |",
         "|---|---|---|---|---|---|---|",
     ]
+    model = "recipe-ensemble"
     for result in data["results"]:
-        name, model = result["dataset"], "recipe-ensemble"
+        name = result["dataset"]
         base = recipes_of[name]
-        rows = [(recipes.UCI_REGRESSION_MEMBERS, base, ""), (data["meta"]["members"], result, None)]
-        for members, source, difference in rows:
+        gains = mean_and_se(
+            [
+                mine[model]["ll"] - theirs[model]["ll"]
+                for mine, theirs in zip(result["per_split"], base["per_split"], strict=True)
+            ]
+        )
+        difference = f"{gains['mean']:+.3f} +- {gains['se']:.3f}"
+        rows = [
+            (recipes.UCI_REGRESSION_MEMBERS, base, ""),
+            (data["meta"]["members"], result, difference),
+        ]
+        for members, source, column in rows:
             stats = source["summary"][model]
-            if difference is None:
-                gains = np.array(
-                    [
-                        mine[model]["ll"] - theirs[model]["ll"]
-                        for mine, theirs in zip(result["per_split"], base["per_split"], strict=True)
-                    ]
-                )
-                se = gains.std(ddof=1) / math.sqrt(len(gains)) if len(gains) > 1 else 0.0
-                difference = f"{gains.mean():+.3f} +- {se:.3f}"
             lines.append(
                 f"| {name} | {members} | {_cell(stats['rmse'])} | {_cell(stats['ll'], 3)} | "
                 f"{100 * stats['coverage']['mean']:.1f}% | {stats['seconds']['mean']:.1f} | "
-                f"{difference} |"
+                f"{column} |"
             )
     return "\n".join(lines)
 

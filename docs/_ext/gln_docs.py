@@ -233,12 +233,15 @@ def _recipe_timing(root: Path) -> tuple[str, str]:
     return table, note
 
 
+def _provenance(meta: dict) -> str:
+    """A table's note: the command, machine and date its JSON records."""
+    return f"Command: `{meta['command']}`. Machine: {meta['machine']}. Date: {meta['date']}."
+
+
 def _uci(root: Path, file: str, render: str) -> tuple[str, str]:
     uci_regression = _script(root, "uci_regression")
     data = json.loads((root / "benchmarks" / file).read_text())
-    meta = data["meta"]
-    note = f"Command: `{meta['command']}`. Machine: {meta['machine']}. Date: {meta['date']}."
-    return getattr(uci_regression, render)(data), note
+    return getattr(uci_regression, render)(data), _provenance(data["meta"])
 
 
 def _uci_members(root: Path) -> tuple[str, str]:
@@ -247,15 +250,12 @@ def _uci_members(root: Path) -> tuple[str, str]:
     uci_regression = _script(root, "uci_regression")
     data = json.loads((root / "benchmarks" / "uci-regression-five-members.json").read_text())
     recipe = json.loads((root / "benchmarks" / "uci-regression.json").read_text())
-    meta = data["meta"]
-    note = f"Command: `{meta['command']}`. Machine: {meta['machine']}. Date: {meta['date']}."
-    return uci_regression.render_members(data, recipe), note
+    return uci_regression.render_members(data, recipe), _provenance(data["meta"])
 
 
 def _forgetting(root: Path, file: str) -> tuple[str, str]:
     data = json.loads((root / "benchmarks" / file).read_text())
-    note = f"Command: `{data['command']}`. Machine: {data['machine']}. Date: {data['date']}."
-    return _script(root, "forgetting").render(data), note
+    return _script(root, "forgetting").render(data), _provenance(data)
 
 
 KINDS = {
